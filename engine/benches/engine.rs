@@ -1,0 +1,3 @@
+//! Engine benchmarks (filled in later).
+
+fn main() {}

@@ -1,0 +1,226 @@
+//! Reading GGUF model files: header and metadata through candle's parser, plus the checks that turn
+//! a corrupt or truncated file into an error naming the file and the problem.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+
+use crate::EngineError;
+
+/// An open GGUF file whose header has been read and whose tensor table fits inside the file.
+pub(crate) struct GgufFile {
+    path: PathBuf,
+    content: Content,
+    reader: BufReader<File>,
+}
+
+impl GgufFile {
+    /// Opens `path`, parses the header and checks that every tensor lies within the file.
+    pub(crate) fn open(path: &Path) -> Result<GgufFile, EngineError> {
+        let file = File::open(path).map_err(|source| EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file_len = file
+            .metadata()
+            .map_err(|source| EngineError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|e| EngineError::InvalidModel {
+            path: path.to_path_buf(),
+            message: format!("not a readable GGUF file ({file_len} bytes): {e}"),
+        })?;
+        let gguf = GgufFile {
+            path: path.to_path_buf(),
+            content,
+            reader,
+        };
+        gguf.check_tensor_bounds(file_len)?;
+        Ok(gguf)
+    }
+
+    fn check_tensor_bounds(&self, file_len: u64) -> Result<(), EngineError> {
+        for (name, info) in &self.content.tensor_infos {
+            let elements = info.shape.elem_count();
+            let block = info.ggml_dtype.block_size();
+            if block == 0 || elements % block != 0 {
+                return Err(self.invalid(format!(
+                    "tensor `{name}` has {elements} elements, not a multiple of its block size {block}"
+                )));
+            }
+            let bytes = (elements / block) as u64 * info.ggml_dtype.type_size() as u64;
+            let end = self.content.tensor_data_offset + info.offset + bytes;
+            if end > file_len {
+                return Err(self.invalid(format!(
+                    "the file is truncated: tensor `{name}` ends at byte {end} but the file has only {file_len} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An `InvalidModel` error for this file.
+    pub(crate) fn invalid(&self, message: impl Into<String>) -> EngineError {
+        EngineError::InvalidModel {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn value(&self, key: &str) -> Result<&Value, EngineError> {
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| self.invalid(format!("metadata key `{key}` is missing")))
+    }
+
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.content.metadata.contains_key(key)
+    }
+
+    pub(crate) fn string(&self, key: &str) -> Result<String, EngineError> {
+        self.value(key)?
+            .to_string()
+            .cloned()
+            .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))
+    }
+
+    pub(crate) fn opt_string(&self, key: &str) -> Option<String> {
+        self.content
+            .metadata
+            .get(key)
+            .and_then(|v| v.to_string().ok().cloned())
+    }
+
+    /// An unsigned integer of any width.
+    pub(crate) fn uint(&self, key: &str) -> Result<usize, EngineError> {
+        let value = self.value(key)?;
+        let n = match value {
+            Value::U8(v) => Some(u64::from(*v)),
+            Value::U16(v) => Some(u64::from(*v)),
+            Value::U32(v) => Some(u64::from(*v)),
+            Value::U64(v) => Some(*v),
+            Value::I8(v) => u64::try_from(*v).ok(),
+            Value::I16(v) => u64::try_from(*v).ok(),
+            Value::I32(v) => u64::try_from(*v).ok(),
+            Value::I64(v) => u64::try_from(*v).ok(),
+            _ => None,
+        };
+        n.and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.invalid(format!("metadata `{key}` is not an unsigned integer")))
+    }
+
+    pub(crate) fn opt_uint(&self, key: &str) -> Option<usize> {
+        self.has(key).then(|| self.uint(key).ok()).flatten()
+    }
+
+    pub(crate) fn opt_bool(&self, key: &str) -> Option<bool> {
+        self.content
+            .metadata
+            .get(key)
+            .and_then(|v| v.to_bool().ok())
+    }
+
+    pub(crate) fn opt_f32(&self, key: &str) -> Option<f32> {
+        match self.content.metadata.get(key)? {
+            Value::F32(v) => Some(*v),
+            Value::F64(v) => Some(*v as f32),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn strings(&self, key: &str) -> Result<Vec<String>, EngineError> {
+        let values = self
+            .value(key)?
+            .to_vec()
+            .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))?;
+        values
+            .iter()
+            .map(|v| {
+                v.to_string()
+                    .cloned()
+                    .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))
+            })
+            .collect()
+    }
+
+    pub(crate) fn opt_ints(&self, key: &str) -> Option<Vec<i64>> {
+        let values = self.content.metadata.get(key)?.to_vec().ok()?;
+        values
+            .iter()
+            .map(|v| match v {
+                Value::I32(x) => Some(i64::from(*x)),
+                Value::U32(x) => Some(i64::from(*x)),
+                Value::I8(x) => Some(i64::from(*x)),
+                Value::U8(x) => Some(i64::from(*x)),
+                Value::I64(x) => Some(*x),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// The shape of a tensor in candle's order (rows last-but-one, columns last).
+    pub(crate) fn tensor_dims(&self, name: &str) -> Option<Vec<usize>> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .map(|info| info.shape.dims().to_vec())
+    }
+
+    /// Reads one tensor, converting quantizations without a fast CPU kernel to Q8_0.
+    pub(crate) fn tensor(&mut self, name: &str) -> Result<QTensor, EngineError> {
+        if !self.has_tensor(name) {
+            return Err(self.invalid(format!("tensor `{name}` is missing")));
+        }
+        let tensor = self
+            .content
+            .tensor(&mut self.reader, name, &Device::Cpu)
+            .map_err(|e| EngineError::InvalidModel {
+                path: self.path.clone(),
+                message: format!("cannot read tensor `{name}`: {e}"),
+            })?;
+        Ok(tensor)
+    }
+
+    /// Reads one tensor as f32 values (for norms and biases).
+    pub(crate) fn tensor_f32(&mut self, name: &str) -> Result<Vec<f32>, EngineError> {
+        let tensor = self.tensor(name)?;
+        let values = tensor
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| self.invalid(format!("cannot dequantize tensor `{name}`: {e}")))?;
+        Ok(values)
+    }
+}
+
+/// Whether candle has a SIMD CPU kernel for this quantization; the others are converted to Q8_0,
+/// which holds 4- and 5-bit blocks almost exactly and runs several times faster.
+pub(crate) fn has_fast_kernel(dtype: GgmlDType) -> bool {
+    matches!(
+        dtype,
+        GgmlDType::Q4_0
+            | GgmlDType::Q8_0
+            | GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+            | GgmlDType::F32
+    )
+}

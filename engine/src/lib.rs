@@ -1,0 +1,51 @@
+//! Glint's engines: the `Engine` trait every backend implements, the structured request the server
+//! sends, and the streamed `Generation` that cancels its work when dropped. Knows nothing of LSP.
+
+mod error;
+pub mod fake;
+mod generation;
+mod gguf;
+pub mod model;
+pub mod prompt;
+mod request;
+pub mod tokenizer;
+
+pub use error::EngineError;
+pub use generation::{CancelFlag, Chunk, Generation, GenerationSender};
+pub use request::{Finish, FinishReason, GenerateRequest, Sampling, Snippet, Task, Timings};
+
+/// What an engine says about itself; shown in `glint/status` and used to size context windows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EngineInfo {
+    /// `local`, `ws`, `http`, `fake`.
+    pub kind: String,
+    /// The model's name or file, for display.
+    pub model: String,
+    /// The most tokens a prompt plus its completion may hold.
+    pub context_length: usize,
+    /// Whether the engine renders fill-in-the-middle prompts (the suffix then shapes the answer).
+    pub fim: bool,
+}
+
+/// A source of completions. Every backend (in-process, WebSocket, HTTP, scripted fake) implements it.
+///
+/// Architecture Invariant: dropping the returned `Generation` cancels the work; the engine stops
+/// within one decode step (or one prefill chunk).
+pub trait Engine: Send + Sync + 'static {
+    /// Starts generating. Never blocks on the model: the work runs elsewhere and streams back.
+    fn generate(&self, request: GenerateRequest) -> Generation;
+
+    /// Describes the engine and its model.
+    fn info(&self) -> EngineInfo;
+
+    /// How many model tokens `text` takes. Engines without a tokenizer at hand estimate.
+    fn count_tokens(&self, text: &str) -> usize {
+        estimate_tokens(text)
+    }
+}
+
+/// A calibrated estimate for code with BPE tokenizers of the SmolLM/StarCoder family: about 3.2
+/// bytes per token on the dev cases.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(3)
+}

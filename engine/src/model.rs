@@ -1,0 +1,721 @@
+//! The transformer for GGUF `llama` and `qwen2` models, in candle's shape (`from_gguf`,
+//! `forward(&mut self, tokens, index_pos)`) with an explicit, truncatable KV cache.
+//!
+//! Matrix products run on candle's quantized kernels; everything between them (norms, rotary
+//! embeddings, grouped-query attention over the cache) works on plain `f32` slices so that the
+//! cache can grow in place, roll back to any prefix by resetting its length, and serve grouped
+//! heads without copies.
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+use crate::EngineError;
+use crate::gguf::{GgufFile, has_fast_kernel};
+
+/// The architectures Glint runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+}
+
+impl Architecture {
+    fn parse(name: &str) -> Option<Architecture> {
+        match name {
+            "llama" => Some(Architecture::Llama),
+            "qwen2" => Some(Architecture::Qwen2),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// Hyper-parameters read from the GGUF metadata.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub vocab_size: usize,
+    /// The context the model was trained with.
+    pub train_context: usize,
+    pub rope_base: f32,
+    pub rope_dim: usize,
+    pub rms_eps: f32,
+    /// NEOX rotary layout (pairs `i` and `i + d/2`, qwen2) instead of interleaved pairs (llama).
+    pub rope_neox: bool,
+}
+
+/// How weights are loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Positions the cache and rotary tables are sized for.
+    pub context_length: Option<usize>,
+    /// Convert quantizations without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16, ...) to Q8_0.
+    pub convert_slow_quants: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            context_length: None,
+            convert_slow_quants: true,
+        }
+    }
+}
+
+/// The key/value state of one sequence: for each layer, `len` positions of `kv_dim` keys and
+/// values, position-major. Truncating resets the length; the memory stays allocated for reuse.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    kv_dim: usize,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct LayerCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl KvCache {
+    /// An empty cache for `config`, with room for `reserve` positions before it grows.
+    pub fn new(config: &ModelConfig, reserve: usize) -> KvCache {
+        let kv_dim = config.n_kv_head * config.head_dim;
+        let layers = (0..config.n_layer)
+            .map(|_| LayerCache {
+                k: Vec::with_capacity(reserve * kv_dim),
+                v: Vec::with_capacity(reserve * kv_dim),
+            })
+            .collect();
+        KvCache {
+            layers,
+            kv_dim,
+            len: 0,
+        }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every position from `len` on.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        self.len = len;
+        for layer in &mut self.layers {
+            layer.k.truncate(len * self.kv_dim);
+            layer.v.truncate(len * self.kv_dim);
+        }
+    }
+
+    /// Bytes held, allocated capacity included.
+    pub fn memory_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| (l.k.capacity() + l.v.capacity()) * std::mem::size_of::<f32>())
+            .sum()
+    }
+}
+
+/// A quantized weight matrix `(out, in)` with an optional bias.
+struct Linear {
+    weight: QMatMul,
+    bias: Option<Vec<f32>>,
+    out_dim: usize,
+}
+
+impl Linear {
+    /// `x` holds `m` rows of `in` values; returns `m` rows of `out` values.
+    fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
+        let k = x.len() / m.max(1);
+        let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
+        let mut y = self
+            .weight
+            .forward(&input)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if let Some(bias) = &self.bias {
+            for row in y.chunks_exact_mut(self.out_dim) {
+                for (value, b) in row.iter_mut().zip(bias) {
+                    *value += b;
+                }
+            }
+        }
+        Ok(y)
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
+    ffn_norm: Vec<f32>,
+    w_gate: Linear,
+    w_up: Linear,
+    w_down: Linear,
+}
+
+/// A loaded model with its current KV cache.
+pub struct Model {
+    config: ModelConfig,
+    embeddings: Arc<QTensor>,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    output: Linear,
+    /// `cos` and `sin` for every position and rotary pair, position-major.
+    rope_cos: Vec<f32>,
+    rope_sin: Vec<f32>,
+    context_length: usize,
+    cache: KvCache,
+}
+
+impl Model {
+    /// Loads the weights of a `llama` or `qwen2` GGUF.
+    pub(crate) fn from_gguf(
+        gguf: &mut GgufFile,
+        options: LoadOptions,
+    ) -> Result<Model, EngineError> {
+        let arch_name = gguf.string("general.architecture")?;
+        let architecture = Architecture::parse(&arch_name).ok_or_else(|| {
+            EngineError::UnsupportedArchitecture {
+                path: gguf.path().to_path_buf(),
+                architecture: arch_name.clone(),
+            }
+        })?;
+        let config = read_config(gguf, architecture)?;
+        let context_length = options
+            .context_length
+            .unwrap_or(config.train_context)
+            .max(16);
+        let convert = options.convert_slow_quants;
+
+        let embeddings = Arc::new(load_quantized(gguf, "token_embd.weight", convert)?);
+        check_dims(
+            gguf,
+            &embeddings,
+            config.vocab_size,
+            config.n_embd,
+            "token_embd.weight",
+        )?;
+        let q_dim = config.n_head * config.head_dim;
+        let kv_dim = config.n_kv_head * config.head_dim;
+        let mut layers = Vec::with_capacity(config.n_layer);
+        for i in 0..config.n_layer {
+            let name = |part: &str| format!("blk.{i}.{part}");
+            let attn_norm = load_vector(gguf, &name("attn_norm.weight"), config.n_embd)?;
+            let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), config.n_embd)?;
+            let bias = |gguf: &mut GgufFile, part: &str, len: usize| {
+                let key = name(part);
+                if gguf.has_tensor(&key) {
+                    load_vector(gguf, &key, len).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let bq = bias(gguf, "attn_q.bias", q_dim)?;
+            let bk = bias(gguf, "attn_k.bias", kv_dim)?;
+            let bv = bias(gguf, "attn_v.bias", kv_dim)?;
+            layers.push(Layer {
+                attn_norm,
+                wq: load_linear(
+                    gguf,
+                    &name("attn_q.weight"),
+                    q_dim,
+                    config.n_embd,
+                    bq,
+                    convert,
+                )?,
+                wk: load_linear(
+                    gguf,
+                    &name("attn_k.weight"),
+                    kv_dim,
+                    config.n_embd,
+                    bk,
+                    convert,
+                )?,
+                wv: load_linear(
+                    gguf,
+                    &name("attn_v.weight"),
+                    kv_dim,
+                    config.n_embd,
+                    bv,
+                    convert,
+                )?,
+                wo: load_linear(
+                    gguf,
+                    &name("attn_output.weight"),
+                    config.n_embd,
+                    q_dim,
+                    None,
+                    convert,
+                )?,
+                ffn_norm,
+                w_gate: load_linear(
+                    gguf,
+                    &name("ffn_gate.weight"),
+                    config.n_ff,
+                    config.n_embd,
+                    None,
+                    convert,
+                )?,
+                w_up: load_linear(
+                    gguf,
+                    &name("ffn_up.weight"),
+                    config.n_ff,
+                    config.n_embd,
+                    None,
+                    convert,
+                )?,
+                w_down: load_linear(
+                    gguf,
+                    &name("ffn_down.weight"),
+                    config.n_embd,
+                    config.n_ff,
+                    None,
+                    convert,
+                )?,
+            });
+        }
+        let output_norm = load_vector(gguf, "output_norm.weight", config.n_embd)?;
+        let output = if gguf.has_tensor("output.weight") {
+            load_linear(
+                gguf,
+                "output.weight",
+                config.vocab_size,
+                config.n_embd,
+                None,
+                convert,
+            )?
+        } else {
+            // Tied embeddings: the output projection shares the embedding table.
+            Linear {
+                weight: QMatMul::from_arc(Arc::clone(&embeddings))?,
+                bias: None,
+                out_dim: config.vocab_size,
+            }
+        };
+        let (rope_cos, rope_sin) = rope_tables(&config, context_length);
+        let cache = KvCache::new(&config, context_length.min(512));
+        Ok(Model {
+            config,
+            embeddings,
+            layers,
+            output_norm,
+            output,
+            rope_cos,
+            rope_sin,
+            context_length,
+            cache,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The most positions a sequence may hold.
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// The current cache.
+    pub fn cache(&self) -> &KvCache {
+        &self.cache
+    }
+
+    /// Swaps in another sequence's cache and returns the current one.
+    pub fn replace_cache(&mut self, cache: KvCache) -> KvCache {
+        std::mem::replace(&mut self.cache, cache)
+    }
+
+    /// A fresh, empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(&self.config, self.context_length.min(512))
+    }
+
+    /// Runs `tokens` at positions `index_pos..`, after forgetting any cached position from
+    /// `index_pos` on, and returns the logits of the last token.
+    pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Vec<f32>, EngineError> {
+        if index_pos > self.cache.len {
+            return Err(EngineError::Model(format!(
+                "forward at position {index_pos} but the cache holds only {} positions",
+                self.cache.len
+            )));
+        }
+        if tokens.is_empty() {
+            return Err(EngineError::Model("forward with no tokens".into()));
+        }
+        let end = index_pos + tokens.len();
+        if end > self.context_length {
+            return Err(EngineError::ContextOverflow {
+                prompt: end,
+                context: self.context_length,
+            });
+        }
+        if let Some(&bad) = tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(EngineError::Model(format!(
+                "token id {bad} is outside the vocabulary"
+            )));
+        }
+        self.cache.truncate(index_pos);
+        let m = tokens.len();
+        let cfg = &self.config;
+        let n_embd = cfg.n_embd;
+        let ids = Tensor::from_slice(tokens, m, &Device::Cpu)?;
+        let mut x = self
+            .embeddings
+            .embedding(&ids)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+
+        let mut normed = vec![0f32; m * n_embd];
+        for (layer, cache) in self.layers.iter().zip(self.cache.layers.iter_mut()) {
+            rms_norm(&x, &layer.attn_norm, cfg.rms_eps, &mut normed);
+            let mut q = layer.wq.forward(&normed, m)?;
+            let mut k = layer.wk.forward(&normed, m)?;
+            let v = layer.wv.forward(&normed, m)?;
+            apply_rope(
+                &mut q,
+                cfg.n_head,
+                cfg,
+                &self.rope_cos,
+                &self.rope_sin,
+                index_pos,
+            );
+            apply_rope(
+                &mut k,
+                cfg.n_kv_head,
+                cfg,
+                &self.rope_cos,
+                &self.rope_sin,
+                index_pos,
+            );
+            cache.k.extend_from_slice(&k);
+            cache.v.extend_from_slice(&v);
+            let attn = attention(&q, &cache.k, &cache.v, cfg, index_pos, m);
+            let o = layer.wo.forward(&attn, m)?;
+            add_assign(&mut x, &o);
+
+            rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut normed);
+            let mut gate = layer.w_gate.forward(&normed, m)?;
+            let up = layer.w_up.forward(&normed, m)?;
+            for (g, u) in gate.iter_mut().zip(&up) {
+                *g = silu(*g) * u;
+            }
+            let down = layer.w_down.forward(&gate, m)?;
+            add_assign(&mut x, &down);
+        }
+        self.cache.len = end;
+
+        let last = &x[(m - 1) * n_embd..];
+        let mut h = vec![0f32; n_embd];
+        rms_norm(last, &self.output_norm, cfg.rms_eps, &mut h);
+        self.output.forward(&h, 1)
+    }
+}
+
+fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfig, EngineError> {
+    let arch = architecture.name();
+    let key = |k: &str| format!("{arch}.{k}");
+    let n_head = gguf.uint(&key("attention.head_count"))?;
+    let n_kv_head = gguf
+        .opt_uint(&key("attention.head_count_kv"))
+        .unwrap_or(n_head);
+    let n_embd = gguf.uint(&key("embedding_length"))?;
+    let n_layer = gguf.uint(&key("block_count"))?;
+    let n_ff = gguf.uint(&key("feed_forward_length"))?;
+    if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || n_embd % n_head != 0 {
+        return Err(gguf.invalid(format!(
+            "inconsistent attention shape: {n_head} heads, {n_kv_head} key/value heads, {n_embd} embedding"
+        )));
+    }
+    let head_dim = gguf
+        .opt_uint(&key("attention.key_length"))
+        .unwrap_or(n_embd / n_head);
+    let rope_dim = gguf
+        .opt_uint(&key("rope.dimension_count"))
+        .unwrap_or(head_dim)
+        .min(head_dim);
+    let vocab_size = match gguf.tensor_dims("token_embd.weight") {
+        Some(dims) if dims.len() == 2 => dims[0],
+        _ => return Err(gguf.invalid("tensor `token_embd.weight` is missing or not a matrix")),
+    };
+    Ok(ModelConfig {
+        architecture,
+        n_layer,
+        n_head,
+        n_kv_head,
+        head_dim,
+        n_embd,
+        n_ff,
+        vocab_size,
+        train_context: gguf.opt_uint(&key("context_length")).unwrap_or(4096),
+        rope_base: gguf.opt_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
+        rope_dim: rope_dim & !1,
+        rms_eps: gguf
+            .opt_f32(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-6),
+        rope_neox: architecture == Architecture::Qwen2,
+    })
+}
+
+fn check_dims(
+    gguf: &GgufFile,
+    tensor: &QTensor,
+    rows: usize,
+    cols: usize,
+    name: &str,
+) -> Result<(), EngineError> {
+    let dims = tensor.shape().dims();
+    if dims != [rows, cols] {
+        return Err(gguf.invalid(format!(
+            "tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]"
+        )));
+    }
+    Ok(())
+}
+
+fn load_quantized(gguf: &mut GgufFile, name: &str, convert: bool) -> Result<QTensor, EngineError> {
+    let tensor = gguf.tensor(name)?;
+    let dtype = tensor.dtype();
+    let cols = tensor.shape().dims().last().copied().unwrap_or(0);
+    if !convert || has_fast_kernel(dtype) || cols % 32 != 0 {
+        return Ok(tensor);
+    }
+    let converted = tensor
+        .dequantize(&Device::Cpu)
+        .and_then(|t| QTensor::quantize(&t, GgmlDType::Q8_0))
+        .map_err(|e| {
+            gguf.invalid(format!(
+                "cannot convert tensor `{name}` from {dtype:?} to Q8_0: {e}"
+            ))
+        })?;
+    Ok(converted)
+}
+
+fn load_linear(
+    gguf: &mut GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    bias: Option<Vec<f32>>,
+    convert: bool,
+) -> Result<Linear, EngineError> {
+    let tensor = load_quantized(gguf, name, convert)?;
+    check_dims(gguf, &tensor, rows, cols, name)?;
+    Ok(Linear {
+        weight: QMatMul::from_qtensor(tensor)?,
+        bias,
+        out_dim: rows,
+    })
+}
+
+fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
+    let values = gguf.tensor_f32(name)?;
+    if values.len() != len {
+        return Err(gguf.invalid(format!(
+            "tensor `{name}` has {} values, expected {len}",
+            values.len()
+        )));
+    }
+    Ok(values)
+}
+
+fn rope_tables(config: &ModelConfig, positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let pairs = config.rope_dim / 2;
+    let mut cos = Vec::with_capacity(positions * pairs);
+    let mut sin = Vec::with_capacity(positions * pairs);
+    let inv_freq: Vec<f64> = (0..pairs)
+        .map(|i| 1.0 / f64::from(config.rope_base).powf(2.0 * i as f64 / config.rope_dim as f64))
+        .collect();
+    for pos in 0..positions {
+        for &f in &inv_freq {
+            let angle = pos as f64 * f;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    (cos, sin)
+}
+
+/// Rotates each head of each row of `x` (`m` rows of `n_heads * head_dim`) by its position.
+fn apply_rope(
+    x: &mut [f32],
+    n_heads: usize,
+    cfg: &ModelConfig,
+    cos: &[f32],
+    sin: &[f32],
+    index_pos: usize,
+) {
+    let hd = cfg.head_dim;
+    let pairs = cfg.rope_dim / 2;
+    for (i, row) in x.chunks_exact_mut(n_heads * hd).enumerate() {
+        let base = (index_pos + i) * pairs;
+        let (c, s) = (&cos[base..base + pairs], &sin[base..base + pairs]);
+        for head in row.chunks_exact_mut(hd) {
+            if cfg.rope_neox {
+                let (lo, hi) = head.split_at_mut(pairs);
+                for j in 0..pairs {
+                    let (a, b) = (lo[j], hi[j]);
+                    lo[j] = a * c[j] - b * s[j];
+                    hi[j] = a * s[j] + b * c[j];
+                }
+            } else {
+                for j in 0..pairs {
+                    let (a, b) = (head[2 * j], head[2 * j + 1]);
+                    head[2 * j] = a * c[j] - b * s[j];
+                    head[2 * j + 1] = a * s[j] + b * c[j];
+                }
+            }
+        }
+    }
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (row, dst) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let scale = 1.0 / (mean_sq + eps).sqrt();
+        for ((o, v), w) in dst.iter_mut().zip(row).zip(weight) {
+            *o = v * scale * w;
+        }
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for j in 0..16 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sum += x * y;
+    }
+    sum
+}
+
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (a, b) in y.iter_mut().zip(x) {
+        *a += alpha * b;
+    }
+}
+
+/// Causal grouped-query attention of `m` new queries (positions `index_pos..`) over the cache,
+/// which already holds the new keys and values. Query heads read their group's key/value head in
+/// place. Work is split over (head, block of queries) on candle's thread pool.
+fn attention(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    cfg: &ModelConfig,
+    index_pos: usize,
+    m: usize,
+) -> Vec<f32> {
+    const QUERY_BLOCK: usize = 16;
+    let hd = cfg.head_dim;
+    let q_dim = cfg.n_head * hd;
+    let kv_dim = cfg.n_kv_head * hd;
+    let group = cfg.n_head / cfg.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; m * q_dim];
+    let blocks = m.div_ceil(QUERY_BLOCK);
+    let items = cfg.n_head * blocks;
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let work = |range: std::ops::Range<usize>| {
+        let mut scores = Vec::with_capacity(index_pos + m);
+        let mut acc = vec![0f32; hd];
+        for item in range {
+            let head = item / blocks;
+            let block = item % blocks;
+            let kv_off = (head / group) * hd;
+            for i in block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(m) {
+                let n_keys = index_pos + i + 1;
+                let qi = &q[i * q_dim + head * hd..i * q_dim + (head + 1) * hd];
+                scores.clear();
+                let mut max = f32::NEG_INFINITY;
+                for t in 0..n_keys {
+                    let kt = &k_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
+                    let s = dot(qi, kt) * scale;
+                    max = max.max(s);
+                    scores.push(s);
+                }
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                acc.fill(0.0);
+                for (t, &p) in scores.iter().enumerate() {
+                    let vt = &v_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
+                    axpy(p, vt, &mut acc);
+                }
+                let inv = 1.0 / sum;
+                // SAFETY: each (query, head) slice of `out` is written by exactly one work item,
+                // and `out` outlives the pool call, which returns only when every item is done.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.get().add(i * q_dim + head * hd), hd)
+                };
+                for (d, a) in dst.iter_mut().zip(acc.iter()) {
+                    *d = a * inv;
+                }
+            }
+        }
+    };
+    if items <= 1 {
+        work(0..items);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(items, work);
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: the pointer is only used for disjoint writes while its buffer is alive (see `attention`).
+unsafe impl Sync for SyncPtr {}
+unsafe impl Send for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
