@@ -1,0 +1,238 @@
+//! Glint's settings: one schema, read from `initializationOptions` and
+//! `workspace/didChangeConfiguration`, with errors that name the bad key.
+//!
+//! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
+//! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
+//! `completionItems`, `streaming`, `threads`. The README's Configuration section documents them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Effective settings. `Default` is what a user gets with no configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// `local`, `ws://…`, `wss://…`, `http(s)://…`, or `fake:TEXT` for tests.
+    pub engine: String,
+    /// A GGUF file for the local engine; `None` means the default model.
+    pub model: Option<String>,
+    /// Prompt budget in model tokens.
+    pub context_tokens: u32,
+    /// The most tokens one completion may generate.
+    pub max_tokens: u32,
+    /// Base debounce for automatic completion triggers, in milliseconds.
+    pub debounce_ms: u64,
+    /// Per-language switches by LSP `languageId`; languages not listed are on.
+    pub languages: BTreeMap<String, bool>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: String,
+    /// Offer AI completions as `textDocument/completion` items (for clients without inline completion).
+    pub completion_items: bool,
+    /// Send `glint/inlineCompletionProgress` notifications with partial text.
+    pub streaming: bool,
+    /// Threads for the local engine; `None` means one per physical core.
+    pub threads: Option<u32>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            engine: "local".into(),
+            model: None,
+            context_tokens: 1024,
+            max_tokens: 128,
+            debounce_ms: 25,
+            languages: BTreeMap::new(),
+            log_level: "info".into(),
+            completion_items: true,
+            streaming: false,
+            threads: None,
+        }
+    }
+}
+
+/// A setting that could not be used, with the key named as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "glint setting `{}`: {}", self.key, self.message)
+    }
+}
+
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+impl Settings {
+    /// Whether AI features are on for `language_id`.
+    pub fn language_enabled(&self, language_id: &str) -> bool {
+        self.languages.get(language_id).copied().unwrap_or(true)
+    }
+
+    /// Applies the keys present in `value` on top of `self`. Bad keys keep their current value and
+    /// are reported; the rest still apply. `null` resets a key to its default.
+    pub fn merge_json(&mut self, value: &Value) -> Vec<SettingError> {
+        let mut errors = Vec::new();
+        let map = match value {
+            Value::Null => return errors,
+            Value::Object(map) => match map.get("glint") {
+                Some(Value::Object(inner)) => inner,
+                _ => map,
+            },
+            _ => {
+                errors.push(SettingError { key: "glint".into(), message: "expected an object of settings".into() });
+                return errors;
+            }
+        };
+        let defaults = Settings::default();
+        for (key, value) in map {
+            if let Err(message) = self.set(key, value, &defaults) {
+                errors.push(SettingError { key: key.clone(), message });
+            }
+        }
+        errors
+    }
+
+    fn set(&mut self, key: &str, value: &Value, defaults: &Settings) -> Result<(), String> {
+        let reset = value.is_null();
+        match key {
+            "engine" => {
+                self.engine = if reset { defaults.engine.clone() } else { engine_spec(value)? };
+            }
+            "model" => self.model = if reset { None } else { Some(non_empty_string(value)?) },
+            "contextTokens" => {
+                self.context_tokens = if reset { defaults.context_tokens } else { integer(value, 64, 131_072)? as u32 };
+            }
+            "maxTokens" => {
+                self.max_tokens = if reset { defaults.max_tokens } else { integer(value, 1, 4096)? as u32 };
+            }
+            "debounceMs" => {
+                self.debounce_ms = if reset { defaults.debounce_ms } else { integer(value, 0, 2000)? };
+            }
+            "languages" => self.languages = if reset { BTreeMap::new() } else { languages(value)? },
+            "logLevel" => {
+                self.log_level = if reset { defaults.log_level.clone() } else { log_level(value)? };
+            }
+            "completionItems" => {
+                self.completion_items = if reset { defaults.completion_items } else { boolean(value)? }
+            }
+            "streaming" => self.streaming = if reset { defaults.streaming } else { boolean(value)? },
+            "threads" => self.threads = if reset { None } else { Some(integer(value, 1, 256)? as u32) },
+            _ => return Err("unknown setting (see the README's Configuration section)".into()),
+        }
+        Ok(())
+    }
+}
+
+fn non_empty_string(value: &Value) -> Result<String, String> {
+    match value.as_str() {
+        Some(s) if !s.trim().is_empty() => Ok(s.to_string()),
+        Some(_) => Err("must not be empty".into()),
+        None => Err(format!("expected a string, got {}", kind(value))),
+    }
+}
+
+fn engine_spec(value: &Value) -> Result<String, String> {
+    let spec = non_empty_string(value)?;
+    let known = spec == "local"
+        || ["ws://", "wss://", "http://", "https://", "fake:", "fake+"].iter().any(|p| spec.starts_with(p));
+    if known {
+        Ok(spec)
+    } else {
+        Err(format!("expected `local`, `ws://…`, `wss://…` or `http(s)://…`, got `{spec}`"))
+    }
+}
+
+fn integer(value: &Value, min: u64, max: u64) -> Result<u64, String> {
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!("must be between {min} and {max}, got {n}")),
+        None => Err(format!("expected an integer between {min} and {max}, got {}", kind(value))),
+    }
+}
+
+fn boolean(value: &Value) -> Result<bool, String> {
+    value.as_bool().ok_or_else(|| format!("expected true or false, got {}", kind(value)))
+}
+
+fn log_level(value: &Value) -> Result<String, String> {
+    let level = non_empty_string(value)?.to_ascii_lowercase();
+    if LOG_LEVELS.contains(&level.as_str()) {
+        Ok(level)
+    } else {
+        Err(format!("expected one of {}, got `{level}`", LOG_LEVELS.join(", ")))
+    }
+}
+
+fn languages(value: &Value) -> Result<BTreeMap<String, bool>, String> {
+    let map: &Map<String, Value> = value
+        .as_object()
+        .ok_or_else(|| format!("expected an object of languageId: true/false, got {}", kind(value)))?;
+    map.iter()
+        .map(|(id, on)| match on.as_bool() {
+            Some(on) => Ok((id.clone(), on)),
+            None => Err(format!("`{id}` must be true or false, got {}", kind(on))),
+        })
+        .collect()
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn valid_keys_apply_and_nested_glint_objects_are_accepted() {
+        let mut settings = Settings::default();
+        let errors = settings.merge_json(&json!({"glint": {"contextTokens": 512, "languages": {"go": false}}}));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(settings.context_tokens, 512);
+        assert!(!settings.language_enabled("go"));
+        assert!(settings.language_enabled("rust"));
+    }
+
+    #[test]
+    fn bad_keys_are_named_and_the_rest_still_applies() {
+        let mut settings = Settings::default();
+        let errors = settings.merge_json(&json!({
+            "contextTokens": "lots", "debounceMs": 10, "colour": "blue", "logLevel": "loud"
+        }));
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["colour", "contextTokens", "logLevel"]);
+        assert_eq!(settings.debounce_ms, 10);
+        assert_eq!(settings.context_tokens, Settings::default().context_tokens);
+        assert!(errors[1].to_string().contains("expected an integer"));
+    }
+
+    #[test]
+    fn null_resets_to_the_default() {
+        let mut settings = Settings::default();
+        settings.merge_json(&json!({"maxTokens": 7, "model": "/m.gguf"}));
+        settings.merge_json(&json!({"maxTokens": null, "model": null}));
+        assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn engine_must_be_a_known_kind() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.merge_json(&json!({"engine": "ws://127.0.0.1:7070"})), vec![]);
+        assert_eq!(settings.merge_json(&json!({"engine": "ftp://x"})).len(), 1);
+        assert_eq!(settings.engine, "ws://127.0.0.1:7070");
+    }
+}

@@ -1,0 +1,66 @@
+//! `initialize`, `initialized`, `shutdown` and configuration changes.
+
+use serde_json::Value;
+use tower_lsp_server::ls_types::*;
+
+use crate::config::SettingError;
+use crate::position::Encoding;
+use crate::state::{ClientFeatures, State};
+
+pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult, Vec<SettingError>) {
+    let offered = params
+        .capabilities
+        .general
+        .as_ref()
+        .and_then(|g| g.position_encodings.as_ref())
+        .map(|kinds| kinds.iter().map(|k| k.as_str().to_string()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let encoding = Encoding::negotiate(offered.iter().map(String::as_str));
+    state.set_encoding(encoding);
+
+    let text_document = params.capabilities.text_document.as_ref();
+    *state.client.write() = ClientFeatures {
+        name: params.client_info.as_ref().map(|c| c.name.clone()),
+        version: params.client_info.as_ref().and_then(|c| c.version.clone()),
+        work_done_progress: params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false),
+        inline_completion: text_document.and_then(|t| t.inline_completion.as_ref()).is_some(),
+        code_action_resolve: text_document
+            .and_then(|t| t.code_action.as_ref())
+            .and_then(|c| c.resolve_support.as_ref())
+            .is_some_and(|r| r.properties.iter().any(|p| p == "edit")),
+    };
+
+    let errors = apply_settings(state, params.initialization_options.as_ref().unwrap_or(&Value::Null));
+
+    let result = InitializeResult {
+        server_info: Some(ServerInfo { name: "glint".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
+        capabilities: ServerCapabilities {
+            position_encoding: Some(PositionEncodingKind::from(encoding.as_str().to_string())),
+            text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::INCREMENTAL),
+                save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions { include_text: Some(false) })),
+                ..TextDocumentSyncOptions::default()
+            })),
+            ..ServerCapabilities::default()
+        },
+        ..InitializeResult::default()
+    };
+    (result, errors)
+}
+
+/// Merges client settings over the current ones, then re-applies command-line overrides.
+pub fn apply_settings(state: &State, value: &Value) -> Vec<SettingError> {
+    let mut settings = state.settings.write();
+    let errors = settings.merge_json(value);
+    if let Some(engine) = &state.options.engine {
+        settings.engine = engine.clone();
+    }
+    if let Some(model) = &state.options.model {
+        settings.model = Some(model.clone());
+    }
+    if let Some(level) = &state.options.log_level {
+        settings.log_level = level.clone();
+    }
+    errors
+}

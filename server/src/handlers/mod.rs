@@ -1,0 +1,5 @@
+//! One handler per LSP method. `server.rs` routes to these; they take plain state and params.
+
+pub mod ext;
+pub mod lifecycle;
+pub mod sync;

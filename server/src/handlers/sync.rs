@@ -1,0 +1,94 @@
+//! Text synchronisation: `didOpen`, `didChange`, `didClose`, `didSave`. Each mutates the document
+//! store synchronously, before any `.await`, so edits apply strictly in arrival order.
+
+use tower_lsp_server::ls_types::*;
+
+use crate::document::{Change, Document, NoTree};
+use crate::position::LinePos;
+use crate::state::State;
+
+pub fn did_open(state: &State, params: DidOpenTextDocumentParams) {
+    let item = params.text_document;
+    let uri = item.uri.as_str().to_string();
+    let doc = Document::new(&uri, &item.language_id, item.version, &item.text);
+    log_no_tree(&doc);
+    let replaced = state.with_documents(|docs| docs.insert(uri.clone(), doc).is_some());
+    if replaced {
+        tracing::warn!(uri, "didOpen for a document that was already open; replaced its text");
+    }
+}
+
+pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
+    let uri = params.text_document.uri.as_str().to_string();
+    let version = params.text_document.version;
+    let encoding = state.encoding();
+    let changes: Vec<Change> = params
+        .content_changes
+        .into_iter()
+        .map(|c| Change { range: c.range.map(|r| (line_pos(r.start), line_pos(r.end))), text: c.text })
+        .collect();
+    let outcome = state.with_documents(|docs| {
+        let doc = docs.get_mut(&uri)?;
+        let stale = version <= doc.version;
+        let previous = doc.version;
+        let report = doc.apply_changes(version, &changes, encoding);
+        Some((stale, previous, report, doc.clone()))
+    });
+    match outcome {
+        None => tracing::warn!(uri, version, "didChange for a document that is not open; ignored"),
+        Some((stale, previous, report, doc)) => {
+            if stale {
+                tracing::warn!(
+                    uri,
+                    version,
+                    previous,
+                    "didChange with a version not above the current one; applied anyway"
+                );
+            }
+            if report.reversed_ranges > 0 {
+                tracing::warn!(
+                    uri,
+                    count = report.reversed_ranges,
+                    "didChange had ranges with end before start; swapped"
+                );
+            }
+            if report.tree_dropped.is_some() {
+                log_no_tree(&doc);
+            }
+        }
+    }
+}
+
+pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
+    let uri = params.text_document.uri.as_str().to_string();
+    if state.with_documents(|docs| docs.remove(&uri)).is_none() {
+        tracing::warn!(uri, "didClose for a document that is not open");
+    }
+}
+
+pub fn did_save(state: &State, params: DidSaveTextDocumentParams) {
+    let uri = params.text_document.uri.as_str();
+    tracing::trace!(uri, open = state.snapshot(uri).is_some(), "didSave");
+}
+
+fn line_pos(position: Position) -> LinePos {
+    LinePos { line: position.line, character: position.character }
+}
+
+fn log_no_tree(doc: &Document) {
+    let uri = &*doc.uri;
+    match doc.no_tree {
+        Some(NoTree::TooLarge) => tracing::info!(
+            uri,
+            bytes = doc.rope.len_bytes(),
+            "document too large for a syntax tree; kept as plain text"
+        ),
+        Some(NoTree::Binary) => {
+            tracing::info!(uri, "document contains NUL bytes; kept as plain text without a syntax tree")
+        }
+        Some(NoTree::UnknownLanguage) => {
+            tracing::debug!(uri, language = &*doc.language_id, "no grammar for this language; plain text")
+        }
+        None => {}
+    }
+}

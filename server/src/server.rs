@@ -1,0 +1,136 @@
+//! The `LanguageServer` implementation: a routing table from LSP methods to `handlers`.
+//! Every handler runs behind a panic guard, so one bad request cannot take the server down.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use serde_json::Value;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService};
+
+use crate::handlers;
+use crate::logging;
+use crate::state::{ServerOptions, State};
+
+pub struct Server {
+    client: Client,
+    state: Arc<State>,
+}
+
+impl Server {
+    /// The tower service and the client socket for `tower_lsp_server::Server::serve`, with every
+    /// custom method registered. `state` stays readable by the caller (for the exit code).
+    pub fn service(options: ServerOptions) -> (LspService<Server>, tower_lsp_server::ClientSocket, Arc<State>) {
+        let state = Arc::new(State::new(options));
+        let shared = Arc::clone(&state);
+        let (service, socket) = LspService::build(move |client| Server { client, state: shared })
+            .custom_method("glint/status", Server::status)
+            .custom_method("glint/documentState", Server::document_state)
+            .finish();
+        (service, socket, state)
+    }
+
+    async fn status(&self) -> Result<Value> {
+        guard("glint/status", async { Ok(handlers::ext::status(&self.state)) }).await
+    }
+
+    async fn document_state(
+        &self,
+        params: handlers::ext::DocumentStateParams,
+    ) -> Result<Option<handlers::ext::DocumentState>> {
+        guard("glint/documentState", async { Ok(handlers::ext::document_state(&self.state, params)) }).await
+    }
+
+    async fn report_setting_errors(&self, errors: Vec<crate::config::SettingError>) {
+        for error in errors {
+            tracing::warn!("{error}");
+            self.client.show_message(MessageType::WARNING, format!("{error}. Using the previous value.")).await;
+        }
+        logging::set_level(&self.state.settings.read().log_level);
+    }
+}
+
+impl LanguageServer for Server {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let (result, errors) =
+            guard("initialize", async { Ok(handlers::lifecycle::initialize(&self.state, &params)) }).await?;
+        logging::set_level(&self.state.settings.read().log_level);
+        logging::forward_to_client(self.client.clone());
+        tracing::info!(encoding = self.state.encoding().as_str(), client = ?self.state.client.read().name, "initialized");
+        // The client cannot show messages before it has our result; report after a tick.
+        if !errors.is_empty() {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                for error in errors {
+                    client.show_message(MessageType::WARNING, format!("{error}. Using the default.")).await;
+                }
+            });
+        }
+        Ok(result)
+    }
+
+    async fn initialized(&self, _: InitializedParams) {}
+
+    async fn shutdown(&self) -> Result<()> {
+        self.state.request_shutdown();
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        guard_sync("textDocument/didOpen", || handlers::sync::did_open(&self.state, params));
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        guard_sync("textDocument/didChange", || handlers::sync::did_change(&self.state, params));
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        guard_sync("textDocument/didClose", || handlers::sync::did_close(&self.state, params));
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        guard_sync("textDocument/didSave", || handlers::sync::did_save(&self.state, params));
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let errors = guard_sync("workspace/didChangeConfiguration", || {
+            handlers::lifecycle::apply_settings(&self.state, &params.settings)
+        })
+        .unwrap_or_default();
+        self.report_setting_errors(errors).await;
+    }
+}
+
+/// Runs a request handler, turning a panic into an internal error instead of a dead server.
+async fn guard<T>(method: &'static str, handler: impl Future<Output = Result<T>>) -> Result<T> {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            tracing::error!(method, "handler panicked: {}", panic_message(&*panic));
+            Err(Error::internal_error())
+        }
+    }
+}
+
+/// Runs a notification handler's synchronous body, logging a panic instead of dying.
+fn guard_sync<T>(method: &'static str, handler: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(handler)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            tracing::error!(method, "handler panicked: {}", panic_message(&*panic));
+            None
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
