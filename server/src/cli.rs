@@ -33,7 +33,8 @@ pub fn main() -> anyhow::Result<()> {
         Command::Lsp { log_level, engine, model } => {
             crate::logging::init(log_level.as_deref().unwrap_or("info"));
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let options = crate::ServerOptions { engine, model, log_level };
+            let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
+            let options = crate::ServerOptions { engine, model, log_level, test_hooks };
             let code = runtime.block_on(crate::serve(tokio::io::stdin(), tokio::io::stdout(), options));
             // Handlers may still hold blocking work; do not wait for it on the way out.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));

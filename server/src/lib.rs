@@ -10,6 +10,7 @@ pub mod position;
 pub mod server;
 pub mod state;
 pub mod syntax;
+pub mod transport;
 
 pub use state::ServerOptions;
 
@@ -23,10 +24,29 @@ const CONCURRENCY: usize = 64;
 /// 0 when `shutdown` came before the end, 1 otherwise (as the specification asks).
 pub async fn serve<I, O>(input: I, output: O, options: ServerOptions) -> i32
 where
-    I: AsyncRead + Unpin,
-    O: AsyncWrite,
+    I: AsyncRead + Unpin + Send + 'static,
+    O: AsyncWrite + Unpin,
 {
     let (service, socket, state) = server::Server::service(options);
-    tower_lsp_server::Server::new(input, output, socket).concurrency_level(CONCURRENCY).serve(service).await;
+    let (to_tower, tower_input) = tokio::io::duplex(1 << 16);
+    let (tower_output, from_tower) = tokio::io::duplex(1 << 16);
+    let (errors_tx, errors_rx) = tokio::sync::mpsc::unbounded_channel();
+    // The input pump may block on a client that never closes its end; it must not hold up exit.
+    // `exit` may be handled before the `shutdown` handler runs, so note `shutdown` as it arrives.
+    let seen = std::sync::Arc::clone(&state);
+    let on_method = move |method: &str| {
+        if method == "shutdown" {
+            seen.request_shutdown();
+        }
+    };
+    let input_pump = tokio::spawn(transport::pump_input(input, to_tower, errors_tx, on_method));
+    let server = async move {
+        tower_lsp_server::Server::new(tower_input, tower_output, socket)
+            .concurrency_level(CONCURRENCY)
+            .serve(service)
+            .await;
+    };
+    tokio::join!(server, transport::pump_output(from_tower, output, errors_rx));
+    input_pump.abort();
     if state.shutdown_requested() { 0 } else { 1 }
 }

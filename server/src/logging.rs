@@ -14,11 +14,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
+type LogLine = (MessageType, String);
 
 static FILTER: OnceLock<FilterHandle> = OnceLock::new();
-static CLIENT_LOG: OnceLock<mpsc::UnboundedSender<(MessageType, String)>> = OnceLock::new();
-static CLIENT_LOG_RX: OnceLock<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<(MessageType, String)>>>> =
-    OnceLock::new();
+static CLIENT_LOG: OnceLock<mpsc::UnboundedSender<LogLine>> = OnceLock::new();
+static CLIENT_LOG_RX: OnceLock<parking_lot::Mutex<Option<mpsc::UnboundedReceiver<LogLine>>>> = OnceLock::new();
 
 /// Installs the global subscriber. `level` is a level name or an `EnvFilter` directive;
 /// `GLINT_LOG` overrides it. Safe to call more than once (later calls do nothing).
@@ -96,8 +96,7 @@ struct LineVisitor<'a>(&'a mut String);
 impl Visit for LineVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-            self.0.insert_str(0, "");
+            self.0.insert_str(0, &format!("{value:?}"));
         } else {
             let _ = write!(self.0, " {}={value:?}", field.name());
         }

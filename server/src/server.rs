@@ -30,6 +30,7 @@ impl Server {
         let (service, socket) = LspService::build(move |client| Server { client, state: shared })
             .custom_method("glint/status", Server::status)
             .custom_method("glint/documentState", Server::document_state)
+            .custom_method("glint/debugPanic", Server::debug_panic)
             .finish();
         (service, socket, state)
     }
@@ -43,6 +44,14 @@ impl Server {
         params: handlers::ext::DocumentStateParams,
     ) -> Result<Option<handlers::ext::DocumentState>> {
         guard("glint/documentState", async { Ok(handlers::ext::document_state(&self.state, params)) }).await
+    }
+
+    /// Test hook: panics inside a handler, to prove the guard keeps the server alive.
+    async fn debug_panic(&self) -> Result<Value> {
+        if !self.state.options.test_hooks {
+            return Err(Error::method_not_found());
+        }
+        guard("glint/debugPanic", async { injected_panic() }).await
     }
 
     async fn report_setting_errors(&self, errors: Vec<crate::config::SettingError>) {
@@ -125,6 +134,11 @@ fn guard_sync<T>(method: &'static str, handler: impl FnOnce() -> T) -> Option<T>
             None
         }
     }
+}
+
+#[allow(clippy::panic)]
+fn injected_panic() -> Result<Value> {
+    panic!("injected panic for testing")
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -16,6 +16,8 @@ pub struct ServerOptions {
     pub engine: Option<String>,
     pub model: Option<String>,
     pub log_level: Option<String>,
+    /// Enables test-only requests (`glint/debugPanic`); set by `GLINT_TEST_HOOKS=1`.
+    pub test_hooks: bool,
 }
 
 /// What the client told us about itself at `initialize`.

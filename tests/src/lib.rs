@@ -22,7 +22,7 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// One LSP connection to a Glint server.
 pub struct LspClient {
-    writer: tokio::sync::Mutex<Writer>,
+    writer: tokio::sync::Mutex<Option<Writer>>,
     pending: Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>,
     inbox: Arc<Inbox>,
     next_id: AtomicI64,
@@ -72,12 +72,20 @@ impl LspClient {
         let pending: Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>> = Arc::default();
         let inbox = Arc::new(Inbox::default());
         tokio::spawn(read_loop(read, Arc::clone(&pending), Arc::clone(&inbox)));
-        LspClient { writer: tokio::sync::Mutex::new(writer), pending, inbox, next_id: AtomicI64::new(1), child, server }
+        LspClient {
+            writer: tokio::sync::Mutex::new(Some(writer)),
+            pending,
+            inbox,
+            next_id: AtomicI64::new(1),
+            child,
+            server,
+        }
     }
 
     /// Sends raw bytes, for malformed-input tests.
     pub async fn send_raw(&self, bytes: &[u8]) {
         let mut writer = self.writer.lock().await;
+        let writer = writer.as_mut().expect("input already closed");
         writer.write_all(bytes).await.expect("write to server");
         writer.flush().await.expect("flush");
     }
@@ -186,7 +194,9 @@ impl LspClient {
 
     /// Closes the client's writing end (stdin of the server).
     pub async fn close_input(&self) {
-        let _ = self.writer.lock().await.shutdown().await;
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            let _ = writer.shutdown().await;
+        }
     }
 }
 
