@@ -7,10 +7,7 @@ use std::path::PathBuf;
 pub enum EngineError {
     /// The model file could not be opened or read.
     #[error("{path}: {source}", path = path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     /// The file is not a usable GGUF model: corrupt, truncated, or missing a required part.
     #[error("{path}: {message}", path = path.display())]

@@ -40,15 +40,8 @@ impl FakeEngine {
     }
 
     /// Replies whatever `reply` computes from the request; `Err` becomes an engine error.
-    pub fn with_reply(
-        reply: impl Fn(&GenerateRequest) -> Result<String, String> + Send + Sync + 'static,
-    ) -> Self {
-        FakeEngine {
-            reply: Arc::new(reply),
-            delay: Duration::ZERO,
-            chunk_chars: 3,
-            log: Arc::default(),
-        }
+    pub fn with_reply(reply: impl Fn(&GenerateRequest) -> Result<String, String> + Send + Sync + 'static) -> Self {
+        FakeEngine { reply: Arc::new(reply), delay: Duration::ZERO, chunk_chars: 3, log: Arc::default() }
     }
 
     /// Sleeps this long before each chunk, to stand in for a slow model.
@@ -95,11 +88,7 @@ impl Engine for FakeEngine {
             let text = match reply {
                 Ok(text) => text,
                 Err(message) => {
-                    sender.finish(Finish {
-                        reason: FinishReason::Error,
-                        error: Some(message),
-                        ..Finish::default()
-                    });
+                    sender.finish(Finish { reason: FinishReason::Error, error: Some(message), ..Finish::default() });
                     return;
                 }
             };
@@ -122,11 +111,7 @@ impl Engine for FakeEngine {
                 }
                 let piece: String = piece.iter().collect();
                 emitted.push_str(&piece);
-                if let Some(stop) = request
-                    .stop
-                    .iter()
-                    .find(|s| !s.is_empty() && emitted.contains(s.as_str()))
-                {
+                if let Some(stop) = request.stop.iter().find(|s| !s.is_empty() && emitted.contains(s.as_str())) {
                     // Stream only what comes before the stop sequence.
                     let keep = emitted.find(stop.as_str()).unwrap_or(emitted.len());
                     let already = emitted.len() - piece.len();
@@ -157,8 +142,7 @@ impl Engine for FakeEngine {
                 reason,
                 error: None,
                 timings: Timings {
-                    prompt_tokens: crate::estimate_tokens(&request.prefix)
-                        + crate::estimate_tokens(&request.suffix),
+                    prompt_tokens: crate::estimate_tokens(&request.prefix) + crate::estimate_tokens(&request.suffix),
                     ttft_ms: first_token_ms,
                     decode_tokens: tokens,
                     total_ms,
@@ -170,12 +154,7 @@ impl Engine for FakeEngine {
     }
 
     fn info(&self) -> EngineInfo {
-        EngineInfo {
-            kind: "fake".into(),
-            model: "scripted".into(),
-            context_length: 8192,
-            fim: true,
-        }
+        EngineInfo { kind: "fake".into(), model: "scripted".into(), context_length: 8192, fim: true }
     }
 }
 
@@ -186,10 +165,7 @@ mod tests {
     #[tokio::test]
     async fn streams_the_scripted_text_and_stops_before_a_stop_sequence() {
         let engine = FakeEngine::fixed("let x = 1;\nlet y = 2;");
-        let request = GenerateRequest {
-            stop: vec!["\n".into()],
-            ..GenerateRequest::default()
-        };
+        let request = GenerateRequest { stop: vec!["\n".into()], ..GenerateRequest::default() };
         let (text, finish) = engine.generate(request).collect_text().await;
         assert_eq!(text, "let x = 1;");
         assert_eq!(finish.reason, FinishReason::Stop);
@@ -200,10 +176,7 @@ mod tests {
     async fn dropping_a_slow_generation_is_recorded_as_a_cancellation() {
         let engine = FakeEngine::fixed("a".repeat(300)).with_delay(Duration::from_millis(5));
         let mut generation = engine.generate(GenerateRequest::default());
-        assert!(matches!(
-            generation.next_chunk().await,
-            Some(crate::Chunk::Text(_))
-        ));
+        assert!(matches!(generation.next_chunk().await, Some(crate::Chunk::Text(_))));
         drop(generation);
         for _ in 0..200 {
             if engine.log().cancelled == 1 {
@@ -211,19 +184,13 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        panic!(
-            "the fake engine never saw the cancellation: {:?}",
-            engine.log()
-        );
+        panic!("the fake engine never saw the cancellation: {:?}", engine.log());
     }
 
     #[test]
     fn parses_specs() {
         assert!(FakeEngine::from_spec("fake:hello\\nworld").is_some());
-        assert_eq!(
-            FakeEngine::from_spec("fake+delay=20:x").map(|e| e.delay),
-            Some(Duration::from_millis(20))
-        );
+        assert_eq!(FakeEngine::from_spec("fake+delay=20:x").map(|e| e.delay), Some(Duration::from_millis(20)));
         assert!(FakeEngine::from_spec("fake+bogus=1:x").is_none());
         assert!(FakeEngine::from_spec("local").is_none());
     }

@@ -56,24 +56,13 @@ impl Generation {
     pub fn channel() -> (Generation, GenerationSender) {
         let (tx, rx) = mpsc::unbounded_channel();
         let cancel = CancelFlag::new();
-        (
-            Generation {
-                rx,
-                cancel: cancel.clone(),
-                finished: false,
-            },
-            GenerationSender { tx, cancel },
-        )
+        (Generation { rx, cancel: cancel.clone(), finished: false }, GenerationSender { tx, cancel })
     }
 
     /// A generation that has already failed, for engines that cannot even start.
     pub fn failed(message: impl Into<String>) -> Generation {
         let (generation, sender) = Generation::channel();
-        sender.finish(Finish {
-            reason: FinishReason::Error,
-            error: Some(message.into()),
-            ..Finish::default()
-        });
+        sender.finish(Finish { reason: FinishReason::Error, error: Some(message.into()), ..Finish::default() });
         generation
     }
 
@@ -177,10 +166,7 @@ mod tests {
         let (generation, sender) = Generation::channel();
         assert!(sender.send_text("fn "));
         assert!(sender.send_text("main"));
-        sender.finish(Finish {
-            reason: FinishReason::Length,
-            ..Finish::default()
-        });
+        sender.finish(Finish { reason: FinishReason::Length, ..Finish::default() });
         let (text, finish) = generation.collect_text().await;
         assert_eq!(text, "fn main");
         assert_eq!(finish.reason, FinishReason::Length);

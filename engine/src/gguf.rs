@@ -21,27 +21,14 @@ pub(crate) struct GgufFile {
 impl GgufFile {
     /// Opens `path`, parses the header and checks that every tensor lies within the file.
     pub(crate) fn open(path: &Path) -> Result<GgufFile, EngineError> {
-        let file = File::open(path).map_err(|source| EngineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file_len = file
-            .metadata()
-            .map_err(|source| EngineError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .len();
+        let file = File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+        let file_len = file.metadata().map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?.len();
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader).map_err(|e| EngineError::InvalidModel {
             path: path.to_path_buf(),
             message: format!("not a readable GGUF file ({file_len} bytes): {e}"),
         })?;
-        let gguf = GgufFile {
-            path: path.to_path_buf(),
-            content,
-            reader,
-        };
+        let gguf = GgufFile { path: path.to_path_buf(), content, reader };
         gguf.check_tensor_bounds(file_len)?;
         Ok(gguf)
     }
@@ -72,17 +59,11 @@ impl GgufFile {
 
     /// An `InvalidModel` error for this file.
     pub(crate) fn invalid(&self, message: impl Into<String>) -> EngineError {
-        EngineError::InvalidModel {
-            path: self.path.clone(),
-            message: message.into(),
-        }
+        EngineError::InvalidModel { path: self.path.clone(), message: message.into() }
     }
 
     fn value(&self, key: &str) -> Result<&Value, EngineError> {
-        self.content
-            .metadata
-            .get(key)
-            .ok_or_else(|| self.invalid(format!("metadata key `{key}` is missing")))
+        self.content.metadata.get(key).ok_or_else(|| self.invalid(format!("metadata key `{key}` is missing")))
     }
 
     pub(crate) fn has(&self, key: &str) -> bool {
@@ -90,17 +71,11 @@ impl GgufFile {
     }
 
     pub(crate) fn string(&self, key: &str) -> Result<String, EngineError> {
-        self.value(key)?
-            .to_string()
-            .cloned()
-            .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))
+        self.value(key)?.to_string().cloned().map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))
     }
 
     pub(crate) fn opt_string(&self, key: &str) -> Option<String> {
-        self.content
-            .metadata
-            .get(key)
-            .and_then(|v| v.to_string().ok().cloned())
+        self.content.metadata.get(key).and_then(|v| v.to_string().ok().cloned())
     }
 
     /// An unsigned integer of any width.
@@ -126,10 +101,7 @@ impl GgufFile {
     }
 
     pub(crate) fn opt_bool(&self, key: &str) -> Option<bool> {
-        self.content
-            .metadata
-            .get(key)
-            .and_then(|v| v.to_bool().ok())
+        self.content.metadata.get(key).and_then(|v| v.to_bool().ok())
     }
 
     pub(crate) fn opt_f32(&self, key: &str) -> Option<f32> {
@@ -141,17 +113,10 @@ impl GgufFile {
     }
 
     pub(crate) fn strings(&self, key: &str) -> Result<Vec<String>, EngineError> {
-        let values = self
-            .value(key)?
-            .to_vec()
-            .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))?;
+        let values = self.value(key)?.to_vec().map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))?;
         values
             .iter()
-            .map(|v| {
-                v.to_string()
-                    .cloned()
-                    .map_err(|e| self.invalid(format!("metadata `{key}`: {e}")))
-            })
+            .map(|v| v.to_string().cloned().map_err(|e| self.invalid(format!("metadata `{key}`: {e}"))))
             .collect()
     }
 
@@ -176,10 +141,7 @@ impl GgufFile {
 
     /// The shape of a tensor in candle's order (rows last-but-one, columns last).
     pub(crate) fn tensor_dims(&self, name: &str) -> Option<Vec<usize>> {
-        self.content
-            .tensor_infos
-            .get(name)
-            .map(|info| info.shape.dims().to_vec())
+        self.content.tensor_infos.get(name).map(|info| info.shape.dims().to_vec())
     }
 
     /// Reads one tensor, converting quantizations without a fast CPU kernel to Q8_0.
@@ -187,13 +149,9 @@ impl GgufFile {
         if !self.has_tensor(name) {
             return Err(self.invalid(format!("tensor `{name}` is missing")));
         }
-        let tensor = self
-            .content
-            .tensor(&mut self.reader, name, &Device::Cpu)
-            .map_err(|e| EngineError::InvalidModel {
-                path: self.path.clone(),
-                message: format!("cannot read tensor `{name}`: {e}"),
-            })?;
+        let tensor = self.content.tensor(&mut self.reader, name, &Device::Cpu).map_err(|e| {
+            EngineError::InvalidModel { path: self.path.clone(), message: format!("cannot read tensor `{name}`: {e}") }
+        })?;
         Ok(tensor)
     }
 

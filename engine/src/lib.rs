@@ -3,15 +3,19 @@
 
 mod error;
 pub mod fake;
+pub mod fetch;
 mod generation;
 mod gguf;
+mod local;
 pub mod model;
 pub mod prompt;
 mod request;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use error::EngineError;
 pub use generation::{CancelFlag, Chunk, Generation, GenerationSender};
+pub use local::{LocalConfig, LocalEngine};
 pub use request::{Finish, FinishReason, GenerateRequest, Sampling, Snippet, Task, Timings};
 
 /// What an engine says about itself; shown in `glint/status` and used to size context windows.

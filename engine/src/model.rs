@@ -61,7 +61,8 @@ pub struct ModelConfig {
 /// How weights are loaded.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
-    /// Positions the cache and rotary tables are sized for.
+    /// Positions the cache and rotary tables are sized for; `None` means the training context,
+    /// capped at 16,384.
     pub context_length: Option<usize>,
     /// Convert quantizations without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16, ...) to Q8_0.
     pub convert_slow_quants: bool,
@@ -69,10 +70,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            context_length: None,
-            convert_slow_quants: true,
-        }
+        LoadOptions { context_length: None, convert_slow_quants: true }
     }
 }
 
@@ -96,16 +94,9 @@ impl KvCache {
     pub fn new(config: &ModelConfig, reserve: usize) -> KvCache {
         let kv_dim = config.n_kv_head * config.head_dim;
         let layers = (0..config.n_layer)
-            .map(|_| LayerCache {
-                k: Vec::with_capacity(reserve * kv_dim),
-                v: Vec::with_capacity(reserve * kv_dim),
-            })
+            .map(|_| LayerCache { k: Vec::with_capacity(reserve * kv_dim), v: Vec::with_capacity(reserve * kv_dim) })
             .collect();
-        KvCache {
-            layers,
-            kv_dim,
-            len: 0,
-        }
+        KvCache { layers, kv_dim, len: 0 }
     }
 
     /// Positions held.
@@ -131,10 +122,7 @@ impl KvCache {
 
     /// Bytes held, allocated capacity included.
     pub fn memory_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| (l.k.capacity() + l.v.capacity()) * std::mem::size_of::<f32>())
-            .sum()
+        self.layers.iter().map(|l| (l.k.capacity() + l.v.capacity()) * std::mem::size_of::<f32>()).sum()
     }
 }
 
@@ -150,11 +138,7 @@ impl Linear {
     fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
         let k = x.len() / m.max(1);
         let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
-        let mut y = self
-            .weight
-            .forward(&input)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let mut y = self.weight.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
         if let Some(bias) = &self.bias {
             for row in y.chunks_exact_mut(self.out_dim) {
                 for (value, b) in row.iter_mut().zip(bias) {
@@ -193,33 +177,25 @@ pub struct Model {
 }
 
 impl Model {
+    /// Loads a GGUF model file.
+    pub fn load(path: &std::path::Path, options: LoadOptions) -> Result<Model, EngineError> {
+        let mut gguf = GgufFile::open(path)?;
+        Model::from_gguf(&mut gguf, options)
+    }
+
     /// Loads the weights of a `llama` or `qwen2` GGUF.
-    pub(crate) fn from_gguf(
-        gguf: &mut GgufFile,
-        options: LoadOptions,
-    ) -> Result<Model, EngineError> {
+    pub(crate) fn from_gguf(gguf: &mut GgufFile, options: LoadOptions) -> Result<Model, EngineError> {
         let arch_name = gguf.string("general.architecture")?;
-        let architecture = Architecture::parse(&arch_name).ok_or_else(|| {
-            EngineError::UnsupportedArchitecture {
-                path: gguf.path().to_path_buf(),
-                architecture: arch_name.clone(),
-            }
+        let architecture = Architecture::parse(&arch_name).ok_or_else(|| EngineError::UnsupportedArchitecture {
+            path: gguf.path().to_path_buf(),
+            architecture: arch_name.clone(),
         })?;
         let config = read_config(gguf, architecture)?;
-        let context_length = options
-            .context_length
-            .unwrap_or(config.train_context)
-            .max(16);
+        let context_length = options.context_length.unwrap_or(config.train_context).max(16);
         let convert = options.convert_slow_quants;
 
         let embeddings = Arc::new(load_quantized(gguf, "token_embd.weight", convert)?);
-        check_dims(
-            gguf,
-            &embeddings,
-            config.vocab_size,
-            config.n_embd,
-            "token_embd.weight",
-        )?;
+        check_dims(gguf, &embeddings, config.vocab_size, config.n_embd, "token_embd.weight")?;
         let q_dim = config.n_head * config.head_dim;
         let kv_dim = config.n_kv_head * config.head_dim;
         let mut layers = Vec::with_capacity(config.n_layer);
@@ -229,107 +205,33 @@ impl Model {
             let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), config.n_embd)?;
             let bias = |gguf: &mut GgufFile, part: &str, len: usize| {
                 let key = name(part);
-                if gguf.has_tensor(&key) {
-                    load_vector(gguf, &key, len).map(Some)
-                } else {
-                    Ok(None)
-                }
+                if gguf.has_tensor(&key) { load_vector(gguf, &key, len).map(Some) } else { Ok(None) }
             };
             let bq = bias(gguf, "attn_q.bias", q_dim)?;
             let bk = bias(gguf, "attn_k.bias", kv_dim)?;
             let bv = bias(gguf, "attn_v.bias", kv_dim)?;
             layers.push(Layer {
                 attn_norm,
-                wq: load_linear(
-                    gguf,
-                    &name("attn_q.weight"),
-                    q_dim,
-                    config.n_embd,
-                    bq,
-                    convert,
-                )?,
-                wk: load_linear(
-                    gguf,
-                    &name("attn_k.weight"),
-                    kv_dim,
-                    config.n_embd,
-                    bk,
-                    convert,
-                )?,
-                wv: load_linear(
-                    gguf,
-                    &name("attn_v.weight"),
-                    kv_dim,
-                    config.n_embd,
-                    bv,
-                    convert,
-                )?,
-                wo: load_linear(
-                    gguf,
-                    &name("attn_output.weight"),
-                    config.n_embd,
-                    q_dim,
-                    None,
-                    convert,
-                )?,
+                wq: load_linear(gguf, &name("attn_q.weight"), q_dim, config.n_embd, bq, convert)?,
+                wk: load_linear(gguf, &name("attn_k.weight"), kv_dim, config.n_embd, bk, convert)?,
+                wv: load_linear(gguf, &name("attn_v.weight"), kv_dim, config.n_embd, bv, convert)?,
+                wo: load_linear(gguf, &name("attn_output.weight"), config.n_embd, q_dim, None, convert)?,
                 ffn_norm,
-                w_gate: load_linear(
-                    gguf,
-                    &name("ffn_gate.weight"),
-                    config.n_ff,
-                    config.n_embd,
-                    None,
-                    convert,
-                )?,
-                w_up: load_linear(
-                    gguf,
-                    &name("ffn_up.weight"),
-                    config.n_ff,
-                    config.n_embd,
-                    None,
-                    convert,
-                )?,
-                w_down: load_linear(
-                    gguf,
-                    &name("ffn_down.weight"),
-                    config.n_embd,
-                    config.n_ff,
-                    None,
-                    convert,
-                )?,
+                w_gate: load_linear(gguf, &name("ffn_gate.weight"), config.n_ff, config.n_embd, None, convert)?,
+                w_up: load_linear(gguf, &name("ffn_up.weight"), config.n_ff, config.n_embd, None, convert)?,
+                w_down: load_linear(gguf, &name("ffn_down.weight"), config.n_embd, config.n_ff, None, convert)?,
             });
         }
         let output_norm = load_vector(gguf, "output_norm.weight", config.n_embd)?;
         let output = if gguf.has_tensor("output.weight") {
-            load_linear(
-                gguf,
-                "output.weight",
-                config.vocab_size,
-                config.n_embd,
-                None,
-                convert,
-            )?
+            load_linear(gguf, "output.weight", config.vocab_size, config.n_embd, None, convert)?
         } else {
             // Tied embeddings: the output projection shares the embedding table.
-            Linear {
-                weight: QMatMul::from_arc(Arc::clone(&embeddings))?,
-                bias: None,
-                out_dim: config.vocab_size,
-            }
+            Linear { weight: QMatMul::from_arc(Arc::clone(&embeddings))?, bias: None, out_dim: config.vocab_size }
         };
         let (rope_cos, rope_sin) = rope_tables(&config, context_length);
         let cache = KvCache::new(&config, context_length.min(512));
-        Ok(Model {
-            config,
-            embeddings,
-            layers,
-            output_norm,
-            output,
-            rope_cos,
-            rope_sin,
-            context_length,
-            cache,
-        })
+        Ok(Model { config, embeddings, layers, output_norm, output, rope_cos, rope_sin, context_length, cache })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -351,6 +253,11 @@ impl Model {
         std::mem::replace(&mut self.cache, cache)
     }
 
+    /// Forgets every cached position from `len` on.
+    pub fn cache_truncate(&mut self, len: usize) {
+        self.cache.truncate(len);
+    }
+
     /// A fresh, empty cache for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(&self.config, self.context_length.min(512))
@@ -370,29 +277,20 @@ impl Model {
         }
         let end = index_pos + tokens.len();
         if end > self.context_length {
-            return Err(EngineError::ContextOverflow {
-                prompt: end,
-                context: self.context_length,
-            });
+            return Err(EngineError::ContextOverflow { prompt: end, context: self.context_length });
         }
-        if let Some(&bad) = tokens
-            .iter()
-            .find(|&&t| t as usize >= self.config.vocab_size)
-        {
-            return Err(EngineError::Model(format!(
-                "token id {bad} is outside the vocabulary"
-            )));
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
+            return Err(EngineError::Model(format!("token id {bad} is outside the vocabulary")));
         }
         self.cache.truncate(index_pos);
+        if self.cache.layers.len() != self.layers.len() {
+            self.cache = self.new_cache();
+        }
         let m = tokens.len();
         let cfg = &self.config;
         let n_embd = cfg.n_embd;
         let ids = Tensor::from_slice(tokens, m, &Device::Cpu)?;
-        let mut x = self
-            .embeddings
-            .embedding(&ids)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let mut x = self.embeddings.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
 
         let mut normed = vec![0f32; m * n_embd];
         for (layer, cache) in self.layers.iter().zip(self.cache.layers.iter_mut()) {
@@ -400,22 +298,8 @@ impl Model {
             let mut q = layer.wq.forward(&normed, m)?;
             let mut k = layer.wk.forward(&normed, m)?;
             let v = layer.wv.forward(&normed, m)?;
-            apply_rope(
-                &mut q,
-                cfg.n_head,
-                cfg,
-                &self.rope_cos,
-                &self.rope_sin,
-                index_pos,
-            );
-            apply_rope(
-                &mut k,
-                cfg.n_kv_head,
-                cfg,
-                &self.rope_cos,
-                &self.rope_sin,
-                index_pos,
-            );
+            apply_rope(&mut q, cfg.n_head, cfg, &self.rope_cos, &self.rope_sin, index_pos);
+            apply_rope(&mut k, cfg.n_kv_head, cfg, &self.rope_cos, &self.rope_sin, index_pos);
             cache.k.extend_from_slice(&k);
             cache.v.extend_from_slice(&v);
             let attn = attention(&q, &cache.k, &cache.v, cfg, index_pos, m);
@@ -444,9 +328,7 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
     let arch = architecture.name();
     let key = |k: &str| format!("{arch}.{k}");
     let n_head = gguf.uint(&key("attention.head_count"))?;
-    let n_kv_head = gguf
-        .opt_uint(&key("attention.head_count_kv"))
-        .unwrap_or(n_head);
+    let n_kv_head = gguf.opt_uint(&key("attention.head_count_kv")).unwrap_or(n_head);
     let n_embd = gguf.uint(&key("embedding_length"))?;
     let n_layer = gguf.uint(&key("block_count"))?;
     let n_ff = gguf.uint(&key("feed_forward_length"))?;
@@ -455,13 +337,8 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
             "inconsistent attention shape: {n_head} heads, {n_kv_head} key/value heads, {n_embd} embedding"
         )));
     }
-    let head_dim = gguf
-        .opt_uint(&key("attention.key_length"))
-        .unwrap_or(n_embd / n_head);
-    let rope_dim = gguf
-        .opt_uint(&key("rope.dimension_count"))
-        .unwrap_or(head_dim)
-        .min(head_dim);
+    let head_dim = gguf.opt_uint(&key("attention.key_length")).unwrap_or(n_embd / n_head);
+    let rope_dim = gguf.opt_uint(&key("rope.dimension_count")).unwrap_or(head_dim).min(head_dim);
     let vocab_size = match gguf.tensor_dims("token_embd.weight") {
         Some(dims) if dims.len() == 2 => dims[0],
         _ => return Err(gguf.invalid("tensor `token_embd.weight` is missing or not a matrix")),
@@ -478,25 +355,15 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
         train_context: gguf.opt_uint(&key("context_length")).unwrap_or(4096),
         rope_base: gguf.opt_f32(&key("rope.freq_base")).unwrap_or(10_000.0),
         rope_dim: rope_dim & !1,
-        rms_eps: gguf
-            .opt_f32(&key("attention.layer_norm_rms_epsilon"))
-            .unwrap_or(1e-6),
+        rms_eps: gguf.opt_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-6),
         rope_neox: architecture == Architecture::Qwen2,
     })
 }
 
-fn check_dims(
-    gguf: &GgufFile,
-    tensor: &QTensor,
-    rows: usize,
-    cols: usize,
-    name: &str,
-) -> Result<(), EngineError> {
+fn check_dims(gguf: &GgufFile, tensor: &QTensor, rows: usize, cols: usize, name: &str) -> Result<(), EngineError> {
     let dims = tensor.shape().dims();
     if dims != [rows, cols] {
-        return Err(gguf.invalid(format!(
-            "tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]"
-        )));
+        return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
     }
     Ok(())
 }
@@ -511,11 +378,7 @@ fn load_quantized(gguf: &mut GgufFile, name: &str, convert: bool) -> Result<QTen
     let converted = tensor
         .dequantize(&Device::Cpu)
         .and_then(|t| QTensor::quantize(&t, GgmlDType::Q8_0))
-        .map_err(|e| {
-            gguf.invalid(format!(
-                "cannot convert tensor `{name}` from {dtype:?} to Q8_0: {e}"
-            ))
-        })?;
+        .map_err(|e| gguf.invalid(format!("cannot convert tensor `{name}` from {dtype:?} to Q8_0: {e}")))?;
     Ok(converted)
 }
 
@@ -529,20 +392,13 @@ fn load_linear(
 ) -> Result<Linear, EngineError> {
     let tensor = load_quantized(gguf, name, convert)?;
     check_dims(gguf, &tensor, rows, cols, name)?;
-    Ok(Linear {
-        weight: QMatMul::from_qtensor(tensor)?,
-        bias,
-        out_dim: rows,
-    })
+    Ok(Linear { weight: QMatMul::from_qtensor(tensor)?, bias, out_dim: rows })
 }
 
 fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
     let values = gguf.tensor_f32(name)?;
     if values.len() != len {
-        return Err(gguf.invalid(format!(
-            "tensor `{name}` has {} values, expected {len}",
-            values.len()
-        )));
+        return Err(gguf.invalid(format!("tensor `{name}` has {} values, expected {len}", values.len())));
     }
     Ok(values)
 }
@@ -551,9 +407,8 @@ fn rope_tables(config: &ModelConfig, positions: usize) -> (Vec<f32>, Vec<f32>) {
     let pairs = config.rope_dim / 2;
     let mut cos = Vec::with_capacity(positions * pairs);
     let mut sin = Vec::with_capacity(positions * pairs);
-    let inv_freq: Vec<f64> = (0..pairs)
-        .map(|i| 1.0 / f64::from(config.rope_base).powf(2.0 * i as f64 / config.rope_dim as f64))
-        .collect();
+    let inv_freq: Vec<f64> =
+        (0..pairs).map(|i| 1.0 / f64::from(config.rope_base).powf(2.0 * i as f64 / config.rope_dim as f64)).collect();
     for pos in 0..positions {
         for &f in &inv_freq {
             let angle = pos as f64 * f;
@@ -565,14 +420,7 @@ fn rope_tables(config: &ModelConfig, positions: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Rotates each head of each row of `x` (`m` rows of `n_heads * head_dim`) by its position.
-fn apply_rope(
-    x: &mut [f32],
-    n_heads: usize,
-    cfg: &ModelConfig,
-    cos: &[f32],
-    sin: &[f32],
-    index_pos: usize,
-) {
+fn apply_rope(x: &mut [f32], n_heads: usize, cfg: &ModelConfig, cos: &[f32], sin: &[f32], index_pos: usize) {
     let hd = cfg.head_dim;
     let pairs = cfg.rope_dim / 2;
     for (i, row) in x.chunks_exact_mut(n_heads * hd).enumerate() {
@@ -643,14 +491,7 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
 /// Causal grouped-query attention of `m` new queries (positions `index_pos..`) over the cache,
 /// which already holds the new keys and values. Query heads read their group's key/value head in
 /// place. Work is split over (head, block of queries) on candle's thread pool.
-fn attention(
-    q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
-    cfg: &ModelConfig,
-    index_pos: usize,
-    m: usize,
-) -> Vec<f32> {
+fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], cfg: &ModelConfig, index_pos: usize, m: usize) -> Vec<f32> {
     const QUERY_BLOCK: usize = 16;
     let hd = cfg.head_dim;
     let q_dim = cfg.n_head * hd;
@@ -692,9 +533,7 @@ fn attention(
                 let inv = 1.0 / sum;
                 // SAFETY: each (query, head) slice of `out` is written by exactly one work item,
                 // and `out` outlives the pool call, which returns only when every item is done.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.get().add(i * q_dim + head * hd), hd)
-                };
+                let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(i * q_dim + head * hd), hd) };
                 for (d, a) in dst.iter_mut().zip(acc.iter()) {
                     *d = a * inv;
                 }

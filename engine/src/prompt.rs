@@ -40,16 +40,8 @@ pub struct PromptFormat {
 }
 
 /// Template names accepted by `LocalConfig::template`.
-pub const TEMPLATE_NAMES: &[&str] = &[
-    "prefix-only",
-    "starcoder",
-    "starcoder-psm",
-    "qwen",
-    "qwen-plain",
-    "codellama",
-    "codellama-psm",
-    "deepseek",
-];
+pub const TEMPLATE_NAMES: &[&str] =
+    &["prefix-only", "starcoder", "starcoder-psm", "qwen", "qwen-plain", "codellama", "codellama-psm", "deepseek"];
 
 impl PromptFormat {
     /// Picks the template from the vocabulary (`has` answers whether a token exists), or from
@@ -62,9 +54,7 @@ impl PromptFormat {
                     "prefix-only" | "prefix" | "none" => Template::PrefixOnly,
                     "starcoder" | "starcoder-spm" | "smollm" => Template::StarCoder { spm: true },
                     "starcoder-psm" => Template::StarCoder { spm: false },
-                    "qwen" => Template::Qwen {
-                        repo: has("<|file_sep|>") && has("<|repo_name|>"),
-                    },
+                    "qwen" => Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>") },
                     "qwen-plain" => Template::Qwen { repo: false },
                     "codellama" | "codellama-spm" => Template::CodeLlama { spm: true },
                     "codellama-psm" => Template::CodeLlama { spm: false },
@@ -77,21 +67,16 @@ impl PromptFormat {
                     }
                 };
                 if let Some(missing) = template.tokens().iter().find(|t| !has(t)) {
-                    return Err(format!(
-                        "template `{name}` needs token `{missing}`, which the model lacks"
-                    ));
+                    return Err(format!("template `{name}` needs token `{missing}`, which the model lacks"));
                 }
                 template
             }
             None => {
                 if has("<|fim_prefix|>") && has("<|fim_suffix|>") && has("<|fim_middle|>") {
-                    Template::Qwen {
-                        repo: has("<|file_sep|>") && has("<|repo_name|>"),
-                    }
+                    Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>") }
                 } else if has("<fim_prefix>") && has("<fim_suffix>") && has("<fim_middle>") {
                     Template::StarCoder { spm: true }
-                } else if has("<｜fim▁begin｜>") && has("<｜fim▁hole｜>") && has("<｜fim▁end｜>")
-                {
+                } else if has("<｜fim▁begin｜>") && has("<｜fim▁hole｜>") && has("<｜fim▁end｜>") {
                     Template::DeepSeek
                 } else if has("<PRE>") && has("<SUF>") && has("<MID>") {
                     Template::CodeLlama { spm: true }
@@ -112,10 +97,7 @@ impl PromptFormat {
     pub fn render(&self, request: &GenerateRequest) -> Vec<Piece> {
         match &request.task {
             Task::Complete => self.template.render_completion(request),
-            Task::Instruct {
-                system,
-                instruction,
-            } => {
+            Task::Instruct { system, instruction } => {
                 if self.chatml {
                     render_chatml(request, system, instruction)
                 } else {
@@ -132,16 +114,10 @@ impl Template {
         match self {
             Template::PrefixOnly => &[],
             Template::StarCoder { .. } => &["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
-            Template::Qwen { repo: true } => &[
-                "<|fim_prefix|>",
-                "<|fim_suffix|>",
-                "<|fim_middle|>",
-                "<|file_sep|>",
-                "<|repo_name|>",
-            ],
-            Template::Qwen { repo: false } => {
-                &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]
+            Template::Qwen { repo: true } => {
+                &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|repo_name|>"]
             }
+            Template::Qwen { repo: false } => &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
             Template::CodeLlama { .. } => &["<PRE>", "<SUF>", "<MID>"],
             Template::DeepSeek => &["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"],
         }
@@ -181,10 +157,7 @@ impl Template {
                         pieces.push(Piece::Text(format!("{}\n{}\n", snippet.path, snippet.text)));
                     }
                     pieces.push(Piece::Token("<|file_sep|>"));
-                    pieces.push(Piece::Text(format!(
-                        "{}\n",
-                        request.path.as_deref().unwrap_or("current_file")
-                    )));
+                    pieces.push(Piece::Text(format!("{}\n", request.path.as_deref().unwrap_or("current_file"))));
                     request.prefix.clone()
                 } else {
                     headed_prefix()
@@ -232,10 +205,7 @@ fn render_chatml(request: &GenerateRequest, system: &str, instruction: &str) -> 
     let language = request.language.as_deref().unwrap_or("");
     let mut user = String::new();
     for snippet in &request.snippets {
-        user.push_str(&format!(
-            "{}:\n```{language}\n{}\n```\n\n",
-            snippet.path, snippet.text
-        ));
+        user.push_str(&format!("{}:\n```{language}\n{}\n```\n\n", snippet.path, snippet.text));
     }
     let code = format!("{}{}", request.prefix, request.suffix);
     match &request.path {
@@ -304,10 +274,9 @@ impl CommentStyle {
     /// The comment syntax of an LSP language id, or of a file extension when the id is unknown.
     pub fn for_language(language: &str) -> CommentStyle {
         let (open, close) = match language {
-            "python" | "py" | "ruby" | "rb" | "shellscript" | "sh" | "bash" | "zsh" | "fish"
-            | "perl" | "pl" | "r" | "yaml" | "yml" | "toml" | "dockerfile" | "makefile"
-            | "elixir" | "ex" | "exs" | "julia" | "jl" | "nix" | "powershell" | "ps1" | "cmake"
-            | "coffeescript" => ("#", ""),
+            "python" | "py" | "ruby" | "rb" | "shellscript" | "sh" | "bash" | "zsh" | "fish" | "perl" | "pl" | "r"
+            | "yaml" | "yml" | "toml" | "dockerfile" | "makefile" | "elixir" | "ex" | "exs" | "julia" | "jl"
+            | "nix" | "powershell" | "ps1" | "cmake" | "coffeescript" => ("#", ""),
             "lua" | "sql" | "haskell" | "hs" | "elm" | "ada" => ("--", ""),
             "clojure" | "clj" | "lisp" | "scheme" | "racket" => (";;", ""),
             "erlang" | "erl" | "latex" | "tex" | "matlab" => ("%", ""),
@@ -322,11 +291,7 @@ impl CommentStyle {
 
     fn for_request(request: &GenerateRequest) -> CommentStyle {
         let language = request.language.clone().or_else(|| {
-            request
-                .path
-                .as_deref()
-                .and_then(|p| p.rsplit_once('.'))
-                .map(|(_, ext)| ext.to_ascii_lowercase())
+            request.path.as_deref().and_then(|p| p.rsplit_once('.')).map(|(_, ext)| ext.to_ascii_lowercase())
         });
         CommentStyle::for_language(language.as_deref().unwrap_or(""))
     }
@@ -396,10 +361,7 @@ mod tests {
         GenerateRequest {
             prefix: "def add(a, b):\n    return ".into(),
             suffix: "\n\nprint(add(1, 2))\n".into(),
-            snippets: vec![Snippet {
-                path: "util.py".into(),
-                text: "def sub(a, b):\n    return a - b".into(),
-            }],
+            snippets: vec![Snippet { path: "util.py".into(), text: "def sub(a, b):\n    return a - b".into() }],
             path: Some("main.py".into()),
             language: Some("python".into()),
             ..GenerateRequest::default()
@@ -408,11 +370,7 @@ mod tests {
 
     #[test]
     fn prefix_only_puts_other_files_in_comments_before_the_prefix() {
-        let format = PromptFormat::detect(
-            vocab(&["<|endoftext|>", "<|im_start|>", "<|im_end|>"]),
-            None,
-        )
-        .unwrap();
+        let format = PromptFormat::detect(vocab(&["<|endoftext|>", "<|im_start|>", "<|im_end|>"]), None).unwrap();
         assert_eq!(format.template, Template::PrefixOnly);
         assert!(format.chatml);
         assert!(!format.fim());
@@ -424,32 +382,15 @@ mod tests {
 
     #[test]
     fn starcoder_vocabulary_gets_suffix_first_fim() {
-        let format = PromptFormat::detect(
-            vocab(&["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]),
-            None,
-        )
-        .unwrap();
+        let format = PromptFormat::detect(vocab(&["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]), None).unwrap();
         assert_eq!(format.template, Template::StarCoder { spm: true });
-        let text = show(&format.render(&GenerateRequest {
-            snippets: vec![],
-            path: None,
-            ..request()
-        }));
-        assert_eq!(
-            text,
-            "[<fim_prefix>][<fim_suffix>]\n\nprint(add(1, 2))\n[<fim_middle>]def add(a, b):\n    return "
-        );
+        let text = show(&format.render(&GenerateRequest { snippets: vec![], path: None, ..request() }));
+        assert_eq!(text, "[<fim_prefix>][<fim_suffix>]\n\nprint(add(1, 2))\n[<fim_middle>]def add(a, b):\n    return ");
     }
 
     #[test]
     fn qwen_vocabulary_gets_repo_style_fim() {
-        let tokens = &[
-            "<|fim_prefix|>",
-            "<|fim_suffix|>",
-            "<|fim_middle|>",
-            "<|file_sep|>",
-            "<|repo_name|>",
-        ];
+        let tokens = &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|repo_name|>"];
         let format = PromptFormat::detect(vocab(tokens), None).unwrap();
         assert_eq!(format.template, Template::Qwen { repo: true });
         assert_eq!(
@@ -462,51 +403,25 @@ mod tests {
     #[test]
     fn codellama_and_deepseek_are_detected() {
         let codellama = PromptFormat::detect(vocab(&["<PRE>", "<SUF>", "<MID>"]), None).unwrap();
-        let r = GenerateRequest {
-            prefix: "a".into(),
-            suffix: "b".into(),
-            ..GenerateRequest::default()
-        };
+        let r = GenerateRequest { prefix: "a".into(), suffix: "b".into(), ..GenerateRequest::default() };
         assert_eq!(show(&codellama.render(&r)), "[<PRE>] [<SUF>]b [<MID>]a");
-        let psm = PromptFormat::detect(vocab(&["<PRE>", "<SUF>", "<MID>"]), Some("codellama-psm"))
-            .unwrap();
+        let psm = PromptFormat::detect(vocab(&["<PRE>", "<SUF>", "<MID>"]), Some("codellama-psm")).unwrap();
         assert_eq!(show(&psm.render(&r)), "[<PRE>] a [<SUF>]b [<MID>]");
-        let deepseek = PromptFormat::detect(
-            vocab(&["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"]),
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            show(&deepseek.render(&r)),
-            "[<｜fim▁begin｜>]a[<｜fim▁hole｜>]b[<｜fim▁end｜>]"
-        );
+        let deepseek =
+            PromptFormat::detect(vocab(&["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"]), None).unwrap();
+        assert_eq!(show(&deepseek.render(&r)), "[<｜fim▁begin｜>]a[<｜fim▁hole｜>]b[<｜fim▁end｜>]");
     }
 
     #[test]
     fn a_named_template_overrides_detection_and_is_checked() {
         let has = vocab(&["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]);
+        assert_eq!(PromptFormat::detect(&has, Some("prefix-only")).unwrap().template, Template::PrefixOnly);
         assert_eq!(
-            PromptFormat::detect(&has, Some("prefix-only"))
-                .unwrap()
-                .template,
-            Template::PrefixOnly
-        );
-        assert_eq!(
-            PromptFormat::detect(&has, Some("starcoder-psm"))
-                .unwrap()
-                .template,
+            PromptFormat::detect(&has, Some("starcoder-psm")).unwrap().template,
             Template::StarCoder { spm: false }
         );
-        assert!(
-            PromptFormat::detect(&has, Some("qwen"))
-                .unwrap_err()
-                .contains("<|fim_prefix|>")
-        );
-        assert!(
-            PromptFormat::detect(&has, Some("nonsense"))
-                .unwrap_err()
-                .contains("unknown prompt template")
-        );
+        assert!(PromptFormat::detect(&has, Some("qwen")).unwrap_err().contains("<|fim_prefix|>"));
+        assert!(PromptFormat::detect(&has, Some("nonsense")).unwrap_err().contains("unknown prompt template"));
     }
 
     #[test]
@@ -514,10 +429,7 @@ mod tests {
         let r = GenerateRequest {
             prefix: "fn a() {}".into(),
             language: Some("rust".into()),
-            task: Task::Instruct {
-                system: "You write Rust.".into(),
-                instruction: "Document a.".into(),
-            },
+            task: Task::Instruct { system: "You write Rust.".into(), instruction: "Document a.".into() },
             ..GenerateRequest::default()
         };
         let chat = PromptFormat::detect(vocab(&["<|im_start|>", "<|im_end|>"]), None).unwrap();
@@ -534,22 +446,12 @@ mod tests {
         assert_eq!(CommentStyle::for_language("rust").open, "//");
         assert_eq!(CommentStyle::for_language("lua").open, "--");
         assert_eq!(CommentStyle::for_language("html").close, " -->");
-        let r = GenerateRequest {
-            path: Some("x.rb".into()),
-            prefix: "p".into(),
-            ..GenerateRequest::default()
-        };
-        assert_eq!(
-            show(&Template::PrefixOnly.render_completion(&r)),
-            "# Path: x.rb\np"
-        );
+        let r = GenerateRequest { path: Some("x.rb".into()), prefix: "p".into(), ..GenerateRequest::default() };
+        assert_eq!(show(&Template::PrefixOnly.render_completion(&r)), "# Path: x.rb\np");
     }
 
     #[test]
     fn stop_tokens_are_those_the_vocabulary_has() {
-        assert_eq!(
-            stop_token_names(vocab(&["<|endoftext|>", "<file_sep>", "x"])),
-            vec!["<|endoftext|>", "<file_sep>"]
-        );
+        assert_eq!(stop_token_names(vocab(&["<|endoftext|>", "<file_sep>", "x"])), vec!["<|endoftext|>", "<file_sep>"]);
     }
 }

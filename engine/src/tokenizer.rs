@@ -29,7 +29,8 @@ type Inner = TokenizerImpl<
 >;
 
 /// The pre-tokenizer regex of Qwen2 (and of llama.cpp's `qwen2` pre-tokenizer type).
-const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Llama 3's, which groups digits in threes.
 const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -54,14 +55,16 @@ pub struct Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer")
-            .field("vocab", &self.tokens.len())
-            .field("pre", &self.pre)
-            .finish()
+        f.debug_struct("Tokenizer").field("vocab", &self.tokens.len()).field("pre", &self.pre).finish()
     }
 }
 
 impl Tokenizer {
+    /// Reads the tokenizer of a GGUF model file without loading its weights.
+    pub fn load(path: &std::path::Path) -> Result<Tokenizer, EngineError> {
+        Tokenizer::from_gguf(&GgufFile::open(path)?)
+    }
+
     /// Builds the tokenizer a GGUF file describes.
     pub(crate) fn from_gguf(gguf: &GgufFile) -> Result<Tokenizer, EngineError> {
         let model = gguf.string("tokenizer.ggml.model")?;
@@ -71,21 +74,12 @@ impl Tokenizer {
             )));
         }
         let tokens = gguf.strings("tokenizer.ggml.tokens")?;
-        let merges = if gguf.has("tokenizer.ggml.merges") {
-            gguf.strings("tokenizer.ggml.merges")?
-        } else {
-            Vec::new()
-        };
-        let types = gguf
-            .opt_ints("tokenizer.ggml.token_type")
-            .unwrap_or_default();
-        let pre = gguf
-            .opt_string("tokenizer.ggml.pre")
-            .unwrap_or_else(|| "default".into());
+        let merges =
+            if gguf.has("tokenizer.ggml.merges") { gguf.strings("tokenizer.ggml.merges")? } else { Vec::new() };
+        let types = gguf.opt_ints("tokenizer.ggml.token_type").unwrap_or_default();
+        let pre = gguf.opt_string("tokenizer.ggml.pre").unwrap_or_else(|| "default".into());
         let token_id = |key: &str| {
-            gguf.opt_uint(key)
-                .and_then(|id| u32::try_from(id).ok())
-                .filter(|&id| (id as usize) < tokens.len())
+            gguf.opt_uint(key).and_then(|id| u32::try_from(id).ok()).filter(|&id| (id as usize) < tokens.len())
         };
         let bos = token_id("tokenizer.ggml.bos_token_id");
         let eos = token_id("tokenizer.ggml.eos_token_id");
@@ -107,9 +101,7 @@ impl Tokenizer {
         add_bos: bool,
     ) -> Result<Tokenizer, EngineError> {
         let type_of = |i: usize| types.get(i).copied().unwrap_or(1);
-        let control: Vec<bool> = (0..tokens.len())
-            .map(|i| type_of(i) == TOKEN_TYPE_CONTROL)
-            .collect();
+        let control: Vec<bool> = (0..tokens.len()).map(|i| type_of(i) == TOKEN_TYPE_CONTROL).collect();
         // Control and user-defined tokens never come out of BPE merges; keeping them out of the
         // BPE vocabulary means document text can never produce them.
         let vocab: Vocab = tokens
@@ -118,13 +110,8 @@ impl Tokenizer {
             .filter(|(i, _)| !matches!(type_of(*i), TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
             .map(|(i, t)| (t.clone(), i as u32))
             .collect();
-        let merges: Merges = merges
-            .iter()
-            .filter_map(|m| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            })
-            .collect();
+        let merges: Merges =
+            merges.iter().filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string()))).collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .ignore_merges(matches!(pre, "llama3" | "llama-bpe"))
@@ -132,9 +119,7 @@ impl Tokenizer {
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         let mut inner: Inner = TokenizerImpl::new(bpe);
         inner.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
-        inner.with_decoder(Some(tokenizers::decoders::DecoderWrapper::ByteLevel(
-            ByteLevelDecoder::default(),
-        )));
+        inner.with_decoder(Some(tokenizers::decoders::DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
         // llama.cpp matches user-defined tokens even in plain text, so they are added tokens.
         let user_defined: Vec<AddedToken> = tokens
             .iter()
@@ -156,23 +141,8 @@ impl Tokenizer {
                 _ => token_bytes(t, &unicode_to_byte),
             })
             .collect();
-        let ids = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        Ok(Tokenizer {
-            inner,
-            tokens,
-            ids,
-            bytes,
-            control,
-            bos,
-            eos,
-            eot,
-            add_bos,
-            pre: pre.to_string(),
-        })
+        let ids = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        Ok(Tokenizer { inner, tokens, ids, bytes, control, bos, eos, eot, add_bos, pre: pre.to_string() })
     }
 
     /// Encodes document text; strings that look like control tokens stay text.
@@ -180,10 +150,7 @@ impl Tokenizer {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let encoding = self.inner.encode_fast(text, false).map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -203,18 +170,12 @@ impl Tokenizer {
 
     /// The bytes a token adds to decoded text (nothing for control tokens).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.bytes
-            .get(id as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Decodes ids to text, replacing invalid UTF-8.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let bytes: Vec<u8> = ids
-            .iter()
-            .flat_map(|&id| self.token_bytes(id).iter().copied())
-            .collect();
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
@@ -230,32 +191,23 @@ impl Tokenizer {
 
 fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, EngineError> {
     let split = |pattern: &str| -> Result<PreTokenizerWrapper, EngineError> {
-        let split = Split::new(
-            SplitPattern::Regex(pattern.to_string()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let split = Split::new(SplitPattern::Regex(pattern.to_string()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
         Ok(PreTokenizerWrapper::Split(split))
     };
     let byte_level_regex = PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true));
     let byte_level_plain = PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false));
     Ok(match pre {
-        "qwen2" | "deepseek-r1-qwen" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
-            split(QWEN2_PATTERN)?,
-            byte_level_plain,
-        ])),
-        "llama3" | "llama-bpe" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
-            split(LLAMA3_PATTERN)?,
-            byte_level_plain,
-        ])),
+        "qwen2" | "deepseek-r1-qwen" => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_PATTERN)?, byte_level_plain]))
+        }
+        "llama3" | "llama-bpe" => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_PATTERN)?, byte_level_plain]))
+        }
         "gpt-2" | "gpt2" | "default" => byte_level_regex,
         other => {
             if !matches!(other, "smollm" | "starcoder" | "refact" | "codeshell") {
-                tracing::warn!(
-                    pre = other,
-                    "unknown pre-tokenizer; using the StarCoder/SmolLM one"
-                );
+                tracing::warn!(pre = other, "unknown pre-tokenizer; using the StarCoder/SmolLM one");
             }
             PreTokenizerWrapper::Sequence(Sequence::new(vec![
                 PreTokenizerWrapper::Digits(Digits::new(true)),

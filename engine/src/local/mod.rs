@@ -1,0 +1,195 @@
+//! `LocalEngine`: the in-process engine. One dedicated OS thread owns the model and serves requests
+//! from a channel, newest first; it keeps KV caches of recent prompts per session and reuses their
+//! longest common token prefix.
+
+mod runner;
+mod stop;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::gguf::GgufFile;
+use crate::model::{LoadOptions, Model};
+use crate::prompt::{PromptFormat, stop_token_names};
+use crate::tokenizer::Tokenizer;
+use crate::{Engine, EngineError, EngineInfo, GenerateRequest, Generation};
+
+/// Settings of the in-process engine.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Threads for the model's tensor work; `None` means one per physical core. Takes effect only
+    /// for the first engine loaded in a process (the thread pool is process-wide).
+    pub threads: Option<usize>,
+    /// A prompt template by name (see `prompt::TEMPLATE_NAMES`); `None` detects it from the vocabulary.
+    pub template: Option<String>,
+    /// The most positions a prompt plus completion may hold; `None` means the model's training
+    /// context, capped at 16,384.
+    pub context_length: Option<usize>,
+    /// How many sessions (documents) keep a warm KV cache; at least one.
+    pub max_sessions: usize,
+    /// Memory for the KV caches of sessions other than the current one, in MiB.
+    pub session_cache_mib: usize,
+    /// Prompt tokens per prefill step; cancellation is checked between steps.
+    pub prefill_chunk: usize,
+    /// Convert weights without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16) to Q8_0 at load.
+    pub convert_slow_quants: bool,
+    /// Tests only: sleep this long before every prefill chunk and decode step, so cancellation
+    /// can be tested at a chosen point.
+    #[doc(hidden)]
+    pub test_step_delay: Option<Duration>,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            threads: None,
+            template: None,
+            context_length: None,
+            max_sessions: 4,
+            session_cache_mib: 512,
+            prefill_chunk: 64,
+            convert_slow_quants: true,
+            test_step_delay: None,
+        }
+    }
+}
+
+/// A loaded model served by its own thread.
+pub struct LocalEngine {
+    jobs: parking_lot::Mutex<mpsc::Sender<runner::Job>>,
+    shared: Arc<runner::Shared>,
+    tokenizer: Arc<Tokenizer>,
+    info: EngineInfo,
+    path: PathBuf,
+}
+
+impl LocalEngine {
+    /// Loads a GGUF model and starts its thread.
+    pub fn load(path: &Path, config: LocalConfig) -> Result<LocalEngine, EngineError> {
+        let started = Instant::now();
+        configure_threads(config.threads);
+        let mut gguf = GgufFile::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let options =
+            LoadOptions { context_length: config.context_length, convert_slow_quants: config.convert_slow_quants };
+        let model = Model::from_gguf(&mut gguf, options)?;
+        if tokenizer.vocab_size() > model.config().vocab_size {
+            return Err(gguf.invalid(format!(
+                "the tokenizer has {} tokens but the model only {}",
+                tokenizer.vocab_size(),
+                model.config().vocab_size
+            )));
+        }
+        let has = |t: &str| tokenizer.token_id(t).is_some();
+        let format = PromptFormat::detect(has, config.template.as_deref()).map_err(|message| gguf.invalid(message))?;
+        let mut stop_tokens: Vec<u32> = stop_token_names(has).iter().filter_map(|t| tokenizer.token_id(t)).collect();
+        stop_tokens.extend(tokenizer.eos.iter().chain(tokenizer.eot.iter()));
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+
+        let name = gguf
+            .opt_string("general.name")
+            .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "model".into());
+        let info =
+            EngineInfo { kind: "local".into(), model: name, context_length: model.context_length(), fim: format.fim() };
+        tracing::info!(
+            path = %path.display(),
+            model = %info.model,
+            architecture = ?model.config().architecture,
+            context = info.context_length,
+            template = ?format.template,
+            load_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        let tokenizer = Arc::new(tokenizer);
+        let shared = Arc::new(runner::Shared::default());
+        let (tx, rx) = mpsc::channel();
+        let state =
+            runner::Runner::new(model, Arc::clone(&tokenizer), format, stop_tokens, &config, Arc::clone(&shared));
+        std::thread::Builder::new()
+            .name("glint-model".into())
+            .spawn(move || state.run(rx))
+            .map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
+        Ok(LocalEngine { jobs: parking_lot::Mutex::new(tx), shared, tokenizer, info, path: path.to_path_buf() })
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the model thread has nothing to do: no request running or queued.
+    pub fn is_idle(&self) -> bool {
+        self.shared.queued.load(Ordering::Acquire) == 0 && !self.shared.busy.load(Ordering::Acquire)
+    }
+
+    /// Waits until the model thread is idle; false on timeout.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_idle() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+
+    /// Encodes document text with the model's tokenizer.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.tokenizer.encode(text)
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+}
+
+impl Engine for LocalEngine {
+    fn generate(&self, request: GenerateRequest) -> Generation {
+        let (generation, sender) = Generation::channel();
+        let sequence = self.shared.latest.fetch_add(1, Ordering::AcqRel) + 1;
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        let job = runner::Job { request, sender, sequence, arrived: Instant::now() };
+        if self.jobs.lock().send(job).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Generation::failed(EngineError::Stopped.to_string());
+        }
+        generation
+    }
+
+    fn info(&self) -> EngineInfo {
+        self.info.clone()
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.encode(text).map(|ids| ids.len()).unwrap_or_else(|_| crate::estimate_tokens(text))
+    }
+}
+
+/// Sets the size of candle's process-wide thread pool before the first tensor operation.
+fn configure_threads(threads: Option<usize>) {
+    static CONFIGURED: AtomicBool = AtomicBool::new(false);
+    if CONFIGURED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Some(threads) = threads.filter(|&t| t > 0) else {
+        // candle defaults to one thread per physical core.
+        return;
+    };
+    if std::env::var_os("CANDLE_NUM_THREADS").is_some() {
+        return;
+    }
+    // SAFETY: this runs once, before the engine creates its threads or runs any tensor operation;
+    // candle reads the variable when it builds its pool. Other threads of the host process do not
+    // touch the environment while an engine loads.
+    unsafe {
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}

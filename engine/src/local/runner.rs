@@ -1,0 +1,318 @@
+//! The model thread: takes the newest request, reuses the longest cached token prefix of its
+//! session, prefills the rest in chunks and decodes token by token, checking for cancellation,
+//! supersession and the deadline before every step.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::stop::StopMatcher;
+use crate::model::{KvCache, Model};
+use crate::prompt::{Piece, PromptFormat};
+use crate::sampler::Sampler;
+use crate::tokenizer::{Tokenizer, Utf8Stream};
+use crate::{EngineError, Finish, FinishReason, GenerateRequest, GenerationSender, Timings};
+
+/// One request on its way to the model thread.
+pub(crate) struct Job {
+    pub(crate) request: GenerateRequest,
+    pub(crate) sender: GenerationSender,
+    /// Increases with every request; a job older than the newest one is superseded.
+    pub(crate) sequence: u64,
+    pub(crate) arrived: Instant,
+}
+
+/// State shared between the engine handle and its thread.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) latest: AtomicU64,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) busy: AtomicBool,
+}
+
+/// A warm KV cache and the token ids it holds.
+struct Session {
+    key: String,
+    ids: Vec<u32>,
+    cache: KvCache,
+    last_used: u64,
+}
+
+pub(crate) struct Runner {
+    model: Model,
+    tokenizer: Arc<Tokenizer>,
+    format: PromptFormat,
+    stop_tokens: Vec<u32>,
+    max_sessions: usize,
+    max_cache_bytes: usize,
+    prefill_chunk: usize,
+    shared: Arc<Shared>,
+    /// The session whose cache is in the model.
+    active: Session,
+    /// Other sessions' caches.
+    parked: Vec<Session>,
+    clock: u64,
+    step_delay: Option<Duration>,
+}
+
+enum Interrupt {
+    Cancelled,
+    Deadline,
+}
+
+impl Runner {
+    pub(crate) fn new(
+        model: Model,
+        tokenizer: Arc<Tokenizer>,
+        format: PromptFormat,
+        stop_tokens: Vec<u32>,
+        config: &super::LocalConfig,
+        shared: Arc<Shared>,
+    ) -> Runner {
+        let active = Session { key: String::new(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
+        Runner {
+            model,
+            tokenizer,
+            format,
+            stop_tokens,
+            max_sessions: config.max_sessions.max(1),
+            max_cache_bytes: config.session_cache_mib.saturating_mul(1 << 20),
+            prefill_chunk: config.prefill_chunk.max(1),
+            shared,
+            active,
+            parked: Vec::new(),
+            clock: 0,
+            step_delay: config.test_step_delay,
+        }
+    }
+
+    /// Serves jobs until every sender is gone.
+    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(mut job) = jobs.recv() {
+            self.shared.busy.store(true, Ordering::Release);
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            // Only the newest queued request matters; the others were superseded while waiting.
+            while let Ok(newer) = jobs.try_recv() {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                finish_cancelled(&job, Timings::default());
+                job = newer;
+            }
+            let span = tracing::debug_span!("generate", sequence = job.sequence);
+            let _enter = span.enter();
+            self.serve(&job);
+            self.shared.busy.store(false, Ordering::Release);
+        }
+    }
+
+    fn interrupted(&self, job: &Job) -> Option<Interrupt> {
+        if let Some(delay) = self.step_delay {
+            std::thread::sleep(delay);
+        }
+        if job.sender.is_cancelled() || self.shared.latest.load(Ordering::Acquire) != job.sequence {
+            return Some(Interrupt::Cancelled);
+        }
+        let deadline = job.request.deadline_ms.map(Duration::from_millis)?;
+        (job.arrived.elapsed() >= deadline).then_some(Interrupt::Deadline)
+    }
+
+    fn serve(&mut self, job: &Job) {
+        let mut timings = Timings::default();
+        let result = self.generate(job, &mut timings);
+        timings.total_ms = ms(job.arrived.elapsed());
+        let finish = match result {
+            Ok(reason) => Finish { reason, error: None, timings },
+            Err(error) => {
+                tracing::warn!(%error, "generation failed");
+                // The cache may be half-written; start the session over.
+                self.active.ids.clear();
+                self.model.replace_cache(KvCache::default());
+                Finish { reason: FinishReason::Error, error: Some(error.to_string()), timings }
+            }
+        };
+        tracing::debug!(
+            reason = ?finish.reason,
+            prompt_tokens = finish.timings.prompt_tokens,
+            cached_tokens = finish.timings.cached_tokens,
+            prefill_ms = finish.timings.prefill_ms,
+            ttft_ms = finish.timings.ttft_ms,
+            decode_tokens = finish.timings.decode_tokens,
+            "generation finished"
+        );
+        job.sender.finish(finish);
+    }
+
+    fn generate(&mut self, job: &Job, timings: &mut Timings) -> Result<FinishReason, EngineError> {
+        let request = &job.request;
+        let mut prompt = self.encode_prompt(request)?;
+        let max_tokens = request.max_tokens as usize;
+        let context = self.model.context_length();
+        let room = context.saturating_sub(max_tokens.min(context / 2)).max(1);
+        if prompt.len() > room {
+            // Keep the end of the prompt, nearest the cursor.
+            prompt.drain(..prompt.len() - room);
+        }
+        timings.prompt_tokens = prompt.len();
+        if let Some(reason) = self.interrupted(job) {
+            return Ok(reason.into());
+        }
+        self.select_session(request.session.as_deref().unwrap_or(""));
+
+        // Reuse the longest common prefix; with everything cached, back off one token so the last
+        // prompt token runs again and yields fresh logits.
+        let mut common = common_prefix(&self.active.ids, &prompt);
+        if common == prompt.len() {
+            common -= 1;
+        }
+        self.active.ids.truncate(common);
+        self.model.cache_truncate(common);
+        timings.cached_tokens = common;
+
+        let prefill_started = Instant::now();
+        let mut logits = Vec::new();
+        let mut position = common;
+        for chunk in prompt[common..].chunks(self.prefill_chunk) {
+            if let Some(reason) = self.interrupted(job) {
+                timings.prefill_ms = ms(prefill_started.elapsed());
+                return Ok(reason.into());
+            }
+            logits = self.model.forward(chunk, position)?;
+            position += chunk.len();
+            self.active.ids.extend_from_slice(chunk);
+        }
+        timings.prefill_ms = ms(prefill_started.elapsed());
+        if max_tokens == 0 {
+            return Ok(FinishReason::Stop);
+        }
+
+        let decode_started = Instant::now();
+        let mut sampler = Sampler::new(request.sampling.clone());
+        let mut utf8 = Utf8Stream::default();
+        let mut stops = StopMatcher::new(&request.stop);
+        let mut generated = 0usize;
+        let reason = loop {
+            if let Some(reason) = self.interrupted(job) {
+                break reason.into();
+            }
+            let token = sampler.sample(&mut logits, &self.active.ids);
+            if generated == 0 {
+                timings.ttft_ms = ms(job.arrived.elapsed());
+            }
+            generated += 1;
+            if self.stop_tokens.binary_search(&token).is_ok() || self.tokenizer.is_control(token) {
+                break FinishReason::Stop;
+            }
+            let text = utf8.push(self.tokenizer.token_bytes(token));
+            let (text, stopped) = stops.push(&text);
+            if !text.is_empty() && !job.sender.send_text(text) {
+                break FinishReason::Cancelled;
+            }
+            if stopped {
+                break FinishReason::Stop;
+            }
+            if generated >= max_tokens {
+                break FinishReason::Length;
+            }
+            if position >= context {
+                break FinishReason::Length;
+            }
+            logits = self.model.forward(&[token], position)?;
+            position += 1;
+            self.active.ids.push(token);
+        };
+        if matches!(reason, FinishReason::Stop | FinishReason::Length) {
+            let rest = utf8.finish();
+            let (mut text, stopped) = stops.push(&rest);
+            if !stopped {
+                text.push_str(&stops.flush());
+            }
+            if !text.is_empty() {
+                job.sender.send_text(text);
+            }
+        }
+        let decode_time = decode_started.elapsed().as_secs_f64();
+        timings.decode_tokens = generated;
+        timings.decode_tokens_per_s = if decode_time > 0.0 { generated as f64 / decode_time } else { 0.0 };
+        Ok(reason)
+    }
+
+    fn encode_prompt(&self, request: &GenerateRequest) -> Result<Vec<u32>, EngineError> {
+        let mut ids = Vec::new();
+        if self.tokenizer.add_bos {
+            ids.extend(self.tokenizer.bos);
+        }
+        for piece in self.format.render(request) {
+            match piece {
+                Piece::Text(text) => ids.extend(self.tokenizer.encode(&text)?),
+                Piece::Token(name) => ids.push(
+                    self.tokenizer
+                        .token_id(name)
+                        .ok_or_else(|| EngineError::Tokenizer(format!("the vocabulary has no token `{name}`")))?,
+                ),
+            }
+        }
+        if ids.is_empty() {
+            // An empty prompt still needs one token to condition on.
+            ids.push(self.tokenizer.bos.or(self.tokenizer.eos).unwrap_or(0));
+        }
+        Ok(ids)
+    }
+
+    /// Makes `key`'s cache the model's, parking the current one. At most `max_sessions` caches
+    /// live at once and parked ones stay within `max_cache_bytes`; the least recently used go
+    /// first. With a single session, keys are ignored and the common prefix decides alone.
+    fn select_session(&mut self, key: &str) {
+        self.clock += 1;
+        if self.max_sessions == 1 || self.active.key == key {
+            self.active.last_used = self.clock;
+            return;
+        }
+        let incoming = match self.parked.iter().position(|s| s.key == key) {
+            Some(i) => self.parked.swap_remove(i),
+            None => {
+                let recycled = if self.parked.len() + 1 >= self.max_sessions { self.evict_lru() } else { None };
+                let cache = match recycled {
+                    Some(mut session) => {
+                        session.cache.truncate(0);
+                        session.cache
+                    }
+                    None => self.model.new_cache(),
+                };
+                Session { key: key.to_string(), ids: Vec::new(), cache, last_used: 0 }
+            }
+        };
+        let mut outgoing = std::mem::replace(&mut self.active, incoming);
+        outgoing.cache = self.model.replace_cache(std::mem::take(&mut self.active.cache));
+        self.parked.push(outgoing);
+        while self.parked.iter().map(|s| s.cache.memory_bytes()).sum::<usize>() > self.max_cache_bytes {
+            self.evict_lru();
+        }
+        self.active.last_used = self.clock;
+    }
+
+    fn evict_lru(&mut self) -> Option<Session> {
+        let (i, _) = self.parked.iter().enumerate().min_by_key(|(_, s)| s.last_used)?;
+        Some(self.parked.swap_remove(i))
+    }
+}
+
+impl From<Interrupt> for FinishReason {
+    fn from(interrupt: Interrupt) -> Self {
+        match interrupt {
+            Interrupt::Cancelled => FinishReason::Cancelled,
+            Interrupt::Deadline => FinishReason::Deadline,
+        }
+    }
+}
+
+fn finish_cancelled(job: &Job, timings: Timings) {
+    job.sender.finish(Finish { reason: FinishReason::Cancelled, error: None, timings });
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}

@@ -1,0 +1,302 @@
+//! The in-process engine on tiny random-weight GGUF models written by the test: loading, generation,
+//! stop sequences, limits, deadline, cancellation, supersession, KV reuse, sessions and UTF-8.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TempDir, TinySpec};
+use glint_engine::model::{LoadOptions, Model};
+use glint_engine::{Chunk, Engine, FinishReason, GenerateRequest, LocalConfig, LocalEngine, Sampling};
+
+fn tiny_engine(dir: &TempDir, config: LocalConfig) -> LocalEngine {
+    let path = TinySpec::llama().write(&dir.0, "tiny.gguf");
+    LocalEngine::load(&path, config).unwrap()
+}
+
+fn request(prefix: &str, max_tokens: u32) -> GenerateRequest {
+    GenerateRequest { prefix: prefix.into(), max_tokens, ..GenerateRequest::default() }
+}
+
+fn slow() -> LocalConfig {
+    LocalConfig { test_step_delay: Some(Duration::from_millis(10)), prefill_chunk: 4, ..LocalConfig::default() }
+}
+
+#[tokio::test]
+async fn loads_and_generates_deterministically_up_to_max_tokens() {
+    let dir = TempDir::new("generate");
+    let engine = tiny_engine(&dir, LocalConfig::default());
+    let info = engine.info();
+    assert_eq!((info.kind.as_str(), info.model.as_str(), info.fim), ("local", "tiny-test", false));
+    assert_eq!(info.context_length, 4096);
+
+    let (text, finish) = engine.generate(request("the cat in the hat", 16)).collect_text().await;
+    assert_eq!(finish.reason, FinishReason::Length, "{finish:?}");
+    assert_eq!(finish.timings.decode_tokens, 16);
+    assert!(!text.is_empty());
+    let t = &finish.timings;
+    assert_eq!(t.prompt_tokens, engine.tokenize("the cat in the hat").unwrap().len());
+    assert!(t.ttft_ms > 0.0 && t.total_ms >= t.ttft_ms && t.decode_tokens_per_s > 0.0, "{t:?}");
+
+    let (again, finish) = engine.generate(request("the cat in the hat", 16)).collect_text().await;
+    assert_eq!(again, text);
+    // Everything was cached; one token ran again for fresh logits.
+    assert_eq!(finish.timings.cached_tokens, finish.timings.prompt_tokens - 1);
+}
+
+#[tokio::test]
+async fn zero_max_tokens_only_warms_the_cache() {
+    let dir = TempDir::new("warm");
+    let engine = tiny_engine(&dir, LocalConfig::default());
+    let prompt = "fn main() { let x = 1; }";
+    let (text, finish) = engine.generate(request(prompt, 0)).collect_text().await;
+    assert_eq!((text.as_str(), finish.reason), ("", FinishReason::Stop));
+    assert_eq!(finish.timings.cached_tokens, 0);
+    // A keystroke later, only the new tokens are prefilled.
+    let (_, finish) = engine.generate(request(&format!("{prompt}\n"), 2)).collect_text().await;
+    assert_eq!(finish.timings.cached_tokens, engine.tokenize(prompt).unwrap().len());
+}
+
+#[tokio::test]
+async fn stop_sequences_end_the_text_and_are_not_streamed() {
+    let dir = TempDir::new("stop");
+    let engine = tiny_engine(&dir, LocalConfig::default());
+    let (full, _) = engine.generate(request("the the", 40)).collect_text().await;
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 12, "{full:?}");
+    let stop: String = chars[8..11].iter().collect();
+    let expected = &full[..full.find(&stop).unwrap()];
+    let mut with_stop = request("the the", 40);
+    with_stop.stop = vec!["never appears \u{1F600}".into(), stop.clone()];
+    let (text, finish) = engine.generate(with_stop).collect_text().await;
+    assert_eq!(finish.reason, FinishReason::Stop);
+    assert_eq!(text, expected, "stop {stop:?} in {full:?}");
+}
+
+#[tokio::test]
+async fn a_deadline_ends_generation() {
+    let dir = TempDir::new("deadline");
+    let engine = tiny_engine(&dir, slow());
+    let mut r = request("the", 1000);
+    r.deadline_ms = Some(150);
+    let started = Instant::now();
+    let (_, finish) = engine.generate(r).collect_text().await;
+    assert_eq!(finish.reason, FinishReason::Deadline);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn cancelling_mid_prefill_stops_within_a_chunk_and_keeps_the_prefilled_part() {
+    let dir = TempDir::new("cancel-prefill");
+    let engine = tiny_engine(&dir, slow());
+    let prompt = "the cat in the hat ".repeat(30);
+    let prompt_tokens = engine.tokenize(&prompt).unwrap().len();
+    assert!(prompt_tokens > 100);
+    let generation = engine.generate(request(&prompt, 8));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let dropped = Instant::now();
+    drop(generation);
+    assert!(engine.wait_idle(Duration::from_millis(200)), "the runner did not stop");
+    eprintln!("idle {:?} after the drop", dropped.elapsed());
+
+    // The next request is served and reuses what was prefilled before the cancellation.
+    let (_, finish) = engine.generate(request(&prompt, 0)).collect_text().await;
+    assert_eq!(finish.reason, FinishReason::Stop);
+    let cached = finish.timings.cached_tokens;
+    assert!(cached > 0 && cached < prompt_tokens - 1, "cached {cached} of {prompt_tokens}");
+}
+
+#[tokio::test]
+async fn cancelling_mid_decode_stops_within_a_step_and_serves_the_next_request() {
+    let dir = TempDir::new("cancel-decode");
+    let engine = tiny_engine(&dir, slow());
+    let mut generation = engine.generate(request("the", 1000));
+    assert!(matches!(generation.next_chunk().await, Some(Chunk::Text(_))));
+    generation.cancel();
+    let mut reason = None;
+    while let Some(chunk) = generation.next_chunk().await {
+        if let Chunk::Done(finish) = chunk {
+            reason = Some(finish.reason);
+        }
+    }
+    assert_eq!(reason, Some(FinishReason::Cancelled));
+    assert!(engine.wait_idle(Duration::from_millis(200)));
+
+    let mut next = engine.generate(request("the cat", 3));
+    drop(generation);
+    let mut text = String::new();
+    let finish = loop {
+        match next.next_chunk().await {
+            Some(Chunk::Text(t)) => text.push_str(&t),
+            Some(Chunk::Done(finish)) => break finish,
+            None => panic!("no finish"),
+        }
+    };
+    assert_eq!(finish.reason, FinishReason::Length);
+    assert!(!text.is_empty());
+}
+
+#[tokio::test]
+async fn a_newer_request_supersedes_the_running_one() {
+    let dir = TempDir::new("supersede");
+    let engine = tiny_engine(&dir, slow());
+    let mut first = engine.generate(request("the", 1000));
+    assert!(matches!(first.next_chunk().await, Some(Chunk::Text(_))));
+    let second = engine.generate(request("the cat", 3));
+    let (_, first_finish) = first.collect_text().await;
+    assert_eq!(first_finish.reason, FinishReason::Cancelled);
+    let (text, second_finish) = second.collect_text().await;
+    assert_eq!(second_finish.reason, FinishReason::Length);
+    assert!(!text.is_empty());
+}
+
+#[tokio::test]
+async fn sessions_keep_their_own_caches() {
+    let dir = TempDir::new("sessions");
+    let engine = tiny_engine(&dir, LocalConfig { max_sessions: 2, ..LocalConfig::default() });
+    let in_session =
+        |session: &str, prefix: &str| GenerateRequest { session: Some(session.into()), ..request(prefix, 0) };
+    let a = "fn a() { the cat }";
+    let b = "def b(): return the hat";
+    engine.generate(in_session("a", a)).collect_text().await;
+    engine.generate(in_session("b", b)).collect_text().await;
+    let (_, finish) = engine.generate(in_session("a", a)).collect_text().await;
+    assert_eq!(finish.timings.cached_tokens, finish.timings.prompt_tokens - 1);
+    let (_, finish) = engine.generate(in_session("b", b)).collect_text().await;
+    assert_eq!(finish.timings.cached_tokens, finish.timings.prompt_tokens - 1);
+    // A third session evicts the least recently used one (a).
+    engine.generate(in_session("c", "x")).collect_text().await;
+    let (_, finish) = engine.generate(in_session("a", a)).collect_text().await;
+    assert_eq!(finish.timings.cached_tokens, 0);
+}
+
+#[tokio::test]
+async fn streamed_text_never_splits_a_utf8_character() {
+    let dir = TempDir::new("utf8");
+    // A vocabulary of single bytes: `é` (C3 A9) can only come out as two tokens.
+    let mut spec = TinySpec::llama();
+    spec.tokens = vec!["a".into(), "Ġ".into(), "Ã".into(), "©".into()];
+    spec.merges = vec![];
+    spec.eos = false;
+    let path = spec.write(&dir.0, "bytes.gguf");
+    let engine = LocalEngine::load(&path, LocalConfig::default()).unwrap();
+    let mut r = request("a a", 400);
+    // A high temperature makes sampling nearly uniform over the five tokens.
+    r.sampling = Sampling { temperature: 50.0, seed: 3, ..Sampling::default() };
+    let mut generation = engine.generate(r);
+    let mut text = String::new();
+    let mut chunks = 0;
+    while let Some(chunk) = generation.next_chunk().await {
+        if let Chunk::Text(t) = chunk {
+            assert!(!t.is_empty());
+            text.push_str(&t);
+            chunks += 1;
+        }
+    }
+    assert!(chunks > 10);
+    assert!(text.contains('é'), "no é was streamed whole: {text:?}");
+}
+
+#[tokio::test]
+async fn count_tokens_uses_the_tokenizer_and_special_looking_text_stays_text() {
+    let dir = TempDir::new("count");
+    let engine = tiny_engine(&dir, LocalConfig::default());
+    let ids = engine.tokenize("the theme").unwrap();
+    assert_eq!(engine.count_tokens("the theme"), ids.len());
+    let tokenizer = engine.tokenizer();
+    assert_eq!(tokenizer.decode(&ids), "the theme");
+    let control = tokenizer.token_id("<|im_start|>").unwrap();
+    let ids = engine.tokenize("x <|im_start|> y").unwrap();
+    assert!(!ids.contains(&control));
+    assert_eq!(tokenizer.decode(&ids), "x <|im_start|> y");
+}
+
+#[test]
+fn logits_after_cache_reuse_equal_a_cold_run() {
+    let dir = TempDir::new("kv");
+    let path = TinySpec::llama().write(&dir.0, "tiny.gguf");
+    let tokens: Vec<u32> = (0..90).map(|i| 1 + (i * 37 % 250) as u32).collect();
+    let mut cold = Model::load(&path, LoadOptions::default()).unwrap();
+    let reference = cold.forward(&tokens, 0).unwrap();
+
+    let close = |a: &[f32], b: &[f32]| {
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-3, "max logit difference {diff}");
+    };
+    // Prefix then the rest, in chunks.
+    let mut warm = Model::load(&path, LoadOptions::default()).unwrap();
+    warm.forward(&tokens[..50], 0).unwrap();
+    warm.forward(&tokens[50..70], 50).unwrap();
+    close(&warm.forward(&tokens[70..], 70).unwrap(), &reference);
+    // Roll back to a shorter prefix after different tokens, then continue.
+    let mut rolled = Model::load(&path, LoadOptions::default()).unwrap();
+    let mut other = tokens.clone();
+    other[60..].iter_mut().for_each(|t| *t = 7);
+    rolled.forward(&other, 0).unwrap();
+    assert_eq!(rolled.cache().len(), 90);
+    close(&rolled.forward(&tokens[60..], 60).unwrap(), &reference);
+    // Token by token.
+    let mut stepped = Model::load(&path, LoadOptions::default()).unwrap();
+    let mut last = Vec::new();
+    for (i, &t) in tokens.iter().enumerate() {
+        last = stepped.forward(&[t], i).unwrap();
+    }
+    close(&last, &reference);
+    // A different prefix really changes the logits (the comparison can fail).
+    let mut changed = tokens.clone();
+    changed[3] = 200;
+    let diff = cold.forward(&changed, 0).unwrap();
+    assert!(diff.iter().zip(&reference).any(|(a, b)| (a - b).abs() > 1e-2));
+}
+
+#[test]
+fn qwen2_models_with_attention_biases_load_and_run() {
+    let dir = TempDir::new("qwen2");
+    let mut spec = TinySpec::llama();
+    spec.architecture = "qwen2";
+    let path = spec.write(&dir.0, "qwen.gguf");
+    let mut model = Model::load(&path, LoadOptions::default()).unwrap();
+    let logits = model.forward(&[1, 2, 3], 0).unwrap();
+    assert_eq!(logits.len(), spec.tokens.len() + 1);
+    assert!(logits.iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn corrupt_truncated_and_unsupported_files_are_named_in_clear_errors() {
+    let dir = TempDir::new("corrupt");
+    let path = TinySpec::llama().write(&dir.0, "good.gguf");
+    let bytes = std::fs::read(&path).unwrap();
+
+    let truncated = dir.0.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    let error = LocalEngine::load(&truncated, LocalConfig::default()).err().unwrap().to_string();
+    assert!(error.contains("truncated.gguf") && error.contains("truncated"), "{error}");
+
+    let garbage = dir.0.join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model at all, just text").unwrap();
+    let error = LocalEngine::load(&garbage, LocalConfig::default()).err().unwrap().to_string();
+    assert!(error.contains("garbage.gguf") && error.contains("not a readable GGUF"), "{error}");
+
+    let header_cut = dir.0.join("header.gguf");
+    std::fs::write(&header_cut, &bytes[..200]).unwrap();
+    let error = LocalEngine::load(&header_cut, LocalConfig::default()).err().unwrap().to_string();
+    assert!(error.contains("header.gguf"), "{error}");
+
+    let mut spec = TinySpec::llama();
+    spec.architecture = "mamba";
+    let mamba = spec.write(&dir.0, "mamba.gguf");
+    let error = LocalEngine::load(&mamba, LocalConfig::default()).err().unwrap().to_string();
+    assert!(error.contains("mamba.gguf") && error.contains("unsupported model architecture `mamba`"), "{error}");
+
+    let missing = dir.0.join("missing.gguf");
+    let error = LocalEngine::load(&missing, LocalConfig::default()).err().unwrap().to_string();
+    assert!(error.contains("missing.gguf"), "{error}");
+
+    let error = LocalEngine::load(&path, LocalConfig { template: Some("qwen".into()), ..LocalConfig::default() })
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("<|fim_prefix|>"), "{error}");
+}
