@@ -1,7 +1,17 @@
-//! The `glint` command line: `glint lsp` (the language server on stdio) and helper commands.
+//! The `glint` command line: `glint lsp` (the language server on stdio), `glint complete` (one
+//! completion in the terminal), and `glint model` (fetch or locate the default model).
 //! `main.rs` only calls [`main`], so the end-to-end tests can build the same program.
 
-use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use glint_engine::{Chunk, FinishReason, fetch};
+
+use crate::document::Document;
+use crate::engines::{self, EngineSpec};
+use crate::position::{self, Encoding, LinePos};
 
 #[derive(Parser)]
 #[command(name = "glint", version, about = "Instant AI code completions for every editor, over LSP.")]
@@ -17,28 +27,180 @@ enum Command {
         /// error, warn, info, debug or trace (or a tracing filter directive). Logs go to stderr.
         #[arg(long, env = "GLINT_LOG_LEVEL")]
         log_level: Option<String>,
-        /// Engine: `local`, `ws://host:port`, `http://host:port/v1`, or `fake:TEXT` for tests.
-        #[arg(long)]
-        engine: Option<String>,
-        /// A GGUF model file for the local engine.
-        #[arg(long)]
-        model: Option<String>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
+    /// Complete the code at a position in a file and stream the completion to stdout.
+    Complete(CompleteArgs),
+    /// Manage the model.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct EngineArgs {
+    /// Engine: `local` (default), or `fake:TEXT` for tests.
+    #[arg(long)]
+    engine: Option<String>,
+    /// A GGUF model file for the local engine (default: the fetched default model).
+    #[arg(long)]
+    model: Option<String>,
+    /// Threads for the local engine (default: one per physical core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct CompleteArgs {
+    /// FILE:LINE:COL with 1-based line and column (in characters), or FILE with --line/--character.
+    location: String,
+    /// 1-based line, instead of FILE:LINE:COL.
+    #[arg(long)]
+    line: Option<u32>,
+    /// 1-based column in characters, instead of FILE:LINE:COL.
+    #[arg(long)]
+    character: Option<u32>,
+    /// The most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: u32,
+    /// Prompt budget in model tokens.
+    #[arg(long, default_value_t = 1024)]
+    context_tokens: usize,
+    /// Do not fetch the default model when it is missing.
+    #[arg(long)]
+    no_fetch: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Download the default model (SmolLM2-135M-Instruct, Q4_1) into the cache, verified by sha256.
+    Fetch,
+    /// Print where the default model is (or will be).
+    Path,
 }
 
 /// Runs the command line and exits the process with its status.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Lsp { log_level, engine, model } => {
+        Command::Lsp { log_level, engine } => {
             crate::logging::init(log_level.as_deref().unwrap_or("info"));
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
-            let options = crate::ServerOptions { engine, model, log_level, test_hooks };
+            let options = crate::ServerOptions {
+                engine: engine.engine,
+                model: engine.model,
+                threads: engine.threads,
+                log_level,
+                test_hooks,
+            };
             let code = runtime.block_on(crate::serve(tokio::io::stdin(), tokio::io::stdout(), options));
             // Handlers may still hold blocking work; do not wait for it on the way out.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             std::process::exit(code);
         }
+        Command::Complete(args) => {
+            crate::logging::init("warn");
+            complete(args)
+        }
+        Command::Model { command: ModelCommand::Fetch } => {
+            let path = fetch::fetch_default(&mut |message| eprintln!("{message}"))?;
+            eprintln!("default model ready");
+            report_path(&path)
+        }
+        Command::Model { command: ModelCommand::Path } => report_path(&fetch::default_model_path()),
     }
+}
+
+fn report_path(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", path.display())?;
+    Ok(())
+}
+
+/// Splits `FILE:LINE:COL` (1-based); `--line`/`--character` win when given.
+fn parse_location(args: &CompleteArgs) -> anyhow::Result<(PathBuf, u32, u32)> {
+    if let (Some(line), Some(character)) = (args.line, args.character) {
+        return Ok((PathBuf::from(&args.location), line, character));
+    }
+    let mut parts = args.location.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    match (file, line.and_then(|l| l.parse().ok()), col.and_then(|c| c.parse().ok())) {
+        (Some(file), Some(line), Some(col)) => Ok((PathBuf::from(file), line, col)),
+        _ => bail!("expected FILE:LINE:COL (1-based), or FILE with --line and --character; got `{}`", args.location),
+    }
+}
+
+fn complete(args: CompleteArgs) -> anyhow::Result<()> {
+    let (path, line, col) = parse_location(&args)?;
+    if line == 0 || col == 0 {
+        bail!("line and column are 1-based; got {line}:{col}");
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    if text.contains('\0') {
+        bail!("{} looks binary (it contains NUL bytes)", path.display());
+    }
+    let uri = format!("file://{}", std::path::absolute(&path).unwrap_or(path.clone()).display());
+    let doc = Document::new(&uri, "", 0, &text);
+    let cursor = position::to_char(&doc.rope, LinePos { line: line - 1, character: col - 1 }, Encoding::Utf32);
+
+    let spec = EngineSpec {
+        engine: args.engine.engine.clone().unwrap_or_else(|| "local".into()),
+        model: args.engine.model.clone(),
+        threads: args.engine.threads,
+        fetch_default: !args.no_fetch,
+    };
+    let started = std::time::Instant::now();
+    let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let request = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let finish = runtime.block_on(async {
+        let mut generation = engine.generate(request);
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = generation.next_chunk().await {
+            match chunk {
+                Chunk::Text(text) => {
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
+                Chunk::Done(finish) => {
+                    writeln!(out)?;
+                    return Ok::<_, anyhow::Error>(Some(finish));
+                }
+            }
+        }
+        Ok(None)
+    })?;
+    let Some(finish) = finish else { bail!("the engine stopped without finishing") };
+    if finish.reason == FinishReason::Error {
+        bail!("the engine failed: {}", finish.error.unwrap_or_default());
+    }
+    let t = &finish.timings;
+    eprintln!(
+        "[{}] load {:.0} ms | prompt {} tokens ({} cached) | prefill {:.0} ms | first token {:.0} ms | {} tokens at {:.1} tok/s | total {:.0} ms | stop: {:?}",
+        engine.info().model,
+        load_ms,
+        t.prompt_tokens,
+        t.cached_tokens,
+        t.prefill_ms,
+        t.ttft_ms,
+        t.decode_tokens,
+        t.decode_tokens_per_s,
+        t.total_ms,
+        finish.reason,
+    );
+    Ok(())
 }

@@ -2,8 +2,10 @@
 //! `glint lsp` calls [`serve`]; tests call it over an in-process pipe.
 
 pub mod cli;
+pub mod completion;
 pub mod config;
 pub mod document;
+pub mod engines;
 pub mod handlers;
 pub mod logging;
 pub mod position;

@@ -15,6 +15,7 @@ use crate::position::Encoding;
 pub struct ServerOptions {
     pub engine: Option<String>,
     pub model: Option<String>,
+    pub threads: Option<usize>,
     pub log_level: Option<String>,
     /// Enables test-only requests (`glint/debugPanic`); set by `GLINT_TEST_HOOKS=1`.
     pub test_hooks: bool,

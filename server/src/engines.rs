@@ -1,0 +1,68 @@
+//! Engine selection: turns the `engine` and `model` settings into a running `Engine`.
+//! Loading a model takes a while, so the server holds an `EngineSlot` that is `Loading` until then.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use glint_engine::fake::FakeEngine;
+use glint_engine::{Engine, LocalConfig, LocalEngine, fetch};
+
+/// The engine as the server sees it right now.
+#[derive(Clone, Default)]
+pub enum EngineSlot {
+    /// Nothing configured yet (before `initialize`).
+    #[default]
+    None,
+    Loading,
+    Ready(Arc<dyn Engine>),
+    /// It could not start; the message says why and what to do.
+    Failed(String),
+}
+
+impl EngineSlot {
+    /// A short state name for `glint/status`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            EngineSlot::None => "none",
+            EngineSlot::Loading => "loading",
+            EngineSlot::Ready(_) => "ready",
+            EngineSlot::Failed(_) => "failed",
+        }
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSpec {
+    pub engine: String,
+    pub model: Option<String>,
+    pub threads: Option<usize>,
+    /// Fetch the default model when no model is given and it is missing.
+    pub fetch_default: bool,
+}
+
+/// Starts the engine `spec` names. Blocks while a model loads (seconds): call it off the async
+/// runtime. `progress` receives one-line status messages.
+pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
+    let engine = spec.engine.as_str();
+    if engine.starts_with("fake") {
+        return FakeEngine::from_spec(engine)
+            .map(|e| Arc::new(e) as Arc<dyn Engine>)
+            .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"));
+    }
+    if engine != "local" {
+        return Err(format!("engine `{engine}` is not supported by this build yet; use `local`"));
+    }
+    let path = match &spec.model {
+        Some(model) => fetch::resolve_model(Some(&PathBuf::from(model))).map_err(|e| e.to_string())?,
+        None => match fetch::resolve_model(None) {
+            Ok(path) => path,
+            Err(_) if spec.fetch_default => fetch::fetch_default(progress).map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        },
+    };
+    progress(&format!("loading {}", path.display()));
+    let config = LocalConfig { threads: spec.threads, ..LocalConfig::default() };
+    let engine = LocalEngine::load(&path, config).map_err(|e| e.to_string())?;
+    Ok(Arc::new(engine))
+}
