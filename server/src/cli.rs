@@ -92,6 +92,7 @@ pub fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
             let options = crate::ServerOptions {
+                injected_engine: None,
                 engine: engine.engine,
                 model: engine.model,
                 threads: engine.threads,

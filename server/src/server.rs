@@ -12,6 +12,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
+use crate::engines::{self, EngineSlot, EngineSpec};
 use crate::handlers;
 use crate::logging;
 use crate::state::{ServerOptions, State};
@@ -31,6 +32,7 @@ impl Server {
             .custom_method("glint/status", Server::status)
             .custom_method("glint/documentState", Server::document_state)
             .custom_method("glint/debugPanic", Server::debug_panic)
+            .custom_method("textDocument/inlineCompletion", Server::inline_completion)
             .finish();
         (service, socket, state)
     }
@@ -44,6 +46,59 @@ impl Server {
         params: handlers::ext::DocumentStateParams,
     ) -> Result<Option<handlers::ext::DocumentState>> {
         guard("glint/documentState", async { Ok(handlers::ext::document_state(&self.state, params)) }).await
+    }
+
+    async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
+        guard(
+            "textDocument/inlineCompletion",
+            handlers::completion::inline_completion(&self.state, &self.client, params),
+        )
+        .await
+    }
+
+    /// Starts (or restarts) the engine when its settings changed, off the async runtime.
+    fn start_engine(&self) {
+        if let Some(engine) = &self.state.options.injected_engine {
+            *self.state.engine.write() = EngineSlot::Ready(Arc::clone(engine));
+            return;
+        }
+        let settings = self.state.settings.read().clone();
+        let spec = EngineSpec {
+            engine: settings.engine.clone(),
+            model: settings.model.clone(),
+            threads: settings.threads.map(|t| t as usize).or(self.state.options.threads),
+            fetch_default: true,
+        };
+        if self.state.engine_spec.read().as_ref() == Some(&spec) {
+            return;
+        }
+        *self.state.engine_spec.write() = Some(spec.clone());
+        *self.state.engine.write() = EngineSlot::Loading;
+        let state = Arc::clone(&self.state);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let wanted = spec.clone();
+            let started = tokio::task::spawn_blocking(move || {
+                engines::start(&wanted, &mut |message| tracing::info!("{message}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the engine failed to start: {e}")));
+            // Settings may have changed while the model loaded; only the newest spec wins.
+            if state.engine_spec.read().as_ref() != Some(&spec) {
+                return;
+            }
+            match started {
+                Ok(engine) => {
+                    tracing::info!(engine = %engine.info().kind, model = %engine.info().model, "engine ready");
+                    *state.engine.write() = EngineSlot::Ready(engine);
+                }
+                Err(message) => {
+                    tracing::error!("engine `{}` failed: {message}", spec.engine);
+                    *state.engine.write() = EngineSlot::Failed(message.clone());
+                    client.show_message(MessageType::ERROR, format!("Glint: {message}")).await;
+                }
+            }
+        });
     }
 
     /// Test hook: panics inside a handler, to prove the guard keeps the server alive.
@@ -82,7 +137,9 @@ impl LanguageServer for Server {
         Ok(result)
     }
 
-    async fn initialized(&self, _: InitializedParams) {}
+    async fn initialized(&self, _: InitializedParams) {
+        self.start_engine();
+    }
 
     async fn shutdown(&self) -> Result<()> {
         self.state.request_shutdown();
@@ -110,7 +167,12 @@ impl LanguageServer for Server {
             handlers::lifecycle::apply_settings(&self.state, &params.settings)
         })
         .unwrap_or_default();
+        self.start_engine();
         self.report_setting_errors(errors).await;
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        guard("textDocument/completion", handlers::completion::completion(&self.state, &self.client, params)).await
     }
 }
 

@@ -8,11 +8,15 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Settings;
 use crate::document::Document;
+use crate::engines::{EngineSlot, EngineSpec};
 use crate::position::Encoding;
+use crate::schedule::{Inflight, Rhythm, TypingCache};
 
 /// Options given on the command line; they win over client settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ServerOptions {
+    /// An engine object to use instead of the `engine` setting (tests and embedders).
+    pub injected_engine: Option<std::sync::Arc<dyn glint_engine::Engine>>,
     pub engine: Option<String>,
     pub model: Option<String>,
     pub threads: Option<usize>,
@@ -31,7 +35,7 @@ pub struct ClientFeatures {
     pub code_action_resolve: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct State {
     pub options: ServerOptions,
     documents: Mutex<HashMap<String, Document>>,
@@ -39,6 +43,14 @@ pub struct State {
     encoding: RwLock<Encoding>,
     pub client: RwLock<ClientFeatures>,
     shutdown_requested: AtomicBool,
+    pub engine: RwLock<EngineSlot>,
+    /// What `engine` was started from, to restart it when the settings change.
+    pub engine_spec: RwLock<Option<EngineSpec>>,
+    pub inflight: Inflight,
+    pub rhythm: Rhythm,
+    pub typing_cache: TypingCache,
+    /// The last completion's numbers, for `glint/status`.
+    pub last_completion: RwLock<Option<serde_json::Value>>,
 }
 
 impl State {

@@ -51,13 +51,14 @@ async fn several_changes_per_notification_and_full_replacements() {
             {"range": range(1, 4, 1, 8), "text": "return 1"},
             {"range": range(0, 4, 0, 5), "text": "g"},
             {"text": "x = 'é'\n"},
-            {"range": range(0, 7, 0, 7), "text": " # ok"},
+            {"range": range(0, 7, 0, 7), "text": "!"},
+            {"range": range(0, 9, 0, 9), "text": " # ok"},
         ]),
     )
     .await;
-    // In UTF-8, `é` is two bytes: column 7 is after the closing quote.
+    // In UTF-8, `é` is two bytes: column 7 is before the closing quote, column 9 after it.
     let state = client.document_state(uri, false).await;
-    assert_eq!(state["text"], "x = 'é' # ok\n");
+    assert_eq!(state["text"], "x = 'é!' # ok\n");
 }
 
 #[tokio::test]

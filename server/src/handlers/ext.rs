@@ -45,5 +45,19 @@ pub fn status(state: &State) -> Value {
         "documents": state.document_count(),
         "client": { "name": client.name, "version": client.version },
         "settings": settings,
+        "engine": engine_status(state),
+        "lastCompletion": state.last_completion.read().clone(),
+        "typingCacheEntries": state.typing_cache.len(),
     })
+}
+
+fn engine_status(state: &State) -> Value {
+    let slot = state.engine.read().clone();
+    let mut status = json!({"state": slot.state()});
+    match slot {
+        crate::engines::EngineSlot::Ready(engine) => status["info"] = json!(engine.info()),
+        crate::engines::EngineSlot::Failed(why) => status["error"] = json!(why),
+        _ => {}
+    }
+    status
 }

@@ -42,6 +42,9 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
                 save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions { include_text: Some(false) })),
                 ..TextDocumentSyncOptions::default()
             })),
+            inline_completion_provider: Some(OneOf::Left(true)),
+            completion_provider: state.settings.read().completion_items.then(CompletionOptions::default),
+            experimental: Some(serde_json::json!({"glint": {"inlineCompletionProgress": true}})),
             ..ServerCapabilities::default()
         },
         ..InitializeResult::default()

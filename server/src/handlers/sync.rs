@@ -20,6 +20,9 @@ pub fn did_open(state: &State, params: DidOpenTextDocumentParams) {
 
 pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
+    // Stale AI work for this document stops now, before the edit is even applied.
+    state.inflight.cancel(&uri);
+    state.rhythm.keystroke(&uri);
     let version = params.text_document.version;
     let encoding = state.encoding();
     let changes: Vec<Change> = params
@@ -61,6 +64,9 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
 
 pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
+    state.inflight.cancel(&uri);
+    state.rhythm.forget(&uri);
+    state.typing_cache.forget_document(&uri);
     if state.with_documents(|docs| docs.remove(&uri)).is_none() {
         tracing::warn!(uri, "didClose for a document that is not open");
     }

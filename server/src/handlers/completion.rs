@@ -1,0 +1,323 @@
+//! `textDocument/inlineCompletion` and `textDocument/completion`: one pipeline, two answers.
+//! A newer request or an edit cancels the older request at once (down to the engine, by dropping
+//! its `Generation`); a superseded request answers `ContentModified`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glint_engine::{Chunk, FinishReason};
+use serde_json::json;
+use tower_lsp_server::Client;
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::ls_types::*;
+
+use crate::completion;
+use crate::document::Document;
+use crate::engines::EngineSlot;
+use crate::position::{self, LinePos};
+use crate::schedule::Suggestion;
+use crate::state::State;
+
+/// The streamed-progress notification (see docs/lsp-extensions.md).
+pub const PROGRESS_METHOD: &str = "glint/inlineCompletionProgress";
+
+/// A finished suggestion: insert `text` at `cursor` of `doc`.
+pub struct Outcome {
+    pub doc: Document,
+    pub cursor: usize,
+    pub text: String,
+}
+
+pub async fn inline_completion(
+    state: &Arc<State>,
+    client: &Client,
+    params: InlineCompletionParams,
+) -> Result<Option<InlineCompletionResponse>> {
+    let position = params.text_document_position;
+    let uri = position.text_document.uri.as_str().to_string();
+    let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
+    let selected = params.context.selected_completion_info;
+    let at = LinePos { line: position.position.line, character: position.position.character };
+    let Some(outcome) = run(state, client, &uri, at, invoked, selected.as_ref()).await? else {
+        return Ok(None);
+    };
+    let encoding = state.encoding();
+    let cursor_pos = lsp_position(position::from_char(&outcome.doc.rope, outcome.cursor, encoding));
+    let item = match selected {
+        // Items must extend the selected completion over its range.
+        Some(selected) => InlineCompletionItem {
+            insert_text: format!("{}{}", selected.text, outcome.text),
+            filter_text: None,
+            range: Some(selected.range),
+            command: None,
+            insert_text_format: None,
+        },
+        None => InlineCompletionItem {
+            insert_text: outcome.text,
+            filter_text: None,
+            range: Some(Range { start: cursor_pos, end: cursor_pos }),
+            command: None,
+            insert_text_format: None,
+        },
+    };
+    Ok(Some(InlineCompletionResponse::Array(vec![item])))
+}
+
+pub async fn completion(
+    state: &Arc<State>,
+    client: &Client,
+    params: CompletionParams,
+) -> Result<Option<CompletionResponse>> {
+    if !state.settings.read().completion_items {
+        return Ok(None);
+    }
+    let position = params.text_document_position;
+    let uri = position.text_document.uri.as_str().to_string();
+    let invoked = params.context.as_ref().is_some_and(|c| c.trigger_kind == CompletionTriggerKind::INVOKED);
+    let at = LinePos { line: position.position.line, character: position.position.character };
+    let Some(outcome) = run(state, client, &uri, at, invoked, None).await? else {
+        return Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: vec![] })));
+    };
+    let encoding = state.encoding();
+    let rope = &outcome.doc.rope;
+    // Replace the identifier being typed, so clients filter the item by it and keep it while the
+    // user types through.
+    let word_start = completion::word_start(rope, outcome.cursor);
+    let word = rope.slice(word_start..outcome.cursor).to_string();
+    let range = Range {
+        start: lsp_position(position::from_char(rope, word_start, encoding)),
+        end: lsp_position(position::from_char(rope, outcome.cursor, encoding)),
+    };
+    let new_text = format!("{word}{}", outcome.text);
+    let first_line = outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let label = format!("{word}{}", truncate(first_line, 60));
+    let multi_line = outcome.text.trim_end().contains('\n');
+    let item = CompletionItem {
+        label,
+        label_details: Some(CompletionItemLabelDetails { detail: None, description: Some("Glint AI".into()) }),
+        kind: Some(CompletionItemKind::SNIPPET),
+        detail: Some(if multi_line { "Glint AI (multi-line)".into() } else { "Glint AI".into() }),
+        documentation: Some(Documentation::MarkupContent(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: format!("```{}\n{}{}\n```", outcome.doc.language_id, word, outcome.text),
+        })),
+        preselect: Some(true),
+        sort_text: Some("\u{0}glint".into()),
+        filter_text: Some(new_text.clone()),
+        insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+        text_edit: Some(CompletionTextEdit::Edit(TextEdit { range, new_text })),
+        ..CompletionItem::default()
+    };
+    Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: vec![item] })))
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn lsp_position(pos: LinePos) -> Position {
+    Position { line: pos.line, character: pos.character }
+}
+
+pub fn content_modified() -> Error {
+    Error {
+        code: ErrorCode::ContentModified,
+        message: "the document changed; this completion is stale".into(),
+        data: None,
+    }
+}
+
+/// Unregisters the in-flight token when the request ends, however it ends.
+struct InflightGuard<'a> {
+    state: &'a State,
+    uri: &'a str,
+    token: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.state.inflight.finish(self.uri, &self.token);
+    }
+}
+
+/// The shared pipeline: snapshot, typing-through cache, debounce, context, engine, post-processing.
+async fn run(
+    state: &Arc<State>,
+    client: &Client,
+    uri: &str,
+    at: LinePos,
+    invoked: bool,
+    selected: Option<&SelectedCompletionInfo>,
+) -> Result<Option<Outcome>> {
+    let started = Instant::now();
+    let Some(mut doc) = state.snapshot(uri) else {
+        tracing::debug!(uri, "completion for a document that is not open");
+        return Ok(None);
+    };
+    let settings = state.settings.read().clone();
+    if !settings.language_enabled(&doc.language_id) {
+        return Ok(None);
+    }
+    let encoding = state.encoding();
+    let mut cursor = position::to_char(&doc.rope, at, encoding);
+    if let Some(selected) = selected {
+        // Complete as if the selected item were already inserted.
+        let start = position::to_char(
+            &doc.rope,
+            LinePos { line: selected.range.start.line, character: selected.range.start.character },
+            encoding,
+        );
+        let end = position::to_char(
+            &doc.rope,
+            LinePos { line: selected.range.end.line, character: selected.range.end.character },
+            encoding,
+        );
+        let (start, end) = (start.min(end), start.max(end));
+        doc.rope.remove(start..end);
+        doc.rope.insert(start, &selected.text);
+        doc.tree = None;
+        cursor = start + selected.text.chars().count();
+    }
+    let line = doc.rope.char_to_line(cursor);
+    let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..cursor).to_string();
+
+    if selected.is_none()
+        && let Some(rest) = state.typing_cache.lookup(uri, line, &line_prefix)
+    {
+        tracing::debug!(uri, "typing-through cache hit");
+        record(state, json!({"uri": uri, "cacheHit": true, "totalMs": ms(started.elapsed())}));
+        return Ok(Some(Outcome { doc, cursor, text: rest }));
+    }
+
+    let token = state.inflight.start(uri);
+    let _guard = InflightGuard { state, uri, token: token.clone() };
+
+    if !invoked {
+        let delay = state.rhythm.debounce(uri, Duration::from_millis(settings.debounce_ms));
+        if !delay.is_zero() {
+            tokio::select! {
+                _ = token.cancelled() => return Err(content_modified()),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    let engine = match state.engine.read().clone() {
+        EngineSlot::Ready(engine) => engine,
+        EngineSlot::Loading => {
+            tracing::info!(uri, "no completion: the model is still loading");
+            return Ok(None);
+        }
+        EngineSlot::Failed(why) => {
+            tracing::debug!(uri, "no completion: the engine failed to start: {why}");
+            return Ok(None);
+        }
+        EngineSlot::None => return Ok(None),
+    };
+
+    let context_started = Instant::now();
+    let prepared = match completion::prepare(&doc, cursor, &settings, invoked, &*engine) {
+        Ok(prepared) => prepared,
+        Err(why) => {
+            tracing::debug!(uri, "no completion: {why}");
+            return Ok(None);
+        }
+    };
+    let context_ms = ms(context_started.elapsed());
+    let mode = prepared.mode;
+    let streaming = settings.streaming;
+    let mut generation = engine.generate(prepared.request);
+    let mut raw = String::new();
+    let mut finish = None;
+    let mut first_chunk_ms = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => {
+                tracing::trace!(uri, "completion superseded");
+                return Err(content_modified());
+            }
+            chunk = generation.next_chunk() => match chunk {
+                Some(Chunk::Text(text)) => {
+                    first_chunk_ms.get_or_insert_with(|| ms(started.elapsed()));
+                    raw.push_str(&text);
+                    if completion::is_complete(&doc, cursor, &raw, mode) {
+                        break;
+                    }
+                    if streaming
+                        && let Some(partial) = completion::postprocess(&doc, cursor, &raw, mode, true)
+                    {
+                        let pos = lsp_position(position::from_char(&doc.rope, cursor, encoding));
+                        client
+                            .send_notification::<ProgressNotification>(json!({
+                                "uri": uri, "version": doc.version, "position": pos, "text": partial,
+                            }))
+                            .await;
+                    }
+                }
+                Some(Chunk::Done(done)) => {
+                    finish = Some(done);
+                    break;
+                }
+                None => break,
+            },
+        }
+    }
+    drop(generation);
+    if let Some(done) = &finish
+        && done.reason == FinishReason::Error
+    {
+        tracing::warn!(uri, "the engine failed: {}", done.error.as_deref().unwrap_or("unknown error"));
+        return Ok(None);
+    }
+    // A request whose document moved on is stale even if nobody cancelled it.
+    if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
+        return Err(content_modified());
+    }
+    let text = completion::postprocess(&doc, cursor, &raw, mode, false);
+    let timings = finish.map(|f| f.timings).unwrap_or_default();
+    let summary = json!({
+        "uri": uri,
+        "cacheHit": false,
+        "contextMs": context_ms,
+        "promptTokens": timings.prompt_tokens,
+        "cachedTokens": timings.cached_tokens,
+        "firstChunkMs": first_chunk_ms,
+        "totalMs": ms(started.elapsed()),
+        "shown": text.is_some(),
+    });
+    tracing::info!(
+        uri,
+        context_ms,
+        prompt_tokens = timings.prompt_tokens,
+        cached_tokens = timings.cached_tokens,
+        first_chunk_ms,
+        total_ms = ms(started.elapsed()),
+        shown = text.is_some(),
+        "completion"
+    );
+    record(state, summary);
+    let Some(text) = text else { return Ok(None) };
+    if selected.is_none() {
+        state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text: text.clone() });
+    }
+    Ok(Some(Outcome { doc, cursor, text }))
+}
+
+fn record(state: &State, summary: serde_json::Value) {
+    *state.last_completion.write() = Some(summary);
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+enum ProgressNotification {}
+
+impl tower_lsp_server::ls_types::notification::Notification for ProgressNotification {
+    type Params = serde_json::Value;
+    const METHOD: &'static str = PROGRESS_METHOD;
+}

@@ -1,0 +1,229 @@
+//! End to end: AI completions over the wire with a scripted engine — inline items, completion
+//! items in every encoding, cancellation by keystrokes, the typing-through cache, streaming.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glint_engine::fake::FakeEngine;
+use glint_tests::{LspClient, ServerOptions, capabilities, range};
+use serde_json::{Value, json};
+
+async fn client_with(engine: FakeEngine, encodings: &[&str], options: Value) -> LspClient {
+    let client =
+        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(engine)), ..ServerOptions::default() });
+    client.initialize(capabilities(encodings), options).await;
+    client
+}
+
+fn inline_params(uri: &str, line: u32, character: u32, trigger: u32) -> Value {
+    json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": trigger}})
+}
+
+const INVOKED: u32 = 1;
+const AUTOMATIC: u32 = 2;
+
+#[tokio::test]
+async fn inline_completion_inserts_the_engines_text_at_the_cursor() {
+    let engine = FakeEngine::fixed("compute(a, b);\nmore");
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///a.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let result = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    let item = &result[0];
+    assert_eq!(item["insertText"], "compute(a, b);", "single line on an automatic trigger mid-line: {result}");
+    assert_eq!(item["range"], range(1, 12, 1, 12));
+    let request = &engine.log().requests[0];
+    assert!(request.prefix.ends_with("    let x = "), "{:?}", request.prefix);
+    assert!(request.suffix.starts_with("\n}"), "{:?}", request.suffix);
+}
+
+#[tokio::test]
+async fn completion_items_carry_exact_text_edits_in_every_encoding() {
+    // The line holds an astral character before the cursor, so the three encodings differ.
+    for (encoding, character) in [("utf-8", 19u32), ("utf-16", 17), ("utf-32", 16)] {
+        let engine = FakeEngine::fixed("ult = 1;");
+        let client = client_with(engine, &[encoding], json!({"debounceMs": 0})).await;
+        let uri = "file:///e.rs";
+        client.open(uri, "rust", "let s = \"😀\"; res\n").await;
+        let result = client
+            .call(
+                "textDocument/completion",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": character}}),
+            )
+            .await;
+        assert_eq!(result["isIncomplete"], true);
+        let item = &result["items"][0];
+        let edit = &item["textEdit"];
+        assert_eq!(edit["newText"], "result = 1;", "{encoding}: {item}");
+        let start = character - 3;
+        assert_eq!(edit["range"], range(0, start, 0, character), "{encoding}");
+        // Applying the edit as a client would gives the expected line.
+        client
+            .notify(
+                "textDocument/didChange",
+                json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": edit["range"], "text": edit["newText"]}]}),
+            )
+            .await;
+        assert_eq!(client.document_state(uri, false).await["text"], "let s = \"😀\"; result = 1;\n", "{encoding}");
+    }
+}
+
+#[tokio::test]
+async fn a_keystroke_cancels_the_in_flight_request_down_to_the_engine() {
+    let engine = FakeEngine::fixed("x".repeat(2000)).with_delay(Duration::from_millis(10));
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///slow.py";
+    client.open(uri, "python", "def f():\n    \n").await;
+    let (_, pending) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    // Let the engine start streaming, then type.
+    for _ in 0..100 {
+        if !engine.log().requests.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 4, 1, 4), "text": "r"}]}),
+        )
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    assert_eq!(response["error"]["code"], -32801, "stale request must answer ContentModified: {response}");
+    for _ in 0..200 {
+        if engine.log().cancelled == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the engine never saw the cancellation: {:?}", engine.log());
+}
+
+#[tokio::test]
+async fn a_newer_request_supersedes_the_older_one() {
+    let engine = FakeEngine::fixed("y".repeat(500)).with_delay(Duration::from_millis(10));
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///two.rs";
+    client.open(uri, "rust", "fn f() {\n    \n}\n").await;
+    let (_, first) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, _second) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    let response = tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap();
+    assert_eq!(response["error"]["code"], -32801, "{response}");
+}
+
+#[tokio::test]
+async fn cancel_request_answers_request_cancelled_and_stops_the_engine() {
+    let engine = FakeEngine::fixed("z".repeat(2000)).with_delay(Duration::from_millis(10));
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///cancel.rs";
+    client.open(uri, "rust", "fn f() {\n    \n}\n").await;
+    let (id, pending) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    client.notify("$/cancelRequest", json!({"id": id})).await;
+    let response = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    assert_eq!(response["error"]["code"], -32800, "{response}");
+    for _ in 0..200 {
+        if engine.log().cancelled == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the engine never saw the cancellation: {:?}", engine.log());
+}
+
+#[tokio::test]
+async fn typing_through_a_suggestion_answers_from_the_cache_without_the_engine() {
+    let engine = FakeEngine::fixed("compute(a, b);");
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///cache.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let first = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    assert_eq!(first[0]["insertText"], "compute(a, b);");
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 12, 1, 12), "text": "com"}]}),
+        )
+        .await;
+    let second = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 15, AUTOMATIC)).await;
+    assert_eq!(second[0]["insertText"], "pute(a, b);");
+    assert_eq!(second[0]["range"], range(1, 15, 1, 15));
+    assert_eq!(engine.log().requests.len(), 1, "the second answer must come from the cache");
+    let status = client.call("glint/status", Value::Null).await;
+    assert_eq!(status["lastCompletion"]["cacheHit"], true);
+}
+
+#[tokio::test]
+async fn selected_completion_info_is_extended_over_its_range() {
+    let engine = FakeEngine::fixed("(items);");
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///sel.ts";
+    client.open(uri, "typescript", "const n = co\n").await;
+    let params = json!({
+        "textDocument": {"uri": uri}, "position": {"line": 0, "character": 12},
+        "context": {"triggerKind": AUTOMATIC, "selectedCompletionInfo": {"range": range(0, 10, 0, 12), "text": "count"}}
+    });
+    let result = client.call("textDocument/inlineCompletion", params).await;
+    assert_eq!(result[0]["insertText"], "count(items);");
+    assert_eq!(result[0]["range"], range(0, 10, 0, 12));
+    assert!(engine.log().requests[0].prefix.ends_with("const n = count"), "the model saw the selected item");
+}
+
+#[tokio::test]
+async fn streaming_notifications_arrive_before_the_answer_only_when_opted_in() {
+    for streaming in [true, false] {
+        let engine = FakeEngine::fixed("first_part + second_part").with_delay(Duration::from_millis(2));
+        let client = client_with(engine, &["utf-16"], json!({"debounceMs": 0, "streaming": streaming})).await;
+        let uri = "file:///stream.py";
+        client.open(uri, "python", "value = \n").await;
+        let result = client.call("textDocument/inlineCompletion", inline_params(uri, 0, 8, AUTOMATIC)).await;
+        assert_eq!(result[0]["insertText"], "first_part + second_part");
+        let progress: Vec<Value> =
+            client.inbox().into_iter().filter(|m| m["method"] == "glint/inlineCompletionProgress").collect();
+        if streaming {
+            assert!(progress.len() >= 2, "expected several partial updates, got {progress:?}");
+            assert_eq!(progress[0]["params"]["uri"], uri);
+            assert_eq!(progress[0]["params"]["version"], 1);
+            let first = progress[0]["params"]["text"].as_str().unwrap();
+            assert!("first_part + second_part".starts_with(first), "{first}");
+        } else {
+            assert!(progress.is_empty(), "sent to a client that did not opt in: {progress:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_completion_when_code_follows_the_cursor_on_an_automatic_trigger() {
+    let engine = FakeEngine::fixed("anything");
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///mid.rs";
+    client.open(uri, "rust", "let x = foo(bar);\n").await;
+    let result = client.call("textDocument/inlineCompletion", inline_params(uri, 0, 8, AUTOMATIC)).await;
+    assert_eq!(result, Value::Null);
+    assert!(engine.log().requests.is_empty());
+}
+
+#[tokio::test]
+async fn an_engine_error_is_a_graceful_no_result() {
+    let engine = FakeEngine::with_reply(|_| Err("model exploded".into()));
+    let client = client_with(engine, &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///err.rs";
+    client.open(uri, "rust", "fn f() {\n    \n}\n").await;
+    let result = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    assert_eq!(result, Value::Null);
+    let status = client.call("glint/status", Value::Null).await;
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn capabilities_advertise_inline_completion_and_completion() {
+    let client = client_with(FakeEngine::fixed("x"), &["utf-16"], Value::Null).await;
+    let status = client.call("glint/status", Value::Null).await;
+    assert_eq!(status["engine"]["state"], "ready");
+    let other = LspClient::in_process(ServerOptions::default());
+    let result =
+        other.initialize(capabilities(&["utf-16"]), json!({"completionItems": false, "engine": "fake:x"})).await;
+    assert_eq!(result["capabilities"]["inlineCompletionProvider"], true);
+    assert!(result["capabilities"].get("completionProvider").is_none());
+}
