@@ -9,6 +9,7 @@ pub mod engines;
 pub mod handlers;
 pub mod logging;
 pub mod position;
+pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod syntax;
