@@ -4,11 +4,13 @@
 pub mod cli;
 pub mod completion;
 pub mod config;
+pub mod context;
 pub mod document;
 pub mod engines;
 pub mod handlers;
 pub mod logging;
 pub mod position;
+pub mod postprocess;
 pub mod schedule;
 pub mod server;
 pub mod state;
