@@ -6,6 +6,7 @@ pub mod fake;
 pub mod fetch;
 mod generation;
 mod gguf;
+mod kernels;
 mod local;
 pub mod model;
 pub mod prompt;

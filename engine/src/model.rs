@@ -13,6 +13,7 @@ use candle_core::{Device, Module, Tensor};
 
 use crate::EngineError;
 use crate::gguf::{GgufFile, has_fast_kernel};
+use crate::kernels::{self, Q8Matrix, Q8Rows, SyncPtr};
 
 /// The architectures Glint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +127,16 @@ impl KvCache {
     }
 }
 
-/// A quantized weight matrix `(out, in)` with an optional bias.
+/// A weight matrix `(out, in)`: in our Q8 layout, or one of candle's quantized tensors for
+/// formats with a fast candle kernel (Q4_0, K-quants).
+enum Weight {
+    Q8(Arc<Q8Matrix>),
+    Candle(QMatMul),
+}
+
+/// A weight matrix with an optional bias.
 struct Linear {
-    weight: QMatMul,
+    weight: Weight,
     bias: Option<Vec<f32>>,
     out_dim: usize,
 }
@@ -136,9 +144,14 @@ struct Linear {
 impl Linear {
     /// `x` holds `m` rows of `in` values; returns `m` rows of `out` values.
     fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
-        let k = x.len() / m.max(1);
-        let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
-        let mut y = self.weight.forward(&input)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut y = match &self.weight {
+            Weight::Q8(w) => kernels::matmul(&Q8Rows::quantize(x, m), w),
+            Weight::Candle(w) => {
+                let k = x.len() / m.max(1);
+                let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
+                w.forward(&input)?.flatten_all()?.to_vec1::<f32>()?
+            }
+        };
         if let Some(bias) = &self.bias {
             for row in y.chunks_exact_mut(self.out_dim) {
                 for (value, b) in row.iter_mut().zip(bias) {
@@ -150,22 +163,72 @@ impl Linear {
     }
 }
 
+/// Projections that read the same input (q/k/v, gate/up). Q8 weights are stacked into one matrix
+/// so the input is quantized once and the thread pool is entered once.
+struct Projections {
+    parts: Vec<Linear>,
+}
+
+impl Projections {
+    fn new(parts: Vec<Linear>) -> Projections {
+        let all_q8 = parts.iter().all(|p| matches!(p.weight, Weight::Q8(_)));
+        if !all_q8 || parts.len() < 2 {
+            return Projections { parts };
+        }
+        let matrices: Vec<Q8Matrix> = parts
+            .iter()
+            .filter_map(|p| match &p.weight {
+                Weight::Q8(w) => Some(Q8Matrix::clone(w)),
+                Weight::Candle(_) => None,
+            })
+            .collect();
+        let out_dim = parts.iter().map(|p| p.out_dim).sum();
+        let bias = parts
+            .iter()
+            .any(|p| p.bias.is_some())
+            .then(|| parts.iter().flat_map(|p| p.bias.clone().unwrap_or_else(|| vec![0.0; p.out_dim])).collect());
+        let fused = Linear { weight: Weight::Q8(Arc::new(Q8Matrix::concat(&matrices))), bias, out_dim };
+        Projections { parts: vec![fused] }
+    }
+
+    /// The outputs of every projection, each `m` rows of its own width, in order.
+    fn forward(&self, x: &[f32], m: usize, widths: &[usize]) -> Result<Vec<Vec<f32>>, EngineError> {
+        if self.parts.len() == widths.len() {
+            return self.parts.iter().map(|p| p.forward(x, m)).collect();
+        }
+        let fused = self.parts.first().ok_or_else(|| EngineError::Model("empty projection".into()))?;
+        let y = fused.forward(x, m)?;
+        let mut outputs: Vec<Vec<f32>> = widths.iter().map(|w| Vec::with_capacity(w * m)).collect();
+        for row in y.chunks_exact(fused.out_dim) {
+            let mut offset = 0;
+            for (out, &width) in outputs.iter_mut().zip(widths) {
+                out.extend_from_slice(&row[offset..offset + width]);
+                offset += width;
+            }
+        }
+        Ok(outputs)
+    }
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
+    qkv: Projections,
     wo: Linear,
     ffn_norm: Vec<f32>,
-    w_gate: Linear,
-    w_up: Linear,
+    gate_up: Projections,
     w_down: Linear,
+}
+
+/// The token embedding table, looked up row by row without a float copy of the whole table.
+enum Embeddings {
+    Q8(Arc<Q8Matrix>),
+    Candle(Arc<QTensor>),
 }
 
 /// A loaded model with its current KV cache.
 pub struct Model {
     config: ModelConfig,
-    embeddings: Arc<QTensor>,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     output: Linear,
@@ -191,43 +254,49 @@ impl Model {
             architecture: arch_name.clone(),
         })?;
         let config = read_config(gguf, architecture)?;
-        let context_length = options.context_length.unwrap_or(config.train_context).max(16);
+        let context_length = options.context_length.unwrap_or(config.train_context.min(16_384)).max(16);
         let convert = options.convert_slow_quants;
 
-        let embeddings = Arc::new(load_quantized(gguf, "token_embd.weight", convert)?);
-        check_dims(gguf, &embeddings, config.vocab_size, config.n_embd, "token_embd.weight")?;
+        let embeddings = match load_weight(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
+            Weight::Q8(w) => Embeddings::Q8(w),
+            Weight::Candle(_) => Embeddings::Candle(Arc::new(gguf.tensor("token_embd.weight")?)),
+        };
         let q_dim = config.n_head * config.head_dim;
         let kv_dim = config.n_kv_head * config.head_dim;
+        let (n_embd, n_ff) = (config.n_embd, config.n_ff);
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let name = |part: &str| format!("blk.{i}.{part}");
-            let attn_norm = load_vector(gguf, &name("attn_norm.weight"), config.n_embd)?;
-            let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), config.n_embd)?;
-            let bias = |gguf: &mut GgufFile, part: &str, len: usize| {
-                let key = name(part);
-                if gguf.has_tensor(&key) { load_vector(gguf, &key, len).map(Some) } else { Ok(None) }
+            let attn_norm = load_vector(gguf, &name("attn_norm.weight"), n_embd)?;
+            let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), n_embd)?;
+            let linear = |gguf: &mut GgufFile, part: &str, rows: usize, cols: usize| -> Result<Linear, EngineError> {
+                let weight = load_weight(gguf, &name(&format!("{part}.weight")), rows, cols, convert)?;
+                let bias_name = name(&format!("{part}.bias"));
+                let bias = if gguf.has_tensor(&bias_name) { Some(load_vector(gguf, &bias_name, rows)?) } else { None };
+                Ok(Linear { weight, bias, out_dim: rows })
             };
-            let bq = bias(gguf, "attn_q.bias", q_dim)?;
-            let bk = bias(gguf, "attn_k.bias", kv_dim)?;
-            let bv = bias(gguf, "attn_v.bias", kv_dim)?;
-            layers.push(Layer {
-                attn_norm,
-                wq: load_linear(gguf, &name("attn_q.weight"), q_dim, config.n_embd, bq, convert)?,
-                wk: load_linear(gguf, &name("attn_k.weight"), kv_dim, config.n_embd, bk, convert)?,
-                wv: load_linear(gguf, &name("attn_v.weight"), kv_dim, config.n_embd, bv, convert)?,
-                wo: load_linear(gguf, &name("attn_output.weight"), config.n_embd, q_dim, None, convert)?,
-                ffn_norm,
-                w_gate: load_linear(gguf, &name("ffn_gate.weight"), config.n_ff, config.n_embd, None, convert)?,
-                w_up: load_linear(gguf, &name("ffn_up.weight"), config.n_ff, config.n_embd, None, convert)?,
-                w_down: load_linear(gguf, &name("ffn_down.weight"), config.n_embd, config.n_ff, None, convert)?,
-            });
+            let qkv = Projections::new(vec![
+                linear(gguf, "attn_q", q_dim, n_embd)?,
+                linear(gguf, "attn_k", kv_dim, n_embd)?,
+                linear(gguf, "attn_v", kv_dim, n_embd)?,
+            ]);
+            let wo = linear(gguf, "attn_output", n_embd, q_dim)?;
+            let gate_up =
+                Projections::new(vec![linear(gguf, "ffn_gate", n_ff, n_embd)?, linear(gguf, "ffn_up", n_ff, n_embd)?]);
+            let w_down = linear(gguf, "ffn_down", n_embd, n_ff)?;
+            layers.push(Layer { attn_norm, qkv, wo, ffn_norm, gate_up, w_down });
         }
-        let output_norm = load_vector(gguf, "output_norm.weight", config.n_embd)?;
+        let output_norm = load_vector(gguf, "output_norm.weight", n_embd)?;
         let output = if gguf.has_tensor("output.weight") {
-            load_linear(gguf, "output.weight", config.vocab_size, config.n_embd, None, convert)?
+            let weight = load_weight(gguf, "output.weight", config.vocab_size, n_embd, convert)?;
+            Linear { weight, bias: None, out_dim: config.vocab_size }
         } else {
             // Tied embeddings: the output projection shares the embedding table.
-            Linear { weight: QMatMul::from_arc(Arc::clone(&embeddings))?, bias: None, out_dim: config.vocab_size }
+            let weight = match &embeddings {
+                Embeddings::Q8(w) => Weight::Q8(Arc::clone(w)),
+                Embeddings::Candle(t) => Weight::Candle(QMatMul::from_arc(Arc::clone(t))?),
+            };
+            Linear { weight, bias: None, out_dim: config.vocab_size }
         };
         let (rope_cos, rope_sin) = rope_tables(&config, context_length);
         let cache = KvCache::new(&config, context_length.min(512));
@@ -289,15 +358,17 @@ impl Model {
         let m = tokens.len();
         let cfg = &self.config;
         let n_embd = cfg.n_embd;
-        let ids = Tensor::from_slice(tokens, m, &Device::Cpu)?;
-        let mut x = self.embeddings.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut x = self.embed(tokens)?;
+        let q_dim = cfg.n_head * cfg.head_dim;
+        let kv_dim = cfg.n_kv_head * cfg.head_dim;
 
         let mut normed = vec![0f32; m * n_embd];
         for (layer, cache) in self.layers.iter().zip(self.cache.layers.iter_mut()) {
             rms_norm(&x, &layer.attn_norm, cfg.rms_eps, &mut normed);
-            let mut q = layer.wq.forward(&normed, m)?;
-            let mut k = layer.wk.forward(&normed, m)?;
-            let v = layer.wv.forward(&normed, m)?;
+            let mut qkv = layer.qkv.forward(&normed, m, &[q_dim, kv_dim, kv_dim])?.into_iter();
+            let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+                return Err(EngineError::Model("attention projections are missing".into()));
+            };
             apply_rope(&mut q, cfg.n_head, cfg, &self.rope_cos, &self.rope_sin, index_pos);
             apply_rope(&mut k, cfg.n_kv_head, cfg, &self.rope_cos, &self.rope_sin, index_pos);
             cache.k.extend_from_slice(&k);
@@ -307,8 +378,10 @@ impl Model {
             add_assign(&mut x, &o);
 
             rms_norm(&x, &layer.ffn_norm, cfg.rms_eps, &mut normed);
-            let mut gate = layer.w_gate.forward(&normed, m)?;
-            let up = layer.w_up.forward(&normed, m)?;
+            let mut gate_up = layer.gate_up.forward(&normed, m, &[cfg.n_ff, cfg.n_ff])?.into_iter();
+            let (Some(mut gate), Some(up)) = (gate_up.next(), gate_up.next()) else {
+                return Err(EngineError::Model("feed-forward projections are missing".into()));
+            };
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = silu(*g) * u;
             }
@@ -321,6 +394,23 @@ impl Model {
         let mut h = vec![0f32; n_embd];
         rms_norm(last, &self.output_norm, cfg.rms_eps, &mut h);
         self.output.forward(&h, 1)
+    }
+
+    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+        let n_embd = self.config.n_embd;
+        match &self.embeddings {
+            Embeddings::Q8(table) => {
+                let mut x = vec![0f32; tokens.len() * n_embd];
+                for (row, &t) in x.chunks_exact_mut(n_embd).zip(tokens) {
+                    table.row_into(t as usize, row);
+                }
+                Ok(x)
+            }
+            Embeddings::Candle(table) => {
+                let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+                Ok(table.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?)
+            }
+        }
     }
 }
 
@@ -360,39 +450,38 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
     })
 }
 
-fn check_dims(gguf: &GgufFile, tensor: &QTensor, rows: usize, cols: usize, name: &str) -> Result<(), EngineError> {
-    let dims = tensor.shape().dims();
-    if dims != [rows, cols] {
-        return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
-    }
-    Ok(())
-}
-
-fn load_quantized(gguf: &mut GgufFile, name: &str, convert: bool) -> Result<QTensor, EngineError> {
-    let tensor = gguf.tensor(name)?;
-    let dtype = tensor.dtype();
-    let cols = tensor.shape().dims().last().copied().unwrap_or(0);
-    if !convert || has_fast_kernel(dtype) || cols % 32 != 0 {
-        return Ok(tensor);
-    }
-    let converted = tensor
-        .dequantize(&Device::Cpu)
-        .and_then(|t| QTensor::quantize(&t, GgmlDType::Q8_0))
-        .map_err(|e| gguf.invalid(format!("cannot convert tensor `{name}` from {dtype:?} to Q8_0: {e}")))?;
-    Ok(converted)
-}
-
-fn load_linear(
+/// Loads a weight matrix of `rows x cols`: Q8_0 exactly into our layout; formats without a fast
+/// candle kernel (Q4_1, Q5_0, Q5_1, F16, BF16, F32) converted to it when `convert` is set; the
+/// rest (Q4_0, K-quants) as candle tensors.
+fn load_weight(
     gguf: &mut GgufFile,
     name: &str,
     rows: usize,
     cols: usize,
-    bias: Option<Vec<f32>>,
     convert: bool,
-) -> Result<Linear, EngineError> {
-    let tensor = load_quantized(gguf, name, convert)?;
-    check_dims(gguf, &tensor, rows, cols, name)?;
-    Ok(Linear { weight: QMatMul::from_qtensor(tensor)?, bias, out_dim: rows })
+) -> Result<Weight, EngineError> {
+    let tensor = gguf.tensor(name)?;
+    let dims = tensor.shape().dims();
+    if dims != [rows, cols] {
+        return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
+    }
+    let dtype = tensor.dtype();
+    let convertible = Q8Matrix::supports(rows, cols);
+    if dtype == GgmlDType::Q8_0 && convertible {
+        let bytes = tensor.data().map_err(|e| gguf.invalid(format!("tensor `{name}`: {e}")))?;
+        return Q8Matrix::from_q8_0_blocks(&bytes, rows, cols)
+            .map(|m| Weight::Q8(Arc::new(m)))
+            .ok_or_else(|| gguf.invalid(format!("tensor `{name}` has an unexpected Q8_0 size")));
+    }
+    if convert && convertible && !has_fast_kernel(dtype) || dtype == GgmlDType::F32 && convertible {
+        let values = tensor
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| gguf.invalid(format!("cannot convert tensor `{name}` from {dtype:?}: {e}")))?;
+        return Ok(Weight::Q8(Arc::new(Q8Matrix::quantize(&values, rows, cols))));
+    }
+    Ok(Weight::Candle(QMatMul::from_qtensor(tensor)?))
 }
 
 fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
@@ -546,15 +635,4 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], cfg: &ModelConfig, ind
         candle_core::utils::barrier_pool().execute_chunked(items, work);
     }
     out
-}
-
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: the pointer is only used for disjoint writes while its buffer is alive (see `attention`).
-unsafe impl Sync for SyncPtr {}
-unsafe impl Send for SyncPtr {}
-impl SyncPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
