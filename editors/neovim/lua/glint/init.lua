@@ -294,7 +294,7 @@ function M.accept_line()
 end
 
 local function builtin_visible()
-  return has_builtin and M.config.ghost_text ~= 'plugin' and vim.lsp.inline_completion.get ~= nil
+  return has_builtin and M.config.ghost_text ~= 'plugin' and M.config.ghost_text ~= false
 end
 
 local function map_keys()
@@ -315,15 +315,9 @@ local function map_keys()
       vim.schedule(M.accept)
       return true
     end
-    if builtin_visible() then
-      -- get() accepts the builtin's visible suggestion and returns whether there was one.
-      local builtin_ns = api.nvim_create_namespace('nvim.lsp.inline_completion')
-      if #api.nvim_buf_get_extmarks(0, builtin_ns, 0, -1, { limit = 1 }) > 0 then
-        vim.schedule(function()
-          vim.lsp.inline_completion.get()
-        end)
-        return true
-      end
+    -- Neovim 0.12's own ghost text: get() accepts it (scheduled, so fine in an <expr> map).
+    if builtin_visible() and vim.lsp.inline_completion.get() then
+      return true
     end
     return false
   end, 'Glint: accept the suggestion', true)
@@ -348,14 +342,11 @@ local function map_keys()
     end
     return false
   end, 'Glint: dismiss', true)
+  -- Neovim 0.12's own inline completion asks by itself on entering insert mode and moving.
   map(keys.trigger, function()
     if plugin_renders() then
       vim.schedule(function()
         M.request(true)
-      end)
-    elseif builtin_visible() then
-      vim.schedule(function()
-        vim.lsp.inline_completion.get()
       end)
     end
     return true
