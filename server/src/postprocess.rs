@@ -292,4 +292,257 @@ mod tests {
             "#]],
         );
     }
+
+    #[test]
+    fn multi_line_stops_where_the_indentation_drops() {
+        check(
+            "python",
+            "def area(shape):\n    if shape.kind == 'circle':\n        $0\n    return 0\n",
+            Mode::MultiLine,
+            "r = shape.radius\n        return 3.14159 * r * r\n    elif shape.kind == 'square':\n        return shape.side ** 2\n",
+            expect![[r#"
+                def area(shape):
+                    if shape.kind == 'circle':
+                        ⟨r = shape.radius
+                        return 3.14159 * r * r⟩
+                    return 0
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_block_opened_at_the_cursor_gets_its_closing_line_when_the_document_lacks_it() {
+        check(
+            "rust",
+            "fn main() {\n    for x in items {$0\n",
+            Mode::MultiLine,
+            "\n        println!(\"{x}\");\n    }\n}\n\nfn other() {}\n",
+            expect![[r#"
+                fn main() {
+                    for x in items {⟨
+                        println!("{x}");
+                    }⟩
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_block_the_document_closes_already_is_not_closed_twice() {
+        check(
+            "rust",
+            "fn main() {\n    for x in items {$0\n    }\n}\n",
+            Mode::MultiLine,
+            "\n        println!(\"{x}\");\n    }\n}\n",
+            expect![[r#"
+                fn main() {
+                    for x in items {⟨
+                        println!("{x}");⟩
+                    }
+                }
+            "#]],
+        );
+    }
+
+    #[test]
+    fn at_the_top_level_a_new_item_after_a_blank_line_ends_it() {
+        check(
+            "python",
+            "import os\n\n$0",
+            Mode::MultiLine,
+            "def home():\n    path = os.environ['HOME']\n\n    return path\n\n\ndef cwd():\n    return os.getcwd()\n",
+            expect![[r#"
+                import os
+
+                ⟨def home():
+                    path = os.environ['HOME']
+
+                    return path⟩"#]],
+        );
+    }
+
+    #[test]
+    fn the_tail_that_repeats_the_lines_below_is_dropped() {
+        check(
+            "go",
+            "func f() {\n\tx := load()\n\t$0\n\treturn x\n}\n",
+            Mode::MultiLine,
+            "check(x)\n\tlog.Print(x)\n\treturn x\n}",
+            expect![[r#"
+                func f() {
+                	x := load()
+                	⟨check(x)
+                	log.Print(x)⟩
+                	return x
+                }
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_completion_that_only_repeats_the_next_line_is_dropped() {
+        check(
+            "javascript",
+            "function f() {\n  $0\n  return x;\n}\n",
+            Mode::MultiLine,
+            "return x;\n}",
+            expect![[r#"
+                (nothing)
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_closing_bracket_the_suffix_has_is_not_emitted() {
+        check(
+            "typescript",
+            "const v = compute(a, $0)\n",
+            Mode::SingleLine,
+            "b, c)",
+            expect![[r#"
+            const v = compute(a, ⟨b, c⟩)
+        "#]],
+        );
+        check(
+            "typescript",
+            "const v = compute(a, $0);\n",
+            Mode::SingleLine,
+            "b, c);",
+            expect![[r#"
+            const v = compute(a, ⟨b, c⟩);
+        "#]],
+        );
+        check(
+            "c",
+            "int v = max(a, $0)\n",
+            Mode::SingleLine,
+            "b);",
+            expect![[r#"
+            int v = max(a, ⟨b⟩)
+        "#]],
+        );
+        check(
+            "java",
+            "int[] v = {1, $0};\n",
+            Mode::SingleLine,
+            "2, 3}",
+            expect![[r#"
+            int[] v = {1, ⟨2, 3⟩};
+        "#]],
+        );
+    }
+
+    #[test]
+    fn trailing_whitespace_is_stripped() {
+        check(
+            "rust",
+            "fn f() {\n    $0\n}\n",
+            Mode::MultiLine,
+            "let a = 1;   \n    let b = 2;\t\n\n\n",
+            expect![[r#"
+                fn f() {
+                    ⟨let a = 1;
+                    let b = 2;⟩
+                }
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_space_before_the_cursor_is_not_doubled() {
+        check(
+            "python",
+            "total = $0\n",
+            Mode::SingleLine,
+            " a + b",
+            expect![[r#"
+            total = ⟨a + b⟩
+        "#]],
+        );
+    }
+
+    #[test]
+    fn empty_and_blank_completions_are_dropped() {
+        check(
+            "rust",
+            "let x = $0;\n",
+            Mode::SingleLine,
+            "",
+            expect![[r#"
+            (nothing)
+        "#]],
+        );
+        check(
+            "rust",
+            "let x = $0;\n",
+            Mode::SingleLine,
+            "  \t ",
+            expect![[r#"
+            (nothing)
+        "#]],
+        );
+        check(
+            "rust",
+            "let x = $0;\n",
+            Mode::SingleLine,
+            "\nfoo();",
+            expect![[r#"
+            (nothing)
+        "#]],
+        );
+    }
+
+    #[test]
+    fn repetitive_completions_are_dropped() {
+        check(
+            "python",
+            "def f():\n    $0\n",
+            Mode::MultiLine,
+            "print('hello')\n    print('hello')\n    print('hello')\n",
+            expect![[r#"
+                (nothing)
+            "#]],
+        );
+        check(
+            "python",
+            "x = $0\n",
+            Mode::SingleLine,
+            "foo foo foo foo foo foo",
+            expect![[r#"
+            (nothing)
+        "#]],
+        );
+    }
+
+    #[test]
+    fn closing_lines_repeated_are_not_repetition() {
+        check(
+            "c",
+            "void f(void) {\n    if (a) {\n        if (b) {$0\n",
+            Mode::MultiLine,
+            "\n            if (c) {\n                g();\n            }\n        }\n    }\n}\n",
+            expect![[r#"
+                void f(void) {
+                    if (a) {
+                        if (b) {⟨
+                            if (c) {
+                                g();
+                            }
+                        }⟩
+            "#]],
+        );
+    }
+
+    #[test]
+    fn crlf_documents_get_crlf_completions() {
+        let text = "fn f() {\r\n    $0\r\n}\r\n";
+        let offset = text.find("$0").expect("cursor");
+        let doc = Document::new("file:///t/a.rs", "rust", 1, &text.replacen("$0", "", 1));
+        let out = postprocess(&PostInput {
+            completion: "let a = 1;\n    let b = 2;",
+            doc: &doc,
+            cursor: offset,
+            mode: Mode::MultiLine,
+        });
+        assert_eq!(out.as_deref(), Some("let a = 1;\r\n    let b = 2;"));
+    }
 }

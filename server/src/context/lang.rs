@@ -4,7 +4,39 @@
 //! Plain kind tables rather than compiled `.scm` queries: a lookup is a few string compares, and
 //! compiling nine query sets would cost milliseconds at start-up for no gain at this grain.
 
+use std::sync::OnceLock;
+
 use crate::syntax::Lang;
+
+/// Field ids of one grammar. Looking a field up by name scans the grammar's field names, which
+/// costs more than the lookup itself; definition scans do it thousands of times.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fields {
+    pub name: u16,
+    pub declarator: u16,
+    pub type_: u16,
+}
+
+/// The field ids of `lang`'s grammar, looked up once per process.
+pub(crate) fn fields(lang: Lang) -> Fields {
+    static FIELDS: OnceLock<Vec<Fields>> = OnceLock::new();
+    let all = FIELDS.get_or_init(|| {
+        Lang::ALL
+            .iter()
+            .map(|lang| {
+                let grammar = lang.grammar();
+                let id = |name: &str| grammar.field_id_for_name(name).map_or(0, |id| id.get());
+                Fields { name: id("name"), declarator: id("declarator"), type_: id("type") }
+            })
+            .collect()
+    });
+    Lang::ALL.iter().position(|l| *l == lang).and_then(|i| all.get(i).copied()).unwrap_or_default()
+}
+
+/// A node's child by field id; id 0 (a field the grammar lacks) finds nothing.
+pub(crate) fn field<'t>(node: tree_sitter::Node<'t>, id: u16) -> Option<tree_sitter::Node<'t>> {
+    if id == 0 { None } else { node.child_by_field_id(id) }
+}
 
 /// The node kinds `context` and `postprocess` care about, for one language.
 pub(crate) struct Spec {

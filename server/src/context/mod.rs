@@ -5,6 +5,7 @@
 //! so that it is tested with fixtures and benchmarked without a server.
 
 mod decide;
+mod index;
 mod lang;
 mod snippets;
 mod window;

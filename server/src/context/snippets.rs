@@ -8,7 +8,8 @@ use glint_engine::Snippet;
 use ropey::Rope;
 use tree_sitter::Node;
 
-use super::lang::Spec;
+use super::index;
+use super::lang::{self, Spec};
 use super::window::{Window, cow, first_code_byte, syntax};
 use super::{ContextInput, display_path};
 use crate::document::Document;
@@ -20,10 +21,8 @@ const MAX_HEADER_LINES: usize = 8;
 const MAX_SIGNATURE_LINES: usize = 12;
 const MAX_CLASS_MEMBERS: usize = 20;
 const MAX_EDIT_LINES: usize = 20;
-/// How many children of containers one document's definition scan may visit, so a huge open
-/// file cannot make a keystroke slow.
-const MAX_VISITS_PER_DOC: usize = 4000;
 const MAX_SIGNATURES_PER_NAME: usize = 2;
+const MAX_IMPORT_VISITS: usize = 100;
 
 /// The header lines of the scopes enclosing the cursor that start above the window, with `...`
 /// comment lines for what is skipped between them, and its token count. Innermost scopes win
@@ -252,7 +251,8 @@ fn imports(rope: &Rope, root: Node, spec: &Spec, before_line: usize) -> Vec<(usi
         loop {
             let node = cursor.node();
             visits += 1;
-            if node.start_position().row >= before_line || visits > 2000 {
+            // Imports sit at the top; a file's thousandth item is not one worth a keystroke.
+            if node.start_position().row >= before_line || visits > MAX_IMPORT_VISITS {
                 break;
             }
             let kind = node.kind();
@@ -340,11 +340,16 @@ fn signatures(
     let window_bytes = (win.rope.char_to_byte(win.prefix_start()), win.rope.char_to_byte(win.suffix_end()));
     let mut found: Vec<(usize, usize, Node)> = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
-        let Some((tree, spec)) = syntax(doc) else { continue };
-        let exclude = (index == 0).then_some(window_bytes);
-        find_definitions(&doc.rope, tree.root_node(), spec, &names, exclude, |relevance, node| {
-            found.push((index, relevance, node));
-        });
+        let (Some((tree, spec)), Some(lang)) = (syntax(doc), doc.lang) else { continue };
+        let root = tree.root_node();
+        let editing = index == 0;
+        let defs = index::index(doc, root, spec, lang::fields(lang), editing);
+        let exclude = editing.then_some(window_bytes);
+        for (name, &relevance) in &names {
+            for node in defs.find(name, doc, root, exclude) {
+                found.push((index, relevance, node));
+            }
+        }
     }
     // Nearest mention first; among equals, this file first.
     found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -412,101 +417,6 @@ fn referenced_names(text: &str) -> HashMap<&str, usize> {
         }
     }
     names
-}
-
-/// Calls `found(relevance, node)` for each definition in the containers of `root` whose name is
-/// in `names`, skipping those that overlap `exclude` (the window, in bytes).
-fn find_definitions<'t>(
-    rope: &Rope,
-    root: Node<'t>,
-    spec: &Spec,
-    names: &HashMap<&str, usize>,
-    exclude: Option<(usize, usize)>,
-    mut found: impl FnMut(usize, Node<'t>),
-) {
-    let mut visits = 0;
-    let mut stack = vec![root];
-    while let Some(parent) = stack.pop() {
-        let mut cursor = parent.walk();
-        if !cursor.goto_first_child() {
-            continue;
-        }
-        loop {
-            let node = cursor.node();
-            visits += 1;
-            if visits > MAX_VISITS_PER_DOC {
-                return;
-            }
-            let kind = node.kind();
-            // Code being typed is often broken; definitions inside an error node still count.
-            if spec.containers.contains(&kind) || node.is_error() {
-                stack.push(node);
-            }
-            let outside = exclude.is_none_or(|(lo, hi)| node.end_byte() <= lo || node.start_byte() >= hi);
-            if outside && spec.definitions.contains(&kind) {
-                for name in definition_names(node) {
-                    let text = cow(rope.byte_slice(name.byte_range()));
-                    if let Some(&relevance) = names.get(text.as_ref()) {
-                        found(relevance, node);
-                        break;
-                    }
-                }
-            }
-            if !cursor.goto_next_sibling() {
-                break;
-            }
-        }
-    }
-}
-
-/// The name nodes a definition introduces.
-fn definition_names(node: Node) -> Vec<Node> {
-    if let Some(name) = node.child_by_field_name("name") {
-        return vec![innermost_name(name)];
-    }
-    let mut out = Vec::new();
-    let mut cursor = node.walk();
-    match node.kind() {
-        // `const a = ..., b = ...` (JavaScript), `type A struct{}; type (B int; C string)` (Go).
-        "lexical_declaration" | "variable_declaration" | "type_declaration" | "field_declaration"
-            if node.child_by_field_name("declarator").is_none() =>
-        {
-            for child in node.named_children(&mut cursor) {
-                if let Some(name) = child.child_by_field_name("name") {
-                    out.push(innermost_name(name));
-                }
-            }
-        }
-        "template_declaration" => {
-            if let Some(inner) = node.named_children(&mut cursor).last() {
-                return definition_names(inner);
-            }
-        }
-        _ => {
-            if let Some(declarator) = node.child_by_field_name("declarator") {
-                out.push(innermost_name(declarator));
-            } else if let Some(ty) = node.child_by_field_name("type")
-                && ty.child_by_field_name("name").is_some()
-            {
-                // `struct point { ... };` parses as a declaration-less type.
-                out.extend(ty.child_by_field_name("name"));
-            }
-        }
-    }
-    out
-}
-
-/// The identifier at the heart of a C declarator (`*f(int)` is `f`), a qualified name
-/// (`a::b` is `b`), or a Java variable declarator.
-fn innermost_name(mut node: Node) -> Node {
-    for _ in 0..16 {
-        let next = node.child_by_field_name("declarator").or_else(|| node.child_by_field_name("name"));
-        match next {
-            Some(next) if next.id() != node.id() => node = next,
-            _ => break,
-        }
-    }
-    node
 }
 
 fn is_class_like(kind: &str) -> bool {
