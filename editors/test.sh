@@ -85,7 +85,7 @@ run_nvim() { # name nvim script env...
 
 echo "=== glint binary"
 GLINT="$CARGO_TARGET_DIR/debug/glint"
-if ! (cd "$ROOT" && cargo build --quiet --locked -p glint-server --bin glint) >"$LOGS/build.log" 2>&1; then
+if ! (cd "$ROOT" && cargo build --quiet -p glint-server --bin glint) >"$LOGS/build.log" 2>&1; then
   fail "build glint" "cargo build -p glint-server --bin glint failed" "$LOGS/build.log"
   finish
 fi
