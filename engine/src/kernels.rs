@@ -7,16 +7,38 @@
 pub(crate) const BLOCK: usize = 32;
 /// Weight rows stored interleaved together, so that a tile of columns is one sequential stream.
 pub(crate) const GROUP: usize = 4;
-/// Bytes of one block of one group: four `f32` scales, then four rows of 32 `i8`.
+/// Bytes of one block of one group in `Format::Q8`: four `f32` scales, then four rows of 32 `i8`.
 const GROUP_BLOCK_BYTES: usize = GROUP * 4 + GROUP * BLOCK;
+/// Bytes of one block of one group in `Format::Q4`: four `f16` scales, four `f16` minimums, then
+/// four rows of 16 bytes holding 32 nibbles (ggml Q4_1 order: low nibbles first).
+const Q4_GROUP_BLOCK_BYTES: usize = GROUP * 2 + GROUP * 2 + GROUP * BLOCK / 2;
+
+/// How a packed matrix stores its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `w = d * q`, `q` in -127..=127 (ggml Q8_0 with an `f32` scale).
+    Q8,
+    /// `w = d * q + m`, `q` in 0..=15 (ggml Q4_1, kept exactly as shipped).
+    Q4,
+}
+
+impl Format {
+    fn group_block_bytes(self) -> usize {
+        match self {
+            Format::Q8 => GROUP_BLOCK_BYTES,
+            Format::Q4 => Q4_GROUP_BLOCK_BYTES,
+        }
+    }
+}
 
 /// A `rows x cols` weight matrix in 8-bit blocks of 32 with an `f32` scale each. Rows are stored
 /// in groups of four, block by block (`[scales; 4][quants; 4 x 32]`), so that the kernels read
 /// one sequential stream per tile, which the hardware prefetchers follow.
 #[derive(Debug, Clone)]
-pub(crate) struct Q8Matrix {
+pub(crate) struct PackedMatrix {
     rows: usize,
     cols: usize,
+    format: Format,
     data: WeightBytes,
 }
 
@@ -98,27 +120,29 @@ pub(crate) struct Q8Rows {
     cols: usize,
     qs: Vec<i8>,
     scales: Vec<f32>,
+    /// `scale * sum(qs)` of each block, for the minimums of `Format::Q4` weights.
+    sums: Vec<f32>,
 }
 
-impl Q8Matrix {
+impl PackedMatrix {
     /// Whether a matrix of this shape fits the layout.
     pub(crate) fn supports(rows: usize, cols: usize) -> bool {
         rows.is_multiple_of(GROUP) && cols.is_multiple_of(BLOCK) && rows > 0 && cols > 0
     }
 
     /// Quantizes `rows x cols` values; the shape must be `supports`ed.
-    pub(crate) fn quantize(values: &[f32], rows: usize, cols: usize) -> Q8Matrix {
-        debug_assert!(Q8Matrix::supports(rows, cols) && values.len() == rows * cols);
+    pub(crate) fn quantize(values: &[f32], rows: usize, cols: usize) -> PackedMatrix {
+        debug_assert!(PackedMatrix::supports(rows, cols) && values.len() == rows * cols);
         let mut qs = vec![0i8; rows * cols];
         let mut scales = vec![0f32; rows * cols / BLOCK];
         quantize_into(values, &mut qs, &mut scales);
-        Q8Matrix::interleave(&qs, &scales, rows, cols)
+        PackedMatrix::interleave(&qs, &scales, rows, cols)
     }
 
     /// Builds a matrix from ggml Q8_0 blocks (an `f16` scale, then 32 `i8`), keeping them exactly.
-    pub(crate) fn from_q8_0_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<Q8Matrix> {
+    pub(crate) fn from_q8_0_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<PackedMatrix> {
         let blocks = rows * cols / BLOCK;
-        if !Q8Matrix::supports(rows, cols) || bytes.len() != blocks * 34 {
+        if !PackedMatrix::supports(rows, cols) || bytes.len() != blocks * 34 {
             return None;
         }
         let mut qs = Vec::with_capacity(rows * cols);
@@ -127,10 +151,73 @@ impl Q8Matrix {
             scales.push(f16_to_f32(u16::from_le_bytes([block[0], block[1]])));
             qs.extend(block[2..].iter().map(|&b| b as i8));
         }
-        Some(Q8Matrix::interleave(&qs, &scales, rows, cols))
+        Some(PackedMatrix::interleave(&qs, &scales, rows, cols))
     }
 
-    fn interleave(qs: &[i8], scales: &[f32], rows: usize, cols: usize) -> Q8Matrix {
+    /// Builds a matrix from ggml Q4_1 blocks (`f16` scale, `f16` minimum, 16 bytes of nibbles),
+    /// keeping them exactly.
+    pub(crate) fn from_q4_1_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<PackedMatrix> {
+        let blocks = cols / BLOCK;
+        if !PackedMatrix::supports(rows, cols) || bytes.len() != rows * blocks * 20 {
+            return None;
+        }
+        let mut data = Vec::with_capacity(rows / GROUP * blocks * Q4_GROUP_BLOCK_BYTES);
+        for g in 0..rows / GROUP {
+            for b in 0..blocks {
+                let block = |lane: usize| {
+                    let at = ((g * GROUP + lane) * blocks + b) * 20;
+                    &bytes[at..at + 20]
+                };
+                for lane in 0..GROUP {
+                    data.extend_from_slice(&block(lane)[0..2]);
+                }
+                for lane in 0..GROUP {
+                    data.extend_from_slice(&block(lane)[2..4]);
+                }
+                for lane in 0..GROUP {
+                    data.extend_from_slice(&block(lane)[4..20]);
+                }
+            }
+        }
+        Some(PackedMatrix { rows, cols, format: Format::Q4, data: WeightBytes::from_vec(data) })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The scale, minimum and integer values of one block of one row.
+    fn block(&self, row: usize, b: usize) -> (f32, f32, [i8; BLOCK]) {
+        let blocks = self.cols / BLOCK;
+        let (g, lane) = (row / GROUP, row % GROUP);
+        let at = (g * blocks + b) * self.format.group_block_bytes();
+        let data = &self.data[at..at + self.format.group_block_bytes()];
+        let mut q = [0i8; BLOCK];
+        match self.format {
+            Format::Q8 => {
+                let d =
+                    f32::from_le_bytes([data[lane * 4], data[lane * 4 + 1], data[lane * 4 + 2], data[lane * 4 + 3]]);
+                let qs = &data[GROUP * 4 + lane * BLOCK..GROUP * 4 + (lane + 1) * BLOCK];
+                for (q, &v) in q.iter_mut().zip(qs) {
+                    *q = v as i8;
+                }
+                (d, 0.0, q)
+            }
+            Format::Q4 => {
+                let d = f16_to_f32(u16::from_le_bytes([data[lane * 2], data[lane * 2 + 1]]));
+                let m = f16_to_f32(u16::from_le_bytes([data[8 + lane * 2], data[8 + lane * 2 + 1]]));
+                let nibbles = &data[16 + lane * 16..16 + (lane + 1) * 16];
+                for (i, &v) in nibbles.iter().enumerate() {
+                    q[i] = (v & 0x0f) as i8;
+                    q[i + 16] = (v >> 4) as i8;
+                }
+                (d, m, q)
+            }
+        }
+    }
+
+    fn interleave(qs: &[i8], scales: &[f32], rows: usize, cols: usize) -> PackedMatrix {
         let blocks = cols / BLOCK;
         let mut data = Vec::with_capacity(rows / GROUP * blocks * GROUP_BLOCK_BYTES);
         for g in 0..rows / GROUP {
@@ -144,35 +231,29 @@ impl Q8Matrix {
                 }
             }
         }
-        Q8Matrix { rows, cols, data: WeightBytes::from_vec(data) }
+        PackedMatrix { rows, cols, format: Format::Q8, data: WeightBytes::from_vec(data) }
     }
 
-    /// Stacks matrices with the same number of columns.
-    pub(crate) fn concat(parts: &[Q8Matrix]) -> Q8Matrix {
-        let cols = parts.first().map(|p| p.cols).unwrap_or(0);
+    /// Stacks matrices with the same number of columns and format; `None` if they differ.
+    pub(crate) fn concat(parts: &[&PackedMatrix]) -> Option<PackedMatrix> {
+        let first = parts.first()?;
+        if parts.iter().any(|p| p.cols != first.cols || p.format != first.format) {
+            return None;
+        }
         let rows = parts.iter().map(|p| p.rows).sum();
         let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
         for part in parts {
             data.extend_from_slice(&part.data);
         }
-        Q8Matrix { rows, cols, data: WeightBytes::from_vec(data) }
+        Some(PackedMatrix { rows, cols: first.cols, format: first.format, data: WeightBytes::from_vec(data) })
     }
 
     /// Dequantizes one row into `out` (for embedding lookups).
     pub(crate) fn row_into(&self, row: usize, out: &mut [f32]) {
-        let blocks = self.cols / BLOCK;
-        let (g, lane) = (row / GROUP, row % GROUP);
-        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate().take(blocks) {
-            let at = (g * blocks + b) * GROUP_BLOCK_BYTES;
-            let d = f32::from_le_bytes([
-                self.data[at + lane * 4],
-                self.data[at + lane * 4 + 1],
-                self.data[at + lane * 4 + 2],
-                self.data[at + lane * 4 + 3],
-            ]);
-            let qs = &self.data[at + GROUP * 4 + lane * BLOCK..at + GROUP * 4 + (lane + 1) * BLOCK];
-            for (o, &q) in out.iter_mut().zip(qs) {
-                *o = f32::from(q as i8) * d;
+        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate().take(self.cols / BLOCK) {
+            let (d, m, q) = self.block(row, b);
+            for (o, &q) in out.iter_mut().zip(&q) {
+                *o = f32::from(q) * d + m;
             }
         }
     }
@@ -185,7 +266,17 @@ impl Q8Rows {
         let mut qs = vec![0i8; values.len()];
         let mut scales = vec![0f32; values.len() / BLOCK];
         quantize_into(values, &mut qs, &mut scales);
-        Q8Rows { rows: m, cols, qs, scales }
+        // Scales and sums are rounded to f16 precision as ggml's Q8_0/Q8_1 activations are, so
+        // that greedy decoding agrees with llama.cpp on near-ties.
+        for d in &mut scales {
+            *d = round_to_f16(*d);
+        }
+        let sums = qs
+            .chunks_exact(BLOCK)
+            .zip(&scales)
+            .map(|(q, d)| round_to_f16(q.iter().map(|&v| i32::from(v)).sum::<i32>() as f32 * d))
+            .collect();
+        Q8Rows { rows: m, cols, qs, scales, sums }
     }
 }
 
@@ -199,6 +290,13 @@ fn quantize_into(values: &[f32], qs: &mut [i8], scales: &mut [f32]) {
         }
         *d = scale;
     }
+}
+
+/// Rounds to the nearest value with an f16 mantissa (ties to even); exact for the f16 normal range.
+fn round_to_f16(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let lsb = (bits >> 13) & 1;
+    f32::from_bits(bits.wrapping_add(0x0fff + lsb) & !0x1fff)
 }
 
 fn f16_to_f32(bits: u16) -> f32 {
@@ -224,7 +322,7 @@ fn f16_to_f32(bits: u16) -> f32 {
 }
 
 /// `y = x · wᵀ`: `x` has `m` rows of `w.cols()`, `y` gets `m` rows of `w.rows()`.
-pub(crate) fn matmul(x: &Q8Rows, w: &Q8Matrix) -> Vec<f32> {
+pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     let (m, n) = (x.rows, w.rows);
     let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
@@ -294,14 +392,24 @@ impl Kernel {
     ///
     /// # Safety
     /// `y` must point to `x.rows * n` floats, and no other thread may touch those columns.
-    unsafe fn run(self, x: &Q8Rows, w: &Q8Matrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
+    unsafe fn run(self, x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
         match self {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU features were detected at run time.
-            Kernel::Avx512Vnni => unsafe { x86::run_vnni(x, w, g0, g1, y, n) },
+            Kernel::Avx512Vnni => unsafe {
+                match w.format {
+                    Format::Q8 => x86::run_vnni(x, w, g0, g1, y, n),
+                    Format::Q4 => x86::run_q4_vnni(x, w, g0, g1, y, n),
+                }
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Kernel::Avx2 => unsafe { x86::run_avx2(x, w, g0, g1, y, n) },
+            Kernel::Avx2 => unsafe {
+                match w.format {
+                    Format::Q8 => x86::run_avx2(x, w, g0, g1, y, n),
+                    Format::Q4 => x86::run_q4_avx2(x, w, g0, g1, y, n),
+                }
+            },
             Kernel::Portable => {
                 for r in 0..x.rows {
                     for c in g0 * GROUP..g1 * GROUP {
@@ -315,29 +423,15 @@ impl Kernel {
     }
 }
 
-fn portable_dot(x: &Q8Rows, r: usize, w: &Q8Matrix, c: usize) -> f32 {
+fn portable_dot(x: &Q8Rows, r: usize, w: &PackedMatrix, c: usize) -> f32 {
     let k = x.cols;
     let blocks = k / BLOCK;
-    let xq = &x.qs[r * k..(r + 1) * k];
-    let mut row = vec![0f32; k];
-    w.row_into(c, &mut row);
     let mut sum = 0f32;
     for b in 0..blocks {
-        // The weight row was dequantized; recover its integer values and scale exactly.
-        let at = ((c / GROUP) * blocks + b) * GROUP_BLOCK_BYTES;
-        let lane = c % GROUP;
-        let wd = f32::from_le_bytes([
-            w.data[at + lane * 4],
-            w.data[at + lane * 4 + 1],
-            w.data[at + lane * 4 + 2],
-            w.data[at + lane * 4 + 3],
-        ]);
-        let wq = &w.data[at + GROUP * 4 + lane * BLOCK..at + GROUP * 4 + (lane + 1) * BLOCK];
-        let mut acc = 0i32;
-        for (i, &q) in wq.iter().enumerate() {
-            acc += i32::from(xq[b * BLOCK + i]) * i32::from(q as i8);
-        }
-        sum += acc as f32 * x.scales[r * blocks + b] * wd;
+        let (d, m, q) = w.block(c, b);
+        let xq = &x.qs[r * k + b * BLOCK..r * k + (b + 1) * BLOCK];
+        let dot: i32 = q.iter().zip(xq).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
+        sum += dot as f32 * d * x.scales[r * blocks + b] + m * x.sums[r * blocks + b];
     }
     sum
 }
@@ -350,7 +444,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, Q8Matrix, Q8Rows};
+    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, PackedMatrix, Q4_GROUP_BLOCK_BYTES, Q8Rows};
 
     /// How many blocks ahead of the one being multiplied to prefetch.
     const PREFETCH_BLOCKS: usize = 24;
@@ -360,7 +454,7 @@ mod x86 {
             /// # Safety
             /// The CPU must have the features; `y` as in `Kernel::run`.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(x: &Q8Rows, w: &Q8Matrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
+            pub(super) unsafe fn $name(x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
                 let m = x.rows;
                 let mut g = g0;
                 if m == 1 {
@@ -391,7 +485,7 @@ mod x86 {
             #[inline]
             unsafe fn $tile<const RM: usize, const NG: usize>(
                 x: &Q8Rows,
-                w: &Q8Matrix,
+                w: &PackedMatrix,
                 r: usize,
                 g: usize,
                 y: *mut f32,
@@ -471,6 +565,100 @@ mod x86 {
 
     tiled_kernel!(run_vnni, tile_vnni, "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", dot_vnni, 4);
     tiled_kernel!(run_avx2, tile_avx2, "avx2,fma", dot_avx2, 2);
+
+    macro_rules! q4_kernel {
+        ($name:ident, $tile:ident, $features:literal, $dot:ident, $rm:literal) => {
+            /// # Safety
+            /// The CPU must have the features; `y` as in `Kernel::run`.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
+                let m = x.rows;
+                let mut g = g0;
+                if m == 1 {
+                    while g + 2 <= g1 {
+                        // SAFETY: rows and groups are in bounds by the loop conditions.
+                        unsafe { $tile::<1, 2>(x, w, 0, g, y, n) };
+                        g += 2;
+                    }
+                }
+                while g < g1 {
+                    let mut r = 0;
+                    while r + $rm <= m {
+                        unsafe { $tile::<$rm, 1>(x, w, r, g, y, n) };
+                        r += $rm;
+                    }
+                    while r < m {
+                        unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
+                        r += 1;
+                    }
+                    g += 1;
+                }
+            }
+
+            /// # Safety
+            /// Rows `r..r+RM` and groups `g..g+NG` exist; the CPU has the features.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn $tile<const RM: usize, const NG: usize>(
+                x: &Q8Rows,
+                w: &PackedMatrix,
+                r: usize,
+                g: usize,
+                y: *mut f32,
+                n: usize,
+            ) {
+                let k = x.cols;
+                let blocks = k / BLOCK;
+                let mut acc = [[[_mm256_setzero_ps(); GROUP]; NG]; RM];
+                let mut mins = [[_mm_setzero_ps(); NG]; RM];
+                unsafe {
+                    let xq = x.qs.as_ptr().add(r * k);
+                    let xs = x.scales.as_ptr().add(r * blocks);
+                    let xsum = x.sums.as_ptr().add(r * blocks);
+                    let base = w.data.as_ptr();
+                    let low = _mm_set1_epi8(0x0f);
+                    for b in 0..blocks {
+                        for h in 0..NG {
+                            let p = base.add(((g + h) * blocks + b) * Q4_GROUP_BLOCK_BYTES);
+                            let ahead = p.add(PREFETCH_BLOCKS * Q4_GROUP_BLOCK_BYTES) as *const i8;
+                            _mm_prefetch::<_MM_HINT_T0>(ahead);
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
+                            let d4 = _mm_cvtph_ps(_mm_loadl_epi64(p as *const __m128i));
+                            let m4 = _mm_cvtph_ps(_mm_loadl_epi64(p.add(8) as *const __m128i));
+                            let mut wd = [0f32; GROUP];
+                            _mm_storeu_ps(wd.as_mut_ptr(), d4);
+                            let mut wq = [_mm256_setzero_si256(); GROUP];
+                            for j in 0..GROUP {
+                                let raw = _mm_loadu_si128(p.add(16 + j * 16) as *const __m128i);
+                                let lo = _mm_and_si128(raw, low);
+                                let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low);
+                                wq[j] = _mm256_set_m128i(hi, lo);
+                            }
+                            for i in 0..RM {
+                                let xv = _mm256_loadu_si256(xq.add(i * k + b * BLOCK) as *const __m256i);
+                                let xd = *xs.add(i * blocks + b);
+                                mins[i][h] = _mm_fmadd_ps(m4, _mm_set1_ps(*xsum.add(i * blocks + b)), mins[i][h]);
+                                for j in 0..GROUP {
+                                    let sums = $dot(wq[j], xv);
+                                    let scale = _mm256_set1_ps(xd * wd[j]);
+                                    acc[i][h][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[i][h][j]);
+                                }
+                            }
+                        }
+                    }
+                    for i in 0..RM {
+                        for h in 0..NG {
+                            let sums = _mm_add_ps(hsum4(acc[i][h]), mins[i][h]);
+                            _mm_storeu_ps(y.add((r + i) * n + (g + h) * GROUP), sums);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    q4_kernel!(run_q4_vnni, tile_q4_vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", dot_vnni, 4);
+    q4_kernel!(run_q4_avx2, tile_q4_avx2, "avx2,fma,f16c", dot_avx2, 2);
 }
 
 /// A pointer to an output buffer that workers write disjoint parts of.
@@ -506,7 +694,7 @@ mod tests {
         for (m, k, n) in [(1, 64, 12), (5, 96, 16), (9, 576, 64), (1, 576, 4), (3, 32, 8)] {
             let x = values(m * k, 1);
             let w = values(n * k, 2);
-            let wq = Q8Matrix::quantize(&w, n, k);
+            let wq = PackedMatrix::quantize(&w, n, k);
             let xq = Q8Rows::quantize(&x, m);
             let y = matmul(&xq, &wq);
             for r in 0..m {
@@ -522,8 +710,69 @@ mod tests {
     }
 
     #[test]
+    fn the_q4_kernels_match_the_portable_product() {
+        // Random Q4_1 blocks: f16 scale 0.01 or 0.02, f16 minimum -0.05, random nibbles.
+        let (rows, cols) = (12, 96);
+        let mut bytes = Vec::new();
+        let nibbles = values(rows * cols / 2, 3);
+        for (i, chunk) in nibbles.chunks_exact(16).enumerate() {
+            bytes.extend(if i % 2 == 0 { [0x1f, 0x21] } else { [0x1f, 0x25] });
+            bytes.extend([0x66, 0xaa]);
+            bytes.extend(chunk.iter().map(|v| ((v + 0.5) * 255.0) as u8));
+        }
+        let w = PackedMatrix::from_q4_1_blocks(&bytes, rows, cols).unwrap();
+        assert_eq!(w.format(), Format::Q4);
+        for m in [1, 2, 5] {
+            let x = values(m * cols, 4);
+            let xq = Q8Rows::quantize(&x, m);
+            let y = matmul(&xq, &w);
+            let mut row = vec![0f32; cols];
+            for r in 0..m {
+                for c in 0..rows {
+                    let portable = portable_dot(&xq, r, &w, c);
+                    assert!(
+                        (y[r * rows + c] - portable).abs() < 1e-4,
+                        "{m} {r} {c}: {} vs {portable}",
+                        y[r * rows + c]
+                    );
+                    w.row_into(c, &mut row);
+                    let exact: f32 = (0..cols).map(|i| row[i] * x[r * cols + i]).sum();
+                    assert!((portable - exact).abs() < 0.05, "{portable} vs {exact}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernels_agree_with_candles_ggml_kernels() {
+        use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+        use candle_core::{Device, Module, Tensor};
+        let (m, k, n) = (3, 576, 64);
+        let w = values(n * k, 5);
+        let x = values(m * k, 6);
+        let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+        let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&wt, dtype).unwrap();
+            let bytes = q.data().unwrap();
+            let ours = match dtype {
+                GgmlDType::Q4_1 => PackedMatrix::from_q4_1_blocks(&bytes, n, k).unwrap(),
+                _ => PackedMatrix::from_q8_0_blocks(&bytes, n, k).unwrap(),
+            };
+            let expected: Vec<f32> =
+                QMatMul::from_qtensor(q).unwrap().forward(&xt).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let got = matmul(&Q8Rows::quantize(&x, m), &ours);
+            let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let scale = expected.iter().map(|v| v.abs()).fold(0f32, f32::max);
+            assert!(diff <= 1e-5 * scale.max(1.0), "{dtype:?}: max difference {diff} (values up to {scale})");
+        }
+    }
+
+    #[test]
     fn q8_0_blocks_convert_exactly_and_f16_decodes() {
         assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(round_to_f16(1.0 + 1.0 / 4096.0), 1.0);
+        assert_eq!(round_to_f16(1.0 + 3.0 / 2048.0), 1.0 + 2.0 / 1024.0);
         assert_eq!(f16_to_f32(0xc000), -2.0);
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         let mut bytes = Vec::new();
@@ -531,8 +780,8 @@ mod tests {
             bytes.extend([0x00, 0x3c]);
             bytes.extend((0..32).map(|i| (i as i8 - 16 + r as i8) as u8));
         }
-        assert!(Q8Matrix::from_q8_0_blocks(&bytes, 1, 128).is_none());
-        let m = Q8Matrix::from_q8_0_blocks(&bytes, 4, 32).unwrap();
+        assert!(PackedMatrix::from_q8_0_blocks(&bytes, 1, 128).is_none());
+        let m = PackedMatrix::from_q8_0_blocks(&bytes, 4, 32).unwrap();
         let mut row = vec![0f32; 32];
         m.row_into(2, &mut row);
         assert_eq!(row[0], -14.0);

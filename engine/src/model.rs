@@ -13,7 +13,7 @@ use candle_core::{Device, Module, Tensor};
 
 use crate::EngineError;
 use crate::gguf::{GgufFile, has_fast_kernel};
-use crate::kernels::{self, Q8Matrix, Q8Rows, SyncPtr};
+use crate::kernels::{self, PackedMatrix, Q8Rows, SyncPtr};
 
 /// The architectures Glint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl KvCache {
 /// A weight matrix `(out, in)`: in our Q8 layout, or one of candle's quantized tensors for
 /// formats with a fast candle kernel (Q4_0, K-quants).
 enum Weight {
-    Q8(Arc<Q8Matrix>),
+    Packed(Arc<PackedMatrix>),
     Candle(QMatMul),
 }
 
@@ -145,7 +145,7 @@ impl Linear {
     /// `x` holds `m` rows of `in` values; returns `m` rows of `out` values.
     fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
         let mut y = match &self.weight {
-            Weight::Q8(w) => kernels::matmul(&Q8Rows::quantize(x, m), w),
+            Weight::Packed(w) => kernels::matmul(&Q8Rows::quantize(x, m), w),
             Weight::Candle(w) => {
                 let k = x.len() / m.max(1);
                 let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
@@ -171,23 +171,26 @@ struct Projections {
 
 impl Projections {
     fn new(parts: Vec<Linear>) -> Projections {
-        let all_q8 = parts.iter().all(|p| matches!(p.weight, Weight::Q8(_)));
+        let all_q8 = parts.iter().all(|p| matches!(p.weight, Weight::Packed(_)));
         if !all_q8 || parts.len() < 2 {
             return Projections { parts };
         }
-        let matrices: Vec<Q8Matrix> = parts
+        let matrices: Vec<&PackedMatrix> = parts
             .iter()
             .filter_map(|p| match &p.weight {
-                Weight::Q8(w) => Some(Q8Matrix::clone(w)),
+                Weight::Packed(w) => Some(w.as_ref()),
                 Weight::Candle(_) => None,
             })
             .collect();
+        let Some(stacked) = PackedMatrix::concat(&matrices) else {
+            return Projections { parts };
+        };
         let out_dim = parts.iter().map(|p| p.out_dim).sum();
         let bias = parts
             .iter()
             .any(|p| p.bias.is_some())
             .then(|| parts.iter().flat_map(|p| p.bias.clone().unwrap_or_else(|| vec![0.0; p.out_dim])).collect());
-        let fused = Linear { weight: Weight::Q8(Arc::new(Q8Matrix::concat(&matrices))), bias, out_dim };
+        let fused = Linear { weight: Weight::Packed(Arc::new(stacked)), bias, out_dim };
         Projections { parts: vec![fused] }
     }
 
@@ -221,7 +224,7 @@ struct Layer {
 
 /// The token embedding table, looked up row by row without a float copy of the whole table.
 enum Embeddings {
-    Q8(Arc<Q8Matrix>),
+    Packed(Arc<PackedMatrix>),
     Candle(Arc<QTensor>),
 }
 
@@ -258,7 +261,7 @@ impl Model {
         let convert = options.convert_slow_quants;
 
         let embeddings = match load_weight(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
-            Weight::Q8(w) => Embeddings::Q8(w),
+            Weight::Packed(w) => Embeddings::Packed(w),
             Weight::Candle(_) => Embeddings::Candle(Arc::new(gguf.tensor("token_embd.weight")?)),
         };
         let q_dim = config.n_head * config.head_dim;
@@ -293,7 +296,7 @@ impl Model {
         } else {
             // Tied embeddings: the output projection shares the embedding table.
             let weight = match &embeddings {
-                Embeddings::Q8(w) => Weight::Q8(Arc::clone(w)),
+                Embeddings::Packed(w) => Weight::Packed(Arc::clone(w)),
                 Embeddings::Candle(t) => Weight::Candle(QMatMul::from_arc(Arc::clone(t))?),
             };
             Linear { weight, bias: None, out_dim: config.vocab_size }
@@ -399,7 +402,7 @@ impl Model {
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
         let n_embd = self.config.n_embd;
         match &self.embeddings {
-            Embeddings::Q8(table) => {
+            Embeddings::Packed(table) => {
                 let mut x = vec![0f32; tokens.len() * n_embd];
                 for (row, &t) in x.chunks_exact_mut(n_embd).zip(tokens) {
                     table.row_into(t as usize, row);
@@ -466,12 +469,19 @@ fn load_weight(
         return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
     }
     let dtype = tensor.dtype();
-    let convertible = Q8Matrix::supports(rows, cols);
+    let convertible = PackedMatrix::supports(rows, cols);
     if dtype == GgmlDType::Q8_0 && convertible {
         let bytes = tensor.data().map_err(|e| gguf.invalid(format!("tensor `{name}`: {e}")))?;
-        return Q8Matrix::from_q8_0_blocks(&bytes, rows, cols)
-            .map(|m| Weight::Q8(Arc::new(m)))
+        return PackedMatrix::from_q8_0_blocks(&bytes, rows, cols)
+            .map(|m| Weight::Packed(Arc::new(m)))
             .ok_or_else(|| gguf.invalid(format!("tensor `{name}` has an unexpected Q8_0 size")));
+    }
+    // Q4_1 runs as shipped on our 4-bit kernel: exact, and decoding reads half the bytes of Q8.
+    if dtype == GgmlDType::Q4_1 && convertible && !convert_q4_1_to_q8() {
+        let bytes = tensor.data().map_err(|e| gguf.invalid(format!("tensor `{name}`: {e}")))?;
+        return PackedMatrix::from_q4_1_blocks(&bytes, rows, cols)
+            .map(|m| Weight::Packed(Arc::new(m)))
+            .ok_or_else(|| gguf.invalid(format!("tensor `{name}` has an unexpected Q4_1 size")));
     }
     if convert && convertible && !has_fast_kernel(dtype) || dtype == GgmlDType::F32 && convertible {
         let values = tensor
@@ -479,9 +489,14 @@ fn load_weight(
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| gguf.invalid(format!("cannot convert tensor `{name}` from {dtype:?}: {e}")))?;
-        return Ok(Weight::Q8(Arc::new(Q8Matrix::quantize(&values, rows, cols))));
+        return Ok(Weight::Packed(Arc::new(PackedMatrix::quantize(&values, rows, cols))));
     }
     Ok(Weight::Candle(QMatMul::from_qtensor(tensor)?))
+}
+
+/// Benchmarks compare the 4-bit kernel with converting Q4_1 to Q8 (`GLINT_Q4_1_AS_Q8=1`).
+fn convert_q4_1_to_q8() -> bool {
+    std::env::var_os("GLINT_Q4_1_AS_Q8").is_some()
 }
 
 fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
