@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use glint_engine::{Chunk, FinishReason, fetch};
 
+use crate::completion;
 use crate::document::Document;
 use crate::engines::{self, EngineSpec};
 use crate::position::{self, Encoding, LinePos};
@@ -166,24 +167,48 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
-    let request = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine);
+    let prepared = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine)
+        .map_err(|why| anyhow::anyhow!("no completion here: {why}"))?;
+    let mode = prepared.mode;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let finish = runtime.block_on(async {
-        let mut generation = engine.generate(request);
+        let mut generation = engine.generate(prepared.request);
         let mut out = std::io::stdout().lock();
+        let mut raw = String::new();
+        let mut shown = String::new();
+        let mut finish = None;
+        let mut complete = false;
         while let Some(chunk) = generation.next_chunk().await {
             match chunk {
+                Chunk::Text(_) if complete => {}
                 Chunk::Text(text) => {
-                    out.write_all(text.as_bytes())?;
-                    out.flush()?;
+                    raw.push_str(&text);
+                    // Stream the cleaned text as it grows; it only ever extends what was shown.
+                    let cleaned = completion::postprocess(&doc, cursor, &raw, mode).unwrap_or_default();
+                    if let Some(new) = cleaned.strip_prefix(shown.as_str()) {
+                        let stable = new.rfind('\n').map_or("", |at| &new[..=at]);
+                        out.write_all(stable.as_bytes())?;
+                        out.flush()?;
+                        shown.push_str(stable);
+                    }
+                    if completion::is_complete(&doc, cursor, &raw, mode) {
+                        // Stop the model, but read on to its final chunk for the timings.
+                        generation.cancel();
+                        complete = true;
+                    }
                 }
-                Chunk::Done(finish) => {
-                    writeln!(out)?;
-                    return Ok::<_, anyhow::Error>(Some(finish));
+                Chunk::Done(done) => {
+                    finish = Some(done);
+                    break;
                 }
             }
         }
-        Ok(None)
+        let cleaned = completion::postprocess(&doc, cursor, &raw, mode).unwrap_or_default();
+        if let Some(rest) = cleaned.strip_prefix(shown.as_str()) {
+            out.write_all(rest.as_bytes())?;
+        }
+        writeln!(out)?;
+        Ok::<_, anyhow::Error>(finish)
     })?;
     let Some(finish) = finish else { bail!("the engine stopped without finishing") };
     if finish.reason == FinishReason::Error {

@@ -34,6 +34,9 @@ pub struct Settings {
     pub streaming: bool,
     /// Threads for the local engine; `None` means one per physical core.
     pub threads: Option<u32>,
+    /// `syntax` (tree-sitter context and post-processing) or `naive` (plain prefix/suffix window,
+    /// raw model text): the baseline for quality evaluation.
+    pub context_strategy: String,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             completion_items: true,
             streaming: false,
             threads: None,
+            context_strategy: "syntax".into(),
         }
     }
 }
@@ -123,6 +127,10 @@ impl Settings {
             }
             "streaming" => self.streaming = if reset { defaults.streaming } else { boolean(value)? },
             "threads" => self.threads = if reset { None } else { Some(integer(value, 1, 256)? as u32) },
+            "contextStrategy" => {
+                self.context_strategy =
+                    if reset { defaults.context_strategy.clone() } else { one_of(value, &["syntax", "naive"])? };
+            }
             _ => return Err("unknown setting (see the README's Configuration section)".into()),
         }
         Ok(())
@@ -158,6 +166,15 @@ fn integer(value: &Value, min: u64, max: u64) -> Result<u64, String> {
 
 fn boolean(value: &Value) -> Result<bool, String> {
     value.as_bool().ok_or_else(|| format!("expected true or false, got {}", kind(value)))
+}
+
+fn one_of(value: &Value, allowed: &[&str]) -> Result<String, String> {
+    let text = non_empty_string(value)?;
+    if allowed.contains(&text.as_str()) {
+        Ok(text)
+    } else {
+        Err(format!("expected one of {}, got `{text}`", allowed.join(", ")))
+    }
 }
 
 fn log_level(value: &Value) -> Result<String, String> {

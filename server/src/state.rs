@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::Settings;
+use crate::context::RecentEdit;
 use crate::document::Document;
 use crate::engines::{EngineSlot, EngineSpec};
 use crate::position::Encoding;
@@ -51,7 +52,14 @@ pub struct State {
     pub typing_cache: TypingCache,
     /// The last completion's numbers, for `glint/status`.
     pub last_completion: RwLock<Option<serde_json::Value>>,
+    /// Recently edited regions, oldest first (bounded).
+    recent_edits: Mutex<std::collections::VecDeque<(String, usize, RecentEdit)>>,
 }
+
+/// How many edited regions `recent_edits` keeps.
+const RECENT_EDITS: usize = 16;
+/// How many other open documents a context may look at.
+const OTHER_DOCUMENTS: usize = 8;
 
 impl State {
     pub fn new(options: ServerOptions) -> State {
@@ -74,6 +82,42 @@ impl State {
     /// Runs `f` on the document store under its lock. Never `.await` inside.
     pub fn with_documents<R>(&self, f: impl FnOnce(&mut HashMap<String, Document>) -> R) -> R {
         f(&mut self.documents.lock())
+    }
+
+    /// Remembers the region around `line` of `doc` as recently edited, replacing an older entry
+    /// for the same place.
+    pub fn note_edit(&self, doc: &Document, line: usize) {
+        let rope = &doc.rope;
+        let first = line.saturating_sub(1);
+        let last = (line + 2).min(rope.len_lines());
+        if first >= last {
+            return;
+        }
+        let text = rope.slice(rope.line_to_char(first)..rope.line_to_char(last)).to_string();
+        if text.trim().is_empty() || text.len() > 2000 {
+            return;
+        }
+        let uri = doc.uri.to_string();
+        let mut edits = self.recent_edits.lock();
+        edits.retain(|(u, l, _)| !(u == &uri && l.abs_diff(line) <= 2));
+        edits.push_back((uri.clone(), line, RecentEdit { uri, text }));
+        while edits.len() > RECENT_EDITS {
+            edits.pop_front();
+        }
+    }
+
+    pub fn recent_edits(&self) -> Vec<RecentEdit> {
+        self.recent_edits.lock().iter().map(|(_, _, e)| e.clone()).collect()
+    }
+
+    /// O(1) snapshots of other open documents of the same language as `doc`.
+    pub fn other_documents(&self, doc: &Document) -> Vec<Document> {
+        let docs = self.documents.lock();
+        docs.values()
+            .filter(|d| d.uri != doc.uri && d.lang.is_some() && d.lang == doc.lang)
+            .take(OTHER_DOCUMENTS)
+            .cloned()
+            .collect()
     }
 
     pub fn document_count(&self) -> usize {

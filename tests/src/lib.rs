@@ -1,7 +1,9 @@
 //! A small LSP client for end-to-end tests and benchmarks: drives `glint lsp` either as the real
 //! binary over stdio or in-process over a duplex pipe, with the same API.
 
+pub mod cases;
 pub mod corpus;
+pub mod counting;
 pub mod stats;
 
 use std::collections::HashMap;

@@ -219,7 +219,11 @@ async fn run(
     };
 
     let context_started = Instant::now();
-    let prepared = match completion::prepare(&doc, cursor, &settings, invoked, &*engine) {
+    let others = state.other_documents(&doc);
+    let other_refs: Vec<&Document> = others.iter().collect();
+    let recent_edits = state.recent_edits();
+    let around = completion::Surroundings { others: &other_refs, recent_edits: &recent_edits };
+    let prepared = match completion::prepare(&doc, cursor, &settings, invoked, &*engine, &around) {
         Ok(prepared) => prepared,
         Err(why) => {
             tracing::debug!(uri, "no completion: {why}");
@@ -228,6 +232,7 @@ async fn run(
     };
     let context_ms = ms(context_started.elapsed());
     let mode = prepared.mode;
+    let raw_output = prepared.raw;
     let streaming = settings.streaming;
     let mut generation = engine.generate(prepared.request);
     let mut raw = String::new();
@@ -244,11 +249,11 @@ async fn run(
                 Some(Chunk::Text(text)) => {
                     first_chunk_ms.get_or_insert_with(|| ms(started.elapsed()));
                     raw.push_str(&text);
-                    if completion::is_complete(&doc, cursor, &raw, mode) {
+                    if !raw_output && completion::is_complete(&doc, cursor, &raw, mode) {
                         break;
                     }
                     if streaming
-                        && let Some(partial) = completion::postprocess(&doc, cursor, &raw, mode, true)
+                        && let Some(partial) = completion::postprocess(&doc, cursor, &raw, mode)
                     {
                         let pos = lsp_position(position::from_char(&doc.rope, cursor, encoding));
                         client
@@ -277,7 +282,11 @@ async fn run(
     if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
         return Err(content_modified());
     }
-    let text = completion::postprocess(&doc, cursor, &raw, mode, false);
+    let text = if raw_output {
+        Some(raw.clone()).filter(|t| !t.trim().is_empty())
+    } else {
+        completion::postprocess(&doc, cursor, &raw, mode)
+    };
     let timings = finish.map(|f| f.timings).unwrap_or_default();
     let summary = json!({
         "uri": uri,

@@ -40,6 +40,9 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
     match outcome {
         None => tracing::warn!(uri, version, "didChange for a document that is not open; ignored"),
         Some((stale, previous, report, doc)) => {
+            if let Some(line) = changes.iter().rev().find_map(|c| c.range.map(|(start, _)| start.line as usize)) {
+                state.note_edit(&doc, line);
+            }
             if stale {
                 tracing::warn!(
                     uri,
