@@ -53,7 +53,7 @@ pub fn postprocess(input: &PostInput) -> Option<String> {
         *first = first.trim_start().to_string();
     }
     let below = lines_below(doc, cursor_line);
-    drop_repeated_tail(&mut lines, &below, before.trim().is_empty());
+    drop_repeated_tail(&mut lines, &below, &before);
     while lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
     }
@@ -128,23 +128,28 @@ fn closed_below(doc: &Document, cursor_line: usize, indent: usize, after: &str) 
     false
 }
 
-/// Cuts the completion where it starts repeating the lines below the cursor. A line that only
-/// closes a bracket counts only when the repetition goes on or ends the completion.
-fn drop_repeated_tail(lines: &mut Vec<String>, below: &[String], at_line_start: bool) {
+/// Cuts the completion where it starts repeating the lines below the cursor, indentation
+/// included (an inner `else:` is not the outer one below). A line that only closes a bracket is
+/// a repetition only when the completion has not opened one for it to close, and when the
+/// repetition goes on or ends the completion.
+fn drop_repeated_tail(lines: &mut Vec<String>, below: &[String], before: &str) {
     let Some(first_below) = below.first() else { return };
-    let start = if at_line_start { 0 } else { 1 };
-    for i in start..lines.len() {
-        let here = lines[i].trim();
-        if here.is_empty() || here != first_below {
-            continue;
+    let at_line_start = before.trim().is_empty();
+    let mut depth = 0;
+    for i in 0..lines.len() {
+        let here = if i == 0 { format!("{before}{}", lines[0]) } else { lines[i].clone() };
+        let matches = !here.trim().is_empty() && here.trim_end() == first_below && (i > 0 || at_line_start);
+        if matches {
+            let trivial = !here.chars().any(char::is_alphanumeric);
+            let rest: Vec<&str> =
+                lines[i + 1..].iter().map(|l| l.trim_end()).filter(|l| !l.trim().is_empty()).collect();
+            let continues = rest.first().is_none_or(|next| below.get(1).is_some_and(|b| b == next));
+            if !trivial || (continues && depth <= 0) {
+                lines.truncate(i);
+                return;
+            }
         }
-        let trivial = !here.chars().any(char::is_alphanumeric);
-        let rest: Vec<&str> = lines[i + 1..].iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-        let continues = rest.first().is_none_or(|next| below.get(1).is_some_and(|b| b == next));
-        if !trivial || continues {
-            lines.truncate(i);
-            return;
-        }
+        depth += bracket_delta(&lines[i]);
     }
 }
 
@@ -229,12 +234,12 @@ fn bracket_delta(line: &str) -> i32 {
     delta
 }
 
-/// The trimmed non-blank lines after the cursor line.
+/// The non-blank lines after the cursor line, without their line breaks.
 fn lines_below(doc: &Document, cursor_line: usize) -> Vec<String> {
     let rope = &doc.rope;
     (cursor_line + 1..rope.len_lines())
-        .map(|l| rope.line(l).to_string().trim().to_string())
-        .filter(|l| !l.is_empty())
+        .map(|l| rope.line(l).to_string().trim_end().to_string())
+        .filter(|l| !l.trim().is_empty())
         .take(LOOK_BELOW)
         .collect()
 }

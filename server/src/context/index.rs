@@ -85,6 +85,7 @@ impl DocIndex {
         name: &str,
         doc: &Document,
         root: Node<'t>,
+        f: Fields,
         exclude: Option<(usize, usize)>,
     ) -> Vec<Node<'t>> {
         let Some(defs) = self.by_name.get(name) else { return Vec::new() };
@@ -93,7 +94,11 @@ impl DocIndex {
         let mut out = Vec::new();
         for def in defs {
             let Some((start, end)) = self.place(def, len, fresh, exclude) else { continue };
-            if let Some(node) = node_at(root, start, end, def.kind) {
+            let Some(node) = node_at(root, start, end, def.kind) else { continue };
+            // A stale entry may point at a definition renamed since.
+            let named =
+                fresh || definition_names(node, f).iter().any(|n| cow(doc.rope.byte_slice(n.byte_range())) == name);
+            if named {
                 out.push(node);
             }
         }

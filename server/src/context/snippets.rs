@@ -343,10 +343,11 @@ fn signatures(
         let (Some((tree, spec)), Some(lang)) = (syntax(doc), doc.lang) else { continue };
         let root = tree.root_node();
         let editing = index == 0;
-        let defs = index::index(doc, root, spec, lang::fields(lang), editing);
+        let f = lang::fields(lang);
+        let defs = index::index(doc, root, spec, f, editing);
         let exclude = editing.then_some(window_bytes);
         for (name, &relevance) in &names {
-            for node in defs.find(name, doc, root, exclude) {
+            for node in defs.find(name, doc, root, f, exclude) {
                 found.push((index, relevance, node));
             }
         }

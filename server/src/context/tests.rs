@@ -947,3 +947,154 @@ fn eval_cases_cut_windows_from_the_real_text() {
     eprintln!("eval cases: {built} contexts built, {skipped} skipped");
     assert!(built > 0);
 }
+
+/// Whitespace-normalised, as the evaluation scores: lines trimmed, blank lines dropped.
+fn normalized(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A model that writes the masked span and then runs on into the real suffix is the worst case
+/// for the stop rules: post-processing must cut it back to the span. Counts, per kind, how often
+/// it does exactly (whitespace-normalised), for automatic and invoked triggers.
+#[test]
+fn eval_cases_stop_rules_cut_a_run_on_completion() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/eval/cases-dev.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIP eval_cases_stop_rules_cut_a_run_on_completion: {} is missing", path.display());
+        return;
+    };
+    let mut table: std::collections::BTreeMap<(String, bool), (usize, usize, usize)> = Default::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: serde_json::Value = serde_json::from_str(line).expect("a JSON case");
+        let field = |name: &str| case[name].as_str().unwrap_or_default().to_string();
+        let (prefix, suffix, expected) = (field("prefix"), field("suffix"), field("expected"));
+        let doc = Document::new(
+            &format!("file:///eval/{}", field("path")),
+            &field("language"),
+            1,
+            &format!("{prefix}{suffix}"),
+        );
+        let cursor = prefix.chars().count();
+        for invoked in [false, true] {
+            let row = table.entry((field("kind"), invoked)).or_default();
+            let input =
+                ContextInput { doc: &doc, cursor, budget_tokens: 1024, invoked, others: &[], recent_edits: &[] };
+            let Decision::Complete(context) = build(&input, &count) else {
+                row.2 += 1;
+                continue;
+            };
+            let run_on: String = suffix.chars().take(300).collect();
+            let completion = format!("{expected}{run_on}");
+            let post = crate::postprocess::postprocess(&crate::postprocess::PostInput {
+                completion: &completion,
+                doc: &doc,
+                cursor,
+                mode: context.mode,
+            });
+            row.1 += 1;
+            if normalized(post.as_deref().unwrap_or("")) == normalized(&expected) {
+                row.0 += 1;
+            } else if std::env::var("SHOW_MISSES").is_ok_and(|k| k == field("kind")) {
+                eprintln!(
+                    "--- {} {:?} invoked={invoked}\n{}⟨{}⟩\n expected ⟨{expected}⟩",
+                    field("id"),
+                    context.mode,
+                    &prefix[prefix.len().saturating_sub(120)..],
+                    post.unwrap_or_default()
+                );
+            }
+        }
+    }
+    let mut exact = 0;
+    let mut total = 0;
+    for ((kind, invoked), (hits, n, skipped)) in &table {
+        eprintln!("{kind:<12} invoked={invoked:<5} exact {hits}/{n} ({skipped} skipped)");
+        exact += hits;
+        total += n;
+    }
+    assert!(total > 0);
+    eprintln!("exact {exact}/{total}");
+    // Whole lines and whole blocks are what the stop rules are for; spans that end mid-line are
+    // cut short by single-line mode by design.
+    for kind in ["single_line", "multi_line"] {
+        for invoked in [false, true] {
+            let (hits, n, _) = table[&(kind.to_string(), invoked)];
+            assert!(hits * 100 >= n * 90, "{kind} invoked={invoked}: only {hits}/{n} cut exactly");
+        }
+    }
+}
+
+/// Typing inside the window reuses the definition index of an earlier version: definitions
+/// above keep their offsets, those below their distance from the end, and one that changed
+/// since is not given from the stale index.
+#[test]
+fn the_definition_index_follows_typing_in_the_window() {
+    use crate::document::Change;
+    use crate::position::{Encoding, LinePos};
+
+    let text = expand_filler(
+        r#"fn above(a: u32) -> u32 {
+    a
+}
+
+fn main() {
+    // {filler}
+    let x = above(1) + below(2);
+    // {filler}
+}
+
+fn below(b: u32) -> u32 {
+    b
+}
+"#,
+    );
+    let uri = "file:///w/src/index_follows.rs";
+    let mut doc = Document::new(uri, "rust", 1, &text);
+    let line = text.lines().position(|l| l.contains("let x")).expect("the call line") as u32;
+    let signatures = |doc: &Document| {
+        let cursor = doc.rope.line_to_char(line as usize + 1) - 1;
+        let input = ContextInput { doc, cursor, budget_tokens: 200, invoked: true, others: &[], recent_edits: &[] };
+        match build(&input, &count) {
+            Decision::Complete(context) => {
+                context.snippets.iter().map(|s| s.text.clone()).collect::<Vec<_>>().join("\n")
+            }
+            Decision::Skip(why) => why.to_string(),
+        }
+    };
+    expect![[r#"
+        fn above(a: u32) -> u32
+        fn below(b: u32) -> u32"#]]
+    .assert_eq(&signatures(&doc));
+    // Version 2 types at the end of the call line, version 3 adds an attribute above `below`:
+    // both keep the stale index usable. Version 4 renames `below` out of the window, so its old
+    // entry no longer matches the tree.
+    let at = |line: u32, character: u32| LinePos { line, character };
+    doc.apply_changes(2, &[Change { range: Some((at(line, 31), at(line, 31))), text: " + 3".into() }], Encoding::Utf16);
+    expect![[r#"
+        fn above(a: u32) -> u32
+        fn below(b: u32) -> u32"#]]
+    .assert_eq(&signatures(&doc));
+    let last = doc.rope.len_lines() as u32;
+    let below_line = (0..last).find(|&l| doc.rope.line(l as usize).to_string().starts_with("fn below")).expect("below");
+    doc.apply_changes(
+        3,
+        &[Change { range: Some((at(below_line, 0), at(below_line, 0))), text: "#[inline]\n".into() }],
+        Encoding::Utf16,
+    );
+    expect![[r#"
+        fn above(a: u32) -> u32
+        fn below(b: u32) -> u32"#]]
+    .assert_eq(&signatures(&doc));
+    let renamed = below_line + 1;
+    doc.apply_changes(
+        4,
+        &[Change { range: Some((at(renamed, 3), at(renamed, 8))), text: "other".into() }],
+        Encoding::Utf16,
+    );
+    assert!(doc.text().contains("fn other(b: u32)"));
+    expect!["fn above(a: u32) -> u32"].assert_eq(&signatures(&doc));
+}
