@@ -139,6 +139,9 @@ struct Signature {
     relevance: usize,
     /// Rows of the definition in its document.
     rows: (usize, usize),
+    /// The impl, class or trait the definition is a member of: its start, header line and
+    /// closing line, shown around the members it holds.
+    container: Option<(usize, String, String)>,
     text: String,
     tokens: usize,
 }
@@ -230,8 +233,24 @@ impl Extra {
         for (_, _, mut sigs) in groups {
             sigs.sort_by_key(|s| s.rows.0);
             let path = sigs.first().map(|s| s.path.clone()).unwrap_or_default();
-            let text = sigs.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
-            out.push(Snippet { path, text });
+            let mut lines: Vec<&str> = Vec::new();
+            let mut open: Option<&(usize, String, String)> = None;
+            for sig in &sigs {
+                if open.map(|c| c.0) != sig.container.as_ref().map(|c| c.0) {
+                    if let Some((_, _, closer)) = open.filter(|c| !c.2.is_empty()) {
+                        lines.push(closer);
+                    }
+                    if let Some((_, head, _)) = &sig.container {
+                        lines.push(head);
+                    }
+                    open = sig.container.as_ref();
+                }
+                lines.push(&sig.text);
+            }
+            if let Some((_, _, closer)) = open.filter(|c| !c.2.is_empty()) {
+                lines.push(closer);
+            }
+            out.push(Snippet { path, text: lines.join("\n") });
         }
         out
     }
@@ -359,6 +378,7 @@ fn signatures(
     let mut out: Vec<Signature> = Vec::new();
     let mut used = 0;
     let mut paths: HashSet<usize> = HashSet::new();
+    let mut containers: HashSet<(usize, usize)> = HashSet::new();
     for (index, relevance, node) in found {
         let slot = per_name.entry(relevance).or_insert(0);
         if *slot >= MAX_SIGNATURES_PER_NAME {
@@ -367,13 +387,19 @@ fn signatures(
         let doc = docs[index];
         let Some((_, spec)) = syntax(doc) else { continue };
         let text = signature(&doc.rope, spec, node);
-        if text.trim().is_empty() || out.iter().any(|s| s.text == text) {
+        let container = container_of(&doc.rope, node);
+        let key = container.as_ref().map(|c| c.0);
+        if text.trim().is_empty() || out.iter().any(|s| s.text == text && s.container.as_ref().map(|c| c.0) == key) {
             continue;
         }
         let path = display_path(&doc.uri);
         let mut tokens = count(&text) + text.lines().count();
-        if paths.insert(index) {
+        if !paths.contains(&index) {
             tokens += count(&path) + 2;
+        }
+        let new_container = container.as_ref().filter(|c| !containers.contains(&(index, c.0)));
+        if let Some((_, head, closer)) = new_container {
+            tokens += count(head) + count(closer) + 2;
         }
         if used + tokens > cap {
             // A smaller signature further down may still fit.
@@ -381,11 +407,16 @@ fn signatures(
         }
         used += tokens;
         *slot += 1;
+        paths.insert(index);
+        if let Some(c) = &container {
+            containers.insert((index, c.0));
+        }
         out.push(Signature {
             doc: index,
             path,
             relevance,
             rows: (node.start_position().row, node.end_position().row),
+            container,
             text,
             tokens,
         });
@@ -418,6 +449,41 @@ fn referenced_names(text: &str) -> HashMap<&str, usize> {
         }
     }
     names
+}
+
+/// The impl, class, trait or interface a member definition sits in, as its start byte, its
+/// header line (`impl Client {`, `class Store:`) and its closing line (`}` or nothing).
+fn container_of(rope: &Rope, node: Node) -> Option<(usize, String, String)> {
+    let mut parent = node.parent()?;
+    // Bodies and wrappers (`declaration_list`, `class_body`, Python's `block` and
+    // `decorated_definition`) sit between a member and its container.
+    for _ in 0..3 {
+        if is_member_container(parent.kind()) {
+            break;
+        }
+        parent = parent.parent()?;
+    }
+    if !is_member_container(parent.kind()) {
+        return None;
+    }
+    let body = parent.child_by_field_name("body")?;
+    let indent = indent_before(rope, parent);
+    let head = cow(rope.byte_slice(parent.start_byte()..body.start_byte())).trim_end().to_string();
+    let braced = body.child(0).is_some_and(|c| c.kind() == "{");
+    let (head, closer) = if braced {
+        (format!("{indent}{head} {{"), format!("{indent}}}"))
+    } else {
+        (format!("{indent}{head}"), String::new())
+    };
+    Some((parent.start_byte(), head, closer))
+}
+
+fn is_member_container(kind: &str) -> bool {
+    is_class_like(kind)
+        || matches!(
+            kind,
+            "impl_item" | "interface_declaration" | "enum_declaration" | "record_declaration" | "struct_specifier"
+        )
 }
 
 fn is_class_like(kind: &str) -> bool {

@@ -620,9 +620,10 @@ public class Queue<T> {
         expect![[r#"
             MultiLine java ex/Queue.java
             --- snippet ex/Queue.java
+            public class Queue<T> {
                 private final Deque<T> items = new ArrayDeque<>();
                 private final int capacity;
-                public Queue(int capacity)
+            }
             --- window
             public class Queue<T> {
                 // ...
@@ -825,8 +826,10 @@ fn fetch_all(paths: &[&str]) -> Vec<Vec<u8>> {
             pub struct Client {
                 base: String,
             }
+            impl Client {
                 pub fn new(base: &str) -> Client
                 pub async fn get(&self, path: &str) -> Result<Vec<u8>, Error>
+            }
             --- window
             use crate::client::Client;
 
@@ -1097,4 +1100,22 @@ fn below(b: u32) -> u32 {
     );
     assert!(doc.text().contains("fn other(b: u32)"));
     expect!["fn above(a: u32) -> u32"].assert_eq(&signatures(&doc));
+}
+
+/// A minified file is one huge line: the window is cut inside it, between tokens, within budget.
+#[test]
+fn one_huge_line_is_cut_between_tokens() {
+    let line: String = (0..4000).map(|i| format!("var a{i} = f({i}); ")).collect();
+    let fixture = format!("{line}$0{line}\n");
+    let Decision::Complete(context) = run(
+        Case { uri: "file:///p/app.min.js", language_id: "javascript", budget: 64, invoked: true, ..Case::default() },
+        &fixture,
+    ) else {
+        panic!("no context");
+    };
+    assert!(context.prefix.len() < 300 && !context.prefix.is_empty(), "prefix of {} bytes", context.prefix.len());
+    assert!(line.ends_with(&context.prefix));
+    assert!(line[..line.len() - context.prefix.len()].ends_with(' '), "prefix cut mid-token: {}", context.prefix);
+    assert!(line.starts_with(&context.suffix) && !context.suffix.is_empty());
+    assert!(line[context.suffix.len()..].starts_with(' '), "suffix cut mid-token: {}", context.suffix);
 }
