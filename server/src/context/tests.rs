@@ -1119,3 +1119,28 @@ fn one_huge_line_is_cut_between_tokens() {
     assert!(line.starts_with(&context.suffix) && !context.suffix.is_empty());
     assert!(line[context.suffix.len()..].starts_with(' '), "suffix cut mid-token: {}", context.suffix);
 }
+
+/// Typing line after line at the end of a long function moves the window's start only once per
+/// `WINDOW_STEP` lines, so an engine's KV cache keeps the prompt's beginning.
+#[test]
+fn the_window_start_stays_put_while_typing() {
+    let mut text = String::from("fn long() {\n");
+    for i in 0..300usize {
+        text.push_str(&format!("    let v{i} = v{} + {i};\n", i.saturating_sub(1)));
+    }
+    let mut starts = Vec::new();
+    for typed in 0..48 {
+        let doc =
+            Document::new("file:///t/typing.rs", "rust", typed + 1, &format!("{text}    $\n}}\n").replace('$', ""));
+        let cursor = doc.rope.line_to_char(doc.rope.len_lines() - 3) + 4;
+        let input =
+            ContextInput { doc: &doc, cursor, budget_tokens: 600, invoked: false, others: &[], recent_edits: &[] };
+        let parts = assemble(&input, cursor, &count);
+        let first = parts.prefix[parts.header_len..].lines().next().unwrap_or_default().to_string();
+        if starts.last() != Some(&first) {
+            starts.push(first);
+        }
+        text.push_str(&format!("    let w{typed} = {typed};\n"));
+    }
+    assert!(starts.len() <= 4, "the window start moved {} times in 48 lines: {starts:?}", starts.len() - 1);
+}

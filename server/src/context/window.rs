@@ -13,6 +13,8 @@ use crate::document::Document;
 /// Lines are counted in groups of this many first, so a budget of a thousand tokens costs tens
 /// of `count_tokens` calls rather than hundreds.
 const GROUP: usize = 8;
+/// The grid window starts snap to, in lines; see `quantize`.
+const WINDOW_STEP: usize = 16;
 /// How far below the budget's first line to look for a statement start.
 const BOUNDARY_LOOKAHEAD: usize = 16;
 
@@ -102,7 +104,7 @@ impl<'a> Window<'a> {
             return;
         }
         // A budget that reaches the top of the file needs no boundary.
-        let adjusted = if start == 0 { 0 } else { self.statement_start(start, old_start) };
+        let adjusted = if start == 0 { 0 } else { self.statement_start(quantize(start, old_start), old_start) };
         if adjusted > start {
             used -= count(&self.lines(start, adjusted));
         }
@@ -231,6 +233,18 @@ impl<'a> Window<'a> {
         }
         end
     }
+}
+
+/// Moves a window start down to the next multiple of `WINDOW_STEP` lines, unless that gives up
+/// more than half of the lines the budget allows.
+///
+/// The prompt's prefix starts here, and an engine's KV cache only helps while the start stays
+/// put: a start that followed every line typed would make each new line a full prefill. On a
+/// fixed grid, the start moves once every `WINDOW_STEP` lines, at the cost of half a step of
+/// context on average.
+fn quantize(start: usize, limit: usize) -> usize {
+    let stepped = start.div_ceil(WINDOW_STEP) * WINDOW_STEP;
+    if stepped < limit && (limit - stepped) * 2 >= limit - start { stepped } else { start }
 }
 
 /// The tree and kind tables of a document that has both.
