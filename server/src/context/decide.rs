@@ -120,8 +120,8 @@ fn inside_comment(doc: &Document, node: tree_sitter::Node, byte: usize, row: usi
 
 fn is_line_comment(doc: &Document, node: tree_sitter::Node) -> bool {
     let start = node.start_byte();
-    let head = doc.rope.byte_slice(start..(start + 2).min(node.end_byte()));
-    head != "/*"
+    let mut head = doc.rope.bytes_at(start.min(doc.rope.len_bytes()));
+    !(head.next() == Some(b'/') && head.next() == Some(b'*'))
 }
 
 fn inside_string(node: tree_sitter::Node, byte: usize) -> bool {

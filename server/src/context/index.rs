@@ -16,7 +16,7 @@ use ropey::Rope;
 use tree_sitter::Node;
 
 use super::lang::{Fields, Spec, field};
-use super::window::cow;
+use super::window::bytes;
 use crate::document::Document;
 
 /// Documents whose index is kept.
@@ -96,8 +96,7 @@ impl DocIndex {
             let Some((start, end)) = self.place(def, len, fresh, exclude) else { continue };
             let Some(node) = node_at(root, start, end, def.kind) else { continue };
             // A stale entry may point at a definition renamed since.
-            let named =
-                fresh || definition_names(node, f).iter().any(|n| cow(doc.rope.byte_slice(n.byte_range())) == name);
+            let named = fresh || definition_names(node, f).iter().any(|n| bytes(&doc.rope, n.byte_range()) == name);
             if named {
                 out.push(node);
             }
@@ -142,13 +141,11 @@ fn node_at(root: Node, start: usize, end: usize, kind: u16) -> Option<Node> {
 /// the length and a hash of both ends.
 fn fingerprint(rope: &Rope) -> u64 {
     let len = rope.len_bytes();
-    let head = rope.byte_slice(..len.min(256));
-    let tail = rope.byte_slice(len.saturating_sub(256)..);
+    let head = rope.bytes_at(0).take(256);
+    let tail = rope.bytes_at(len.saturating_sub(256));
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in head.chunks().chain(tail.chunks()) {
-        for byte in chunk.bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
+    for byte in head.chain(tail) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     hash ^ len as u64
 }
@@ -176,7 +173,7 @@ fn build(rope: &Rope, root: Node, spec: &Spec, f: Fields, version: i32, fingerpr
             if spec.definitions.contains(&kind) {
                 let def = Def { start: node.start_byte(), end: node.end_byte(), kind: node.kind_id() };
                 for name in definition_names(node, f) {
-                    let text = cow(rope.byte_slice(name.byte_range()));
+                    let text = bytes(rope, name.byte_range());
                     if text.len() >= 2 {
                         by_name.entry(text.into_owned()).or_default().push(def);
                     }

@@ -10,7 +10,7 @@ use tree_sitter::Node;
 
 use super::index;
 use super::lang::{self, Spec};
-use super::window::{Window, cow, first_code_byte, syntax};
+use super::window::{Window, bytes, cow, first_code_byte, syntax};
 use super::{ContextInput, display_path};
 use crate::document::Document;
 use crate::syntax::Lang;
@@ -23,35 +23,25 @@ const MAX_CLASS_MEMBERS: usize = 20;
 const MAX_EDIT_LINES: usize = 20;
 const MAX_SIGNATURES_PER_NAME: usize = 2;
 const MAX_IMPORT_VISITS: usize = 100;
+/// How far above the window a treeless document is searched for less indented header lines.
+const MAX_INDENT_SCAN: usize = 500;
 
 /// The header lines of the scopes enclosing the cursor that start above the window, with `...`
 /// comment lines for what is skipped between them, and its token count. Innermost scopes win
 /// when `cap` tokens do not hold them all.
 pub(crate) fn headers(doc: &Document, win: &Window, cap: usize, count: &dyn Fn(&str) -> usize) -> (String, usize) {
-    let Some((tree, spec)) = syntax(doc) else { return (String::new(), 0) };
     let start_line = win.start_line;
     if start_line == 0 {
         return (String::new(), 0);
     }
     let rope = &doc.rope;
-    let Some(mut node) = tree.root_node().descendant_for_byte_range(win.cursor_byte, win.cursor_byte) else {
-        return (String::new(), 0);
+    let (ranges, marker) = match syntax(doc) {
+        Some((tree, spec)) => (scope_headers(tree.root_node(), spec, win), (spec.line_comment, "")),
+        None => {
+            let style = glint_engine::prompt::CommentStyle::for_language(&doc.language_id);
+            (indentation_headers(rope, win), (style.open, style.close))
+        }
     };
-    // Innermost first.
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    loop {
-        if spec.scopes.contains(&node.kind()) {
-            let first = node.start_position().row;
-            if first < start_line {
-                let last = header_end_row(node).min(first + MAX_HEADER_LINES - 1).min(start_line - 1);
-                ranges.push((first, last));
-            }
-        }
-        match node.parent() {
-            Some(parent) => node = parent,
-            None => break,
-        }
-    }
     let mut kept: Vec<(usize, usize)> = Vec::new();
     let mut tokens = 0;
     for &(first, last) in &ranges {
@@ -78,16 +68,64 @@ pub(crate) fn headers(doc: &Document, win: &Window, cap: usize, count: &dyn Fn(&
             continue;
         }
         if i > 0 && first > next_line {
-            push_elision(&mut out, rope, spec, first);
+            push_elision(&mut out, rope, marker, first);
         }
         out.push_str(&cow(rope.slice(rope.line_to_char(first)..rope.line_to_char(last + 1))));
         next_line = last + 1;
     }
     if start_line > next_line {
         let target = (start_line..=win.cursor_line).find(|&l| first_code_byte(rope, l).is_some()).unwrap_or(start_line);
-        push_elision(&mut out, rope, spec, target);
+        push_elision(&mut out, rope, marker, target);
     }
     (out, tokens)
+}
+
+/// Header rows of the scopes around the cursor that start above the window, innermost first.
+fn scope_headers(root: Node, spec: &Spec, win: &Window) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let Some(mut node) = root.descendant_for_byte_range(win.cursor_byte, win.cursor_byte) else { return ranges };
+    loop {
+        if spec.scopes.contains(&node.kind()) {
+            let first = node.start_position().row;
+            if first < win.start_line {
+                let last = header_end_row(node).min(first + MAX_HEADER_LINES - 1).min(win.start_line - 1);
+                ranges.push((first, last));
+            }
+        }
+        match node.parent() {
+            Some(parent) => node = parent,
+            None => return ranges,
+        }
+    }
+}
+
+/// Without a grammar, the lines above the window that are indented less than everything
+/// below them are its headers (`function M.build(target)`, `section:`), innermost first.
+/// Closing lines and comments are indented like headers but say nothing; they are skipped.
+fn indentation_headers(rope: &Rope, win: &Window) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let first_code = (win.start_line..=win.cursor_line).find_map(|l| first_code_byte(rope, l));
+    let Some(mut indent) = first_code else { return ranges };
+    let floor = win.start_line.saturating_sub(MAX_INDENT_SCAN);
+    for line in (floor..win.start_line).rev() {
+        if indent == 0 {
+            break;
+        }
+        let Some(width) = first_code_byte(rope, line) else { continue };
+        if width >= indent {
+            continue;
+        }
+        let text = cow(rope.line(line));
+        let code = text.trim();
+        let closer = code.starts_with(['}', ')', ']']) || code == "end" || code.starts_with("end ");
+        let comment = ["//", "#", "--", ";", "/*", "*", "%"].iter().any(|m| code.starts_with(m));
+        if closer || comment {
+            continue;
+        }
+        ranges.push((line, line));
+        indent = width;
+    }
+    ranges
 }
 
 /// The last row of a scope's header: the line of its body's `{`, or of the last token before
@@ -111,12 +149,13 @@ fn header_end_row(node: Node) -> usize {
 }
 
 /// A `...` comment line indented like `line`, in the line ending the document uses there.
-fn push_elision(out: &mut String, rope: &Rope, spec: &Spec, line: usize) {
+fn push_elision(out: &mut String, rope: &Rope, (open, close): (&str, &str), line: usize) {
     let text = rope.line(line);
     let indent: String = text.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
     out.push_str(&indent);
-    out.push_str(spec.line_comment);
+    out.push_str(open);
     out.push_str(" ...");
+    out.push_str(close);
     let len = text.len_chars();
     let crlf = len >= 2 && text.char(len - 2) == '\r' && text.char(len - 1) == '\n';
     out.push_str(if crlf { "\r\n" } else { "\n" });
@@ -276,7 +315,7 @@ fn imports(rope: &Rope, root: Node, spec: &Spec, before_line: usize) -> Vec<(usi
             }
             let kind = node.kind();
             if spec.imports.contains(&kind) || is_require(rope, node) {
-                let text = cow(rope.byte_slice(node.byte_range())).trim().to_string();
+                let text = bytes(rope, node.byte_range()).trim().to_string();
                 out.push((node.start_position().row, text));
             } else if kind == "preproc_ifdef" || kind == "preproc_if" {
                 stack.push(node);
@@ -294,7 +333,7 @@ fn imports(rope: &Rope, root: Node, spec: &Spec, before_line: usize) -> Vec<(usi
 fn is_require(rope: &Rope, node: Node) -> bool {
     matches!(node.kind(), "lexical_declaration" | "variable_declaration")
         && node.end_position().row - node.start_position().row < 2
-        && cow(rope.byte_slice(node.byte_range())).contains("require(")
+        && bytes(rope, node.byte_range()).contains("require(")
 }
 
 /// The trimmed lines of the window, to recognise text the model already sees.
@@ -468,7 +507,7 @@ fn container_of(rope: &Rope, node: Node) -> Option<(usize, String, String)> {
     }
     let body = parent.child_by_field_name("body")?;
     let indent = indent_before(rope, parent);
-    let head = cow(rope.byte_slice(parent.start_byte()..body.start_byte())).trim_end().to_string();
+    let head = bytes(rope, parent.start_byte()..body.start_byte()).trim_end().to_string();
     let braced = body.child(0).is_some_and(|c| c.kind() == "{");
     let (head, closer) = if braced {
         (format!("{indent}{head} {{"), format!("{indent}}}"))
@@ -547,12 +586,12 @@ fn is_type_like(kind: &str) -> bool {
 /// A function's text up to its body, with a placeholder body where the language needs one to
 /// read as a declaration.
 fn head_text(rope: &Rope, node: Node, body: Node, spec: &Spec) -> String {
-    let head = cow(rope.byte_slice(node.start_byte()..body.start_byte())).trim_end().to_string();
+    let head = bytes(rope, node.start_byte()..body.start_byte()).trim_end().to_string();
     if spec.line_comment == "#" { format!("{head} ...") } else { head }
 }
 
 fn capped_text(rope: &Rope, spec: &Spec, node: Node, indent: &str) -> String {
-    let text = cow(rope.byte_slice(node.byte_range())).trim_end().to_string();
+    let text = bytes(rope, node.byte_range()).trim_end().to_string();
     let lines: Vec<&str> = text.lines().collect();
     if lines.len() <= MAX_SIGNATURE_LINES {
         return text;
@@ -563,14 +602,14 @@ fn capped_text(rope: &Rope, spec: &Spec, node: Node, indent: &str) -> String {
 }
 
 fn first_line(rope: &Rope, node: Node, indent: &str) -> String {
-    let text = cow(rope.byte_slice(node.byte_range()));
+    let text = bytes(rope, node.byte_range());
     let line = text.lines().next().unwrap_or("").trim_end();
     format!("{indent}{line}")
 }
 
 /// A class header, its members' signatures, and its closing brace where it has one.
 fn class_outline(rope: &Rope, spec: &Spec, node: Node, body: Node, indent: &str) -> String {
-    let mut out = format!("{indent}{}", cow(rope.byte_slice(node.start_byte()..body.start_byte())).trim_end());
+    let mut out = format!("{indent}{}", bytes(rope, node.start_byte()..body.start_byte()).trim_end());
     let braced = body.child(0).is_some_and(|c| c.kind() == "{");
     if braced {
         out.push_str(" {");
@@ -614,6 +653,6 @@ fn class_outline(rope: &Rope, spec: &Spec, node: Node, body: Node, indent: &str)
 fn indent_before(rope: &Rope, node: Node) -> String {
     let row = node.start_position().row;
     let line_start = rope.line_to_byte(row);
-    let head = cow(rope.byte_slice(line_start..node.start_byte().max(line_start)));
+    let head = bytes(rope, line_start..node.start_byte().max(line_start));
     if head.chars().all(|c| c == ' ' || c == '\t') { head.into_owned() } else { String::new() }
 }

@@ -92,18 +92,12 @@ fn run(case: Case, fixture: &str) -> Decision {
         // Per-line rounding lets the sum drift a little above the budget; a window twice the
         // budget would be a bug.
         assert!(total <= case.budget + case.budget / 5, "{total} tokens for a budget of {}", case.budget);
-        assert!(
-            doc.text()[..doc.rope.char_to_byte(cursor)]
-                .ends_with(&context.prefix[prefix_window_start(&context.prefix)..]),
-            "the window is not cut from the text"
-        );
+        let parts = assemble(&input, cursor, &count);
+        assert_eq!(parts.prefix, context.prefix);
+        let before = &doc.text()[..doc.rope.char_to_byte(cursor)];
+        assert!(before.ends_with(&parts.prefix[parts.header_len..]), "the window is not cut from the text");
     }
     decision
-}
-
-/// Where the verbatim window starts in a prefix: after the last `...` elision line.
-fn prefix_window_start(prefix: &str) -> usize {
-    prefix.rfind(" ...\n").map_or(0, |i| i + " ...\n".len())
 }
 
 fn check(case: Case, fixture: &str, expect: Expect) {
@@ -658,6 +652,7 @@ fn unknown_languages_get_line_windows() {
 -- {filler}
 function M.build(target)
   local flags = {}
+  -- {filler}
   for _, f in ipairs(target.flags) do
     $0
   end
@@ -669,9 +664,10 @@ return M
         expect![[r#"
             MultiLine lua scripts/build.lua
             --- window
-            -- filler line 11 keeps this part out of a small window
             function M.build(target)
-              local flags = {}
+              -- ...
+              -- filler line 10 keeps this part out of a small window
+              -- filler line 11 keeps this part out of a small window
               for _, f in ipairs(target.flags) do
                 $0
               end
@@ -1143,4 +1139,94 @@ fn the_window_start_stays_put_while_typing() {
         text.push_str(&format!("    let w{typed} = {typed};\n"));
     }
     assert!(starts.len() <= 4, "the window start moved {} times in 48 lines: {starts:?}", starts.len() - 1);
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::postprocess::{PostInput, postprocess};
+
+    const PIECES: &[&str] = &[
+        "fn ",
+        "def ",
+        "class ",
+        "impl X ",
+        "function ",
+        "func ",
+        "int ",
+        "public ",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\"",
+        "'",
+        "`",
+        "${",
+        "/*",
+        "*/",
+        "//",
+        "#",
+        "--",
+        "\n",
+        "\r\n",
+        "\r",
+        "    ",
+        "\t",
+        "é",
+        "𝄞",
+        "x",
+        "foo",
+        ":",
+        ";",
+        ",",
+        "=>",
+        "import os\n",
+        "use a::b;\n",
+        "#include <x.h>\n",
+        "\"\"\"",
+        " ",
+        "\0",
+    ];
+    const LANGUAGES: &[&str] =
+        &["rust", "python", "javascript", "typescript", "typescriptreact", "go", "c", "cpp", "java", "lua"];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..120).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn build_naive_and_postprocess(
+            text in text(),
+            other in text(),
+            completion in text(),
+            language in prop::sample::select(LANGUAGES),
+            at in 0.0f64..=1.0,
+            budget in 0usize..400,
+            invoked in any::<bool>(),
+        ) {
+            let doc = Document::new("file:///p/a", language, 1, &text);
+            let other = Document::new("file:///p/b", language, 1, &other);
+            let cursor = (doc.rope.len_chars() as f64 * at) as usize;
+            let edits = [RecentEdit { uri: "file:///p/b".into(), text: other.text() }];
+            let others = [&other];
+            let input = ContextInput { doc: &doc, cursor, budget_tokens: budget, invoked, others: &others, recent_edits: &edits };
+            let decision = build(&input, &count);
+            let context = naive(&input, &count);
+            prop_assert!(text.ends_with(&context.prefix) || text[..].contains(&context.prefix));
+            let mode = match decision {
+                Decision::Complete(context) => context.mode,
+                Decision::Skip(_) => Mode::MultiLine,
+            };
+            for mode in [mode, Mode::SingleLine] {
+                if let Some(out) = postprocess(&PostInput { completion: &completion, doc: &doc, cursor, mode }) {
+                    prop_assert!(!out.trim().is_empty());
+                }
+            }
+        }
+    }
 }

@@ -307,6 +307,12 @@ pub(crate) fn cow(slice: RopeSlice) -> Cow<str> {
     slice.into()
 }
 
+/// The text of a byte range of the rope (a node's), or nothing when the range is not one: a
+/// tree out of step with its text must not take the server down.
+pub(crate) fn bytes(rope: &Rope, range: std::ops::Range<usize>) -> Cow<'_, str> {
+    rope.get_byte_slice(range).map_or(Cow::Borrowed(""), Cow::from)
+}
+
 /// The smallest char offset into `text` whose tail fits `budget`, moved forward past the next
 /// whitespace so the cut falls between tokens; with the tail's token count.
 fn tail_fit(text: RopeSlice, budget: usize, count: &dyn Fn(&str) -> usize) -> (usize, usize) {
