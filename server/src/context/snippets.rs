@@ -22,6 +22,10 @@ const MAX_SIGNATURE_LINES: usize = 12;
 const MAX_CLASS_MEMBERS: usize = 20;
 const MAX_EDIT_LINES: usize = 20;
 const MAX_SIGNATURES_PER_NAME: usize = 2;
+/// Below this many tokens left, no signature fits; after this many that did not fit, stop
+/// looking.
+const MIN_SIGNATURE_TOKENS: usize = 8;
+const MAX_SIGNATURE_MISSES: usize = 8;
 const MAX_IMPORT_VISITS: usize = 100;
 /// How far above the window a treeless document is searched for less indented header lines.
 const MAX_INDENT_SCAN: usize = 500;
@@ -396,69 +400,75 @@ fn signatures(
             .filter(|d| d.uri != input.doc.uri && d.lang.is_some_and(|l| family(l) == family(lang))),
     );
     let window_bytes = (win.rope.char_to_byte(win.prefix_start()), win.rope.char_to_byte(win.suffix_end()));
-    let mut found: Vec<(usize, usize, Node)> = Vec::new();
-    for (index, doc) in docs.iter().enumerate() {
-        let (Some((tree, spec)), Some(lang)) = (syntax(doc), doc.lang) else { continue };
-        let root = tree.root_node();
-        let editing = index == 0;
-        let f = lang::fields(lang);
-        let defs = index::index(doc, root, spec, f, editing);
-        let exclude = editing.then_some(window_bytes);
-        for (name, &relevance) in &names {
-            for node in defs.find(name, doc, root, f, exclude) {
-                found.push((index, relevance, node));
-            }
-        }
-    }
-    // Nearest mention first; among equals, this file first.
-    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    // Keyed by the mention's offset, which identifies the name.
-    let mut per_name: HashMap<usize, usize> = HashMap::new();
+    let indexes: Vec<_> = docs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let (tree, spec) = syntax(doc)?;
+            let f = lang::fields(doc.lang?);
+            let root = tree.root_node();
+            Some((i, *doc, spec, f, root, index::index(doc, root, spec, f, i == 0)))
+        })
+        .collect();
+    // Nearest mention first, so the budget goes to what the cursor is about.
+    let mut ordered: Vec<(&str, usize)> = names.into_iter().collect();
+    ordered.sort_unstable_by(|a, b| b.1.cmp(&a.1));
     let mut out: Vec<Signature> = Vec::new();
     let mut used = 0;
+    let mut misses = 0;
     let mut paths: HashSet<usize> = HashSet::new();
     let mut containers: HashSet<(usize, usize)> = HashSet::new();
-    for (index, relevance, node) in found {
-        let slot = per_name.entry(relevance).or_insert(0);
-        if *slot >= MAX_SIGNATURES_PER_NAME {
-            continue;
+    'names: for (name, relevance) in ordered {
+        let mut taken = 0;
+        for (index, doc, spec, f, root, defs) in &indexes {
+            let exclude = (*index == 0).then_some(window_bytes);
+            for node in defs.find(name, doc, *root, *f, exclude) {
+                // Once the budget is nearly spent, or nothing fits any more, further
+                // signatures cost time and give nothing.
+                if cap.saturating_sub(used) < MIN_SIGNATURE_TOKENS || misses > MAX_SIGNATURE_MISSES {
+                    break 'names;
+                }
+                if taken >= MAX_SIGNATURES_PER_NAME {
+                    continue 'names;
+                }
+                let text = signature(&doc.rope, spec, node);
+                let container = container_of(&doc.rope, node);
+                let key = container.as_ref().map(|c| c.0);
+                let duplicate = out.iter().any(|s| s.text == text && s.container.as_ref().map(|c| c.0) == key);
+                if text.trim().is_empty() || duplicate {
+                    continue;
+                }
+                let path = display_path(&doc.uri);
+                let mut tokens = count(&text) + text.lines().count();
+                if !paths.contains(index) {
+                    tokens += count(&path) + 2;
+                }
+                let new_container = container.as_ref().filter(|c| !containers.contains(&(*index, c.0)));
+                if let Some((_, head, closer)) = new_container {
+                    tokens += count(head) + count(closer) + 2;
+                }
+                if used + tokens > cap {
+                    // A smaller signature further down may still fit.
+                    misses += 1;
+                    continue;
+                }
+                used += tokens;
+                taken += 1;
+                paths.insert(*index);
+                if let Some(c) = &container {
+                    containers.insert((*index, c.0));
+                }
+                out.push(Signature {
+                    doc: *index,
+                    path,
+                    relevance,
+                    rows: (node.start_position().row, node.end_position().row),
+                    container,
+                    text,
+                    tokens,
+                });
+            }
         }
-        let doc = docs[index];
-        let Some((_, spec)) = syntax(doc) else { continue };
-        let text = signature(&doc.rope, spec, node);
-        let container = container_of(&doc.rope, node);
-        let key = container.as_ref().map(|c| c.0);
-        if text.trim().is_empty() || out.iter().any(|s| s.text == text && s.container.as_ref().map(|c| c.0) == key) {
-            continue;
-        }
-        let path = display_path(&doc.uri);
-        let mut tokens = count(&text) + text.lines().count();
-        if !paths.contains(&index) {
-            tokens += count(&path) + 2;
-        }
-        let new_container = container.as_ref().filter(|c| !containers.contains(&(index, c.0)));
-        if let Some((_, head, closer)) = new_container {
-            tokens += count(head) + count(closer) + 2;
-        }
-        if used + tokens > cap {
-            // A smaller signature further down may still fit.
-            continue;
-        }
-        used += tokens;
-        *slot += 1;
-        paths.insert(index);
-        if let Some(c) = &container {
-            containers.insert((index, c.0));
-        }
-        out.push(Signature {
-            doc: index,
-            path,
-            relevance,
-            rows: (node.start_position().row, node.end_position().row),
-            container,
-            text,
-            tokens,
-        });
     }
     out
 }
