@@ -412,7 +412,7 @@ fn signatures(
         .collect();
     // Nearest mention first, so the budget goes to what the cursor is about.
     let mut ordered: Vec<(&str, usize)> = names.into_iter().collect();
-    ordered.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    ordered.sort_unstable_by_key(|&(_, relevance)| std::cmp::Reverse(relevance));
     let mut out: Vec<Signature> = Vec::new();
     let mut used = 0;
     let mut misses = 0;
