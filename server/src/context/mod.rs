@@ -1,6 +1,20 @@
 //! Context windows: from a document snapshot and a cursor, the prefix, suffix and snippets the
 //! engine sees, cut at syntactic boundaries within a token budget, and whether to complete at all.
 //!
+//! How a context is built (`assemble`):
+//! 1. `decide`: skip inside comments and strings (unless invoked) and before code on the same
+//!    line; single line mid-line, multi-line on an empty line, after a block opener, or invoked.
+//! 2. `window`: the suffix takes whole lines below the cursor up to a quarter of the budget, the
+//!    prefix whole lines above, its start snapped to a 16-line grid (so the prompt's beginning,
+//!    and an engine's KV cache, survive typing) and then moved down to a statement start, never
+//!    inside a string or comment. Languages without a grammar get plain whole-line windows.
+//! 3. `snippets`: the headers of the scopes around the cursor that start above the window
+//!    (function, class, impl; by indentation without a grammar) open the prefix, with `// ...`
+//!    for what is skipped; imports, recent edits and signatures of definitions the window
+//!    mentions (this file and open files of the same language family, through the cached
+//!    `index`) become snippets, within a quarter of the budget. What is left goes back to the
+//!    prefix.
+//!
 //! Architecture Invariant: this module imports nothing of LSP. Plain values in, plain values out,
 //! so that it is tested with fixtures and benchmarked without a server.
 
