@@ -5,7 +5,7 @@
 # An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
-# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim012)
+# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim011-tui nvim012)
 set -uo pipefail
 
 EDITORS="$(cd "$(dirname "$0")" && pwd)"
@@ -233,10 +233,25 @@ if wanted helix && [ -f "$EDITORS/tests/helix.sh" ]; then
   # shellcheck source=tests/helix.sh
   . "$EDITORS/tests/helix.sh"
 fi
-if wanted nvim012 && [ -f "$EDITORS/tests/nvim012.sh" ]; then
-  echo "=== Neovim 0.12 (Debian sid, private root)"
-  # shellcheck source=tests/nvim012.sh
-  . "$EDITORS/tests/nvim012.sh"
+if wanted nvim012 || wanted nvim011-tui; then
+  # shellcheck source=tests/nvim_tui.sh
+  . "$EDITORS/tests/nvim_tui.sh"
+  if ! command -v tmux >/dev/null && ! apt_install tmux; then
+    skip "nvim TUI" "tmux is not installable here"
+  else
+    if wanted nvim011-tui; then
+      echo "=== Neovim 0.11.4 TUI in tmux, glint.nvim's streamed ghost text"
+      if [ -x "$CACHE/nvim-0.11.4-venv/bin/nvim" ]; then
+        nvim_tui nvim011-tui "$CACHE/nvim-0.11.4-venv/bin/nvim" plugin 'M-\'
+      else
+        skip nvim011-tui "Neovim 0.11.4 is not installed (the nvim011 check installs it)"
+      fi
+    fi
+    if wanted nvim012; then
+      echo "=== Neovim 0.12 (Debian sid, private root), tmux"
+      nvim012_check
+    fi
+  fi
 fi
 
 finish

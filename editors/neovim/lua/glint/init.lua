@@ -412,8 +412,9 @@ local function server_config()
     config.cmd = M.config.cmd
   end
   local settings = vim.tbl_deep_extend('force', {}, (base.init_options or {}).glint or {}, M.config.settings or {})
-  if plugin_renders() then
-    settings.streaming = settings.streaming == nil and true or settings.streaming
+  -- The plugin renders partial text, so ask for it unless the user said otherwise.
+  if plugin_renders() and (M.config.settings or {}).streaming == nil then
+    settings.streaming = true
   end
   config.init_options = { glint = settings }
   config.handlers = base.handlers
