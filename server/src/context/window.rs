@@ -193,27 +193,42 @@ impl<'a> Window<'a> {
         cow(self.rope.slice(self.rope.line_to_char(lo)..self.rope.line_to_char(hi)))
     }
 
-    /// The first line in `from..limit` (at most `BOUNDARY_LOOKAHEAD` down) where a statement
-    /// starts; failing that, the first that does not split a string or comment; failing that,
-    /// `limit` (no whole line above the cursor line is taken rather than half a token).
+    /// The line in `from..limit` (at most `BOUNDARY_LOOKAHEAD` down) where the least indented
+    /// statement starts, the first of those, looking past the first statement start only a
+    /// quarter of the window down; failing that, the first that does not split a
+    /// string or comment; failing that, `limit` (no whole line above the cursor line is taken
+    /// rather than half a token). Starting at the outermost statement in reach means a window
+    /// opens on a whole function or block rather than on the tail of the previous one.
     fn statement_start(&self, from: usize, limit: usize) -> usize {
         let Some((tree, spec)) = syntax(self.doc) else {
             return first_non_blank(self.rope, from, limit);
         };
         let root = tree.root_node();
         let mut first_whole = None;
+        let mut best: Option<(usize, usize)> = None;
+        // A shallower start is worth a quarter of the window at most.
+        let shallower_within = from + ((limit - from) / 4).max(2);
         for line in from..limit.min(from + BOUNDARY_LOOKAHEAD) {
+            if best.is_some() && line >= shallower_within {
+                break;
+            }
             let start_byte = self.rope.line_to_byte(line);
             if splits_token(root, spec, start_byte) {
                 continue;
             }
             let Some(indent) = first_code_byte(self.rope, line) else { continue };
+            if best.is_some_and(|(_, best_indent)| best_indent <= indent) {
+                continue;
+            }
             if starts_statement(root, start_byte + indent) {
-                return line;
+                best = Some((line, indent));
+                if indent == 0 {
+                    break;
+                }
             }
             first_whole.get_or_insert(line);
         }
-        if let Some(line) = first_whole {
+        if let Some(line) = best.map(|(line, _)| line).or(first_whole) {
             return line;
         }
         // Beyond the lookahead, any line that does not split a token will do.
