@@ -34,6 +34,13 @@ pub fn postprocess(input: &PostInput) -> Option<String> {
     let (before, after) = line_parts(doc, cursor);
     let text = input.completion.replace("\r\n", "\n").replace('\r', "\n");
     let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    // Whitespace before the cursor is not typed twice: not a space after `=`, not the
+    // indentation the editor already put on an empty line.
+    if before.ends_with([' ', '\t'])
+        && let Some(first) = lines.first_mut()
+    {
+        *first = first.trim_start().to_string();
+    }
 
     match input.mode {
         Mode::SingleLine => lines.truncate(1),
@@ -44,13 +51,6 @@ pub fn postprocess(input: &PostInput) -> Option<String> {
     }
     for line in &mut lines {
         line.truncate(line.trim_end().len());
-    }
-    // A space typed before the cursor is not typed twice.
-    if before.ends_with([' ', '\t'])
-        && !before.trim().is_empty()
-        && let Some(first) = lines.first_mut()
-    {
-        *first = first.trim_start().to_string();
     }
     let below = lines_below(doc, cursor_line);
     drop_repeated_tail(&mut lines, &below, &before);
@@ -462,6 +462,22 @@ mod tests {
             expect![[r#"
             total = ⟨a + b⟩
         "#]],
+        );
+    }
+
+    #[test]
+    fn indentation_the_editor_put_there_is_not_doubled() {
+        check(
+            "python",
+            "def f(items):\n    $0\n",
+            Mode::MultiLine,
+            "    for item in items:\n        print(item)\n    return len(items)\n",
+            expect![[r#"
+                def f(items):
+                    ⟨for item in items:
+                        print(item)
+                    return len(items)⟩
+            "#]],
         );
     }
 
