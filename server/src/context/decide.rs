@@ -75,11 +75,42 @@ fn in_comment_or_string(doc: &Document, cursor: usize, before: &str) -> Option<&
     }
     let found = syntactic_comment_or_string(doc, tree, spec, cursor, byte);
     // While a string is being typed its closing quote is missing and the grammar recovers with
-    // an error rather than a string; count the quotes on the line then.
-    if found.is_none() && tree.root_node().has_error() && before.chars().filter(|&c| c == '"').count() % 2 == 1 {
+    // an error rather than a string; count the quotes on the line then, but only there: some
+    // error somewhere in the file is the normal state of code being typed.
+    if found.is_none() && in_error(tree.root_node(), byte) && open_double_quote(before) {
         return Some("inside a string");
     }
     found
+}
+
+/// Whether `before` leaves a double-quoted string open: an odd number of unescaped `"`, not
+/// counting a quote character written as `'"'`.
+fn open_double_quote(before: &str) -> bool {
+    let text = before.replace("'\"'", "").replace("'\\\"'", "");
+    let mut open = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => open = !open,
+            _ => escaped = false,
+        }
+    }
+    open
+}
+
+/// Whether the cursor sits in or right after an error node.
+fn in_error(root: tree_sitter::Node, byte: usize) -> bool {
+    let Some(mut node) = root.descendant_for_byte_range(byte.saturating_sub(1), byte) else { return false };
+    loop {
+        if node.is_error() || node.is_missing() {
+            return true;
+        }
+        match node.parent() {
+            Some(parent) => node = parent,
+            None => return false,
+        }
+    }
 }
 
 fn syntactic_comment_or_string(

@@ -717,6 +717,8 @@ fn when_to_complete_and_how_much() {
         ("rust", "let s = \"ab$0\";", false),
         ("rust", "let s = \"ab\"$0;", false),
         ("rust", "let s = \"ab$0", false),
+        ("rust", "fn f() {\n    let q = '\"'; let x = $0\n}", false),
+        ("rust", "fn f() {\n    let q = \"a\\\"b$0\n}", false),
         ("rust", "foo($0)", false),
         ("rust", "foo($0bar)", false),
         ("rust", "foo($0bar)", true),
@@ -749,6 +751,8 @@ fn when_to_complete_and_how_much() {
         rust       let s = "ab$0";                    skip (inside a string)
         rust       let s = "ab"$0;                    SingleLine
         rust       let s = "ab$0                      skip (inside a string)
+        rust       fn f() {⏎    let q = '"'; let x = $0⏎} SingleLine
+        rust       fn f() {⏎    let q = "a\"b$0⏎}     skip (inside a string)
         rust       foo($0)                            SingleLine
         rust       foo($0bar)                         skip (code after the cursor on its line)
         rust       foo($0bar)                         SingleLine [invoked]
