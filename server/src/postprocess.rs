@@ -45,7 +45,7 @@ pub fn postprocess(input: &PostInput) -> Option<String> {
     match input.mode {
         Mode::SingleLine => lines.truncate(1),
         Mode::MultiLine => {
-            let keep = block_end(doc, cursor_line, &before, &after, &lines);
+            let keep = block_end(doc, cursor, &before, &after, &lines);
             lines.truncate(keep);
         }
     }
@@ -73,7 +73,7 @@ pub fn postprocess(input: &PostInput) -> Option<String> {
 /// How many lines of a multi-line completion belong to the block at the cursor: up to the
 /// first line indented less than the block, or the line that closes it when the document does
 /// not close it already. At the top level, up to a blank line followed by a new unindented item.
-fn block_end(doc: &Document, cursor_line: usize, before: &str, after: &str, lines: &[String]) -> usize {
+fn block_end(doc: &Document, cursor: usize, before: &str, after: &str, lines: &[String]) -> usize {
     let line_indent = width(leading(before));
     let opener = block_opener(before) && after.trim().is_empty();
     // What indentation the completion's lines must keep to stay in the block.
@@ -89,7 +89,7 @@ fn block_end(doc: &Document, cursor_line: usize, before: &str, after: &str, line
         if i > 0 && !line.trim().is_empty() {
             let indent = width(leading(line));
             if indent < threshold {
-                if opener && closes(line) && !closed_below(doc, cursor_line, line_indent, after) {
+                if opener && closes(line) && !closed_below(doc, cursor, line_indent, after) {
                     return i + 1;
                 }
                 return i;
@@ -112,20 +112,61 @@ fn closes(line: &str) -> bool {
 }
 
 /// Whether the document already closes the block opened on the cursor line: a closer right
-/// after the cursor, or the next non-blank line is a closer at the cursor line's indentation.
-fn closed_below(doc: &Document, cursor_line: usize, indent: usize, after: &str) -> bool {
+/// after the cursor, or the syntax tree pairs the opener with a real closer, or (without a
+/// tree) the next non-blank line is a closer at the cursor line's indentation.
+fn closed_below(doc: &Document, cursor: usize, indent: usize, after: &str) -> bool {
     if after.trim_start().starts_with(['}', ')', ']']) {
         return true;
     }
+    if let Some(closed) = closed_in_tree(doc, cursor) {
+        return closed;
+    }
     let rope = &doc.rope;
+    let cursor_line = rope.char_to_line(cursor);
     for line in cursor_line + 1..rope.len_lines().min(cursor_line + 1 + LOOK_BELOW) {
         let text = rope.line(line).to_string();
         if text.trim().is_empty() {
             continue;
         }
-        return width(leading(&text)) <= indent && closes(&text);
+        return width(leading(&text)) == indent && closes(&text);
     }
     false
+}
+
+/// What the tree says about the `{`, `(` or `[` just before the cursor: closed when its node
+/// ends in a real closer and no enclosing node lacks its own. Error recovery pairs an unclosed
+/// `{` with the next `}` it finds, the enclosing function's, and marks that one missing or
+/// wraps the function in an error. `None` without a tree, an opener, or a clean parse.
+fn closed_in_tree(doc: &Document, cursor: usize) -> Option<bool> {
+    let tree = doc.tree.as_ref()?;
+    let rope = &doc.rope;
+    let line_start = rope.line_to_char(rope.char_to_line(cursor));
+    let opener = (line_start..cursor).rev().find(|&i| !rope.char(i).is_whitespace())?;
+    let closer = match rope.char(opener) {
+        '{' => "}",
+        '(' => ")",
+        '[' => "]",
+        _ => return None,
+    };
+    let byte = rope.char_to_byte(opener);
+    let token = tree.root_node().descendant_for_byte_range(byte, byte + 1)?;
+    let mut node = token.parent()?;
+    let last = node.child(node.child_count().checked_sub(1)?)?;
+    if last.kind() != closer || last.is_missing() {
+        return Some(false);
+    }
+    while let Some(parent) = node.parent() {
+        // Inside an error node the pairing is a guess; the indentation says more.
+        if parent.is_error() {
+            return None;
+        }
+        let last = parent.child_count().checked_sub(1).and_then(|i| parent.child(i));
+        if last.is_some_and(|l| l.is_missing()) {
+            return Some(false);
+        }
+        node = parent;
+    }
+    Some(true)
 }
 
 /// Cuts the completion where it starts repeating the lines below the cursor, indentation
@@ -327,6 +368,38 @@ mod tests {
                     for x in items {⟨
                         println!("{x}");
                     }⟩
+            "#]],
+        );
+    }
+
+    #[test]
+    fn a_closer_below_that_belongs_to_the_enclosing_block_does_not_count() {
+        check(
+            "rust",
+            "fn main() {\n    for x in items {$0\n}\n",
+            Mode::MultiLine,
+            "\n        println!(\"{x}\");\n    }\n}\n",
+            expect![[r#"
+                fn main() {
+                    for x in items {⟨
+                        println!("{x}");
+                    }⟩
+                }
+            "#]],
+        );
+        check(
+            "lua",
+            "function f()\n  if x then\n    for i = 1, 3 {$0\n  end\nend\n",
+            Mode::MultiLine,
+            "\n      print(i)\n    }\n  end\n",
+            expect![[r#"
+                function f()
+                  if x then
+                    for i = 1, 3 {⟨
+                      print(i)
+                    }⟩
+                  end
+                end
             "#]],
         );
     }
