@@ -421,6 +421,9 @@ fn signatures(
     'names: for (name, relevance) in ordered {
         let mut taken = 0;
         for (index, doc, spec, f, root, defs) in &indexes {
+            if taken >= MAX_SIGNATURES_PER_NAME {
+                continue 'names;
+            }
             let exclude = (*index == 0).then_some(window_bytes);
             for node in defs.find(name, doc, *root, *f, exclude) {
                 // Once the budget is nearly spent, or nothing fits any more, further
