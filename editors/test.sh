@@ -15,7 +15,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glint-target}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/glint-editors.XXXXXX")"
 LOGS="$WORK/logs"
 mkdir -p "$CACHE" "$LOGS"
-trap 'rm -rf "$WORK"' EXIT
+# Editors under tmux run on a private tmux server, so a user's own tmux is never touched.
+TMUX_SOCKET="glint-editors-$$"
+tmx() { tmux -L "$TMUX_SOCKET" "$@"; }
+trap 'tmux -L "$TMUX_SOCKET" kill-server >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 
 PASSED=0
 FAILED=0

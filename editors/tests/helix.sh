@@ -32,8 +32,8 @@ helix_check() {
     return
   fi
   printf 'def add(a, b):\n    return a + b\n\n' >"$dir/add.py"
-  tmux kill-session -t "$session" 2>/dev/null
-  tmux new-session -d -s "$session" -x 120 -y 30 \
+  tmx kill-session -t "$session" 2>/dev/null
+  tmx new-session -d -s "$session" -x 120 -y 30 \
     "cd '$dir' && env HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' HELIX_RUNTIME='$root/usr/lib/hx/runtime' '$hx' -v --log '$dir/helix.log' add.py:3"
   # Wait until glint has answered initialize.
   local i
@@ -42,26 +42,26 @@ helix_check() {
     sleep 0.1
   done
   sleep 0.3
-  tmux send-keys -t "$session" i C-x
+  tmx send-keys -t "$session" i C-x
   for i in $(seq 1 50); do
-    tmux capture-pane -p -t "$session" | grep -q 'print(add(1, 2))' && break
+    tmx capture-pane -p -t "$session" | grep -q 'print(add(1, 2))' && break
     sleep 0.1
   done
-  tmux capture-pane -p -t "$session" >"$dir/screen-menu.txt"
+  tmx capture-pane -p -t "$session" >"$dir/screen-menu.txt"
   # Tab selects (and inserts) the first item; Escape leaves insert mode keeping it; then save.
-  tmux send-keys -t "$session" Tab
+  tmx send-keys -t "$session" Tab
   sleep 0.3
-  tmux send-keys -t "$session" Escape
+  tmx send-keys -t "$session" Escape
   sleep 0.2
-  tmux send-keys -t "$session" ":write" Enter
+  tmx send-keys -t "$session" ":write" Enter
   for i in $(seq 1 30); do
     grep -q 'print(add(1, 2))' "$dir/add.py" && break
     sleep 0.1
   done
-  tmux capture-pane -p -t "$session" >"$dir/screen-saved.txt"
-  tmux send-keys -t "$session" ":quit!" Enter
+  tmx capture-pane -p -t "$session" >"$dir/screen-saved.txt"
+  tmx send-keys -t "$session" ":quit!" Enter
   sleep 0.2
-  tmux kill-session -t "$session" 2>/dev/null
+  tmx kill-session -t "$session" 2>/dev/null
   cp "$dir/helix.log" "$LOGS/helix.log" 2>/dev/null
   {
     echo "== screen with the completion menu"

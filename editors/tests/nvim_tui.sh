@@ -13,8 +13,8 @@ nvim_tui() {
   local dir="$WORK/$name" start=$SECONDS session="glint-$name-$$" i
   mkdir -p "$dir/home"
   printf 'def add(a, b):\n    return a + b\n\n' >"$dir/add.py"
-  tmux kill-session -t "$session" 2>/dev/null
-  tmux new-session -d -s "$session" -x 100 -y 20 \
+  tmx kill-session -t "$session" 2>/dev/null
+  tmx new-session -d -s "$session" -x 100 -y 20 \
     "cd '$dir' && env -u VIMRUNTIME HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' XDG_DATA_HOME='$dir/data' XDG_STATE_HOME='$dir/state' ${runtime:+VIMRUNTIME='$runtime'} GLINT_GHOST='$mode' GLINT_BIN='$GLINT' GLINT_EDITORS='$EDITORS' GLINT_WORK='$dir' '$nvim' -i NONE -n -u '$EDITORS/tests/nvim_tui_init.lua' add.py 2>'$dir/stderr.txt'"
   for i in $(seq 1 100); do
     [ -s "$dir/attached.txt" ] && break
@@ -23,26 +23,26 @@ nvim_tui() {
   sleep 0.2
   # Line 3 is empty: entering insert mode there asks for an inline completion (0.12), or the
   # trigger key does (the plugin).
-  tmux send-keys -t "$session" G
+  tmx send-keys -t "$session" G
   sleep 0.2
-  tmux send-keys -t "$session" i
+  tmx send-keys -t "$session" i
   if [ -n "$trigger" ]; then
     sleep 0.2
-    tmux send-keys -t "$session" "$trigger"
+    tmx send-keys -t "$session" "$trigger"
   fi
   for i in $(seq 1 50); do
-    [ -s "$dir/marks.txt" ] && tmux capture-pane -p -t "$session" | grep -q 'print(add(1, 2))' && break
+    [ -s "$dir/marks.txt" ] && tmx capture-pane -p -t "$session" | grep -q 'print(add(1, 2))' && break
     sleep 0.1
   done
-  tmux capture-pane -p -t "$session" >"$dir/screen-ghost.txt"
-  tmux send-keys -t "$session" Tab
+  tmx capture-pane -p -t "$session" >"$dir/screen-ghost.txt"
+  tmx send-keys -t "$session" Tab
   sleep 0.3
-  tmux send-keys -t "$session" Escape ":wq" Enter
+  tmx send-keys -t "$session" Escape ":wq" Enter
   for i in $(seq 1 30); do
-    tmux has-session -t "$session" 2>/dev/null || break
+    tmx has-session -t "$session" 2>/dev/null || break
     sleep 0.1
   done
-  tmux kill-session -t "$session" 2>/dev/null
+  tmx kill-session -t "$session" 2>/dev/null
   {
     echo "== screen with ghost text"
     cat "$dir/screen-ghost.txt"
