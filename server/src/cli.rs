@@ -170,6 +170,7 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let prepared = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine)
         .map_err(|why| anyhow::anyhow!("no completion here: {why}"))?;
     let mode = prepared.mode;
+    let healed = prepared.healed.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let finish = runtime.block_on(async {
         let mut generation = engine.generate(prepared.request);
@@ -184,14 +185,15 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
                 Chunk::Text(text) => {
                     raw.push_str(&text);
                     // Stream the cleaned text as it grows; it only ever extends what was shown.
-                    let cleaned = completion::postprocess(&doc, cursor, &raw, mode).unwrap_or_default();
+                    let answer = completion::heal(&raw, &healed);
+                    let cleaned = completion::postprocess(&doc, cursor, answer, mode).unwrap_or_default();
                     if let Some(new) = cleaned.strip_prefix(shown.as_str()) {
                         let stable = new.rfind('\n').map_or("", |at| &new[..=at]);
                         out.write_all(stable.as_bytes())?;
                         out.flush()?;
                         shown.push_str(stable);
                     }
-                    if completion::is_complete(&doc, cursor, &raw, mode) {
+                    if completion::is_complete(&doc, cursor, answer, mode) {
                         // Stop the model, but read on to its final chunk for the timings.
                         generation.cancel();
                         complete = true;
@@ -203,7 +205,8 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        let cleaned = completion::postprocess(&doc, cursor, &raw, mode).unwrap_or_default();
+        tracing::debug!(raw = ?raw, healed = ?healed, "model text");
+        let cleaned = completion::postprocess(&doc, cursor, completion::heal(&raw, &healed), mode).unwrap_or_default();
         if let Some(rest) = cleaned.strip_prefix(shown.as_str()) {
             out.write_all(rest.as_bytes())?;
         }

@@ -20,6 +20,31 @@ pub fn request_for_cli(
     prepare(doc, cursor, &settings, true, engine, &Surroundings::default())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_blanks_are_cut_from_the_prompt_and_from_the_answer() {
+        let mut prefix = "x = ".to_string();
+        let healed = Healing::CutBlanks(cut_trailing_blanks(&mut prefix));
+        assert_eq!(prefix, "x =");
+        assert_eq!(heal(" compute()", &healed), "compute()");
+        assert_eq!(heal("compute()", &healed), "compute()");
+        let mut prefix = "   ".to_string();
+        assert_eq!(cut_trailing_blanks(&mut prefix), "");
+    }
+
+    #[test]
+    fn on_a_blank_line_a_leading_break_and_the_indentation_are_skipped() {
+        let healed = Healing::BlankLine("    ".into());
+        assert_eq!(heal("\n    for x in y:\n        z", &healed), "for x in y:\n        z");
+        assert_eq!(heal("for x in y:", &healed), "for x in y:");
+        assert_eq!(heal("    for x in y:", &healed), "for x in y:");
+        assert_eq!(heal("\n\n", &healed), "\n\n");
+    }
+}
+
 pub use crate::context::Mode;
 
 /// An engine request ready to send, with how to cut the answer.
@@ -28,6 +53,23 @@ pub struct Prepared {
     pub mode: Mode,
     /// The naive baseline: show the model's raw text, without post-processing.
     pub raw: bool,
+    /// How the answer continues the user's text (see [`Healing`]).
+    pub healed: Healing,
+}
+
+/// What to undo at the start of the model's answer before showing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Healing {
+    #[default]
+    None,
+    /// These blanks ended the cursor line's text and were cut from the prompt: BPE models rarely
+    /// see a prompt end in a space (it is glued to the next word in one token), so they answer
+    /// `x = ` poorly. The model writes them again; they are removed from its answer.
+    CutBlanks(String),
+    /// The cursor sits after the indentation of a blank line. Small models often start such an
+    /// answer with a line break and then the indented code; the break and the indentation the
+    /// document already has are removed.
+    BlankLine(String),
 }
 
 /// Where the context comes from besides the document itself.
@@ -69,8 +111,17 @@ pub fn prepare(
         Mode::SingleLine => (settings.max_tokens.min(48), vec!["\n".to_string()]),
         Mode::MultiLine => (settings.max_tokens, vec!["\n\n\n".to_string()]),
     };
+    let mut prefix = window.prefix;
+    let line_before = prefix.rsplit('\n').next().unwrap_or("");
+    let healed = if naive {
+        Healing::None
+    } else if line_before.trim().is_empty() {
+        Healing::BlankLine(line_before.to_string())
+    } else {
+        Healing::CutBlanks(cut_trailing_blanks(&mut prefix))
+    };
     let request = GenerateRequest {
-        prefix: window.prefix,
+        prefix,
         suffix: window.suffix,
         snippets: window.snippets,
         path: Some(window.path),
@@ -80,7 +131,43 @@ pub fn prepare(
         session: Some(doc.uri.to_string()),
         ..GenerateRequest::default()
     };
-    Ok(Prepared { request, mode: window.mode, raw: naive })
+    Ok(Prepared { request, mode: window.mode, raw: naive, healed })
+}
+
+fn cut_trailing_blanks(prefix: &mut String) -> String {
+    let kept = prefix.trim_end_matches([' ', '\t']).len();
+    // Keep a line that is nothing but blanks after a line break out of this only if the model
+    // would otherwise see no text at all.
+    if kept == 0 {
+        return String::new();
+    }
+    prefix.split_off(kept)
+}
+
+/// The model's text as it continues the user's text at the cursor (see [`Healing`]).
+pub fn heal<'a>(raw: &'a str, healed: &Healing) -> &'a str {
+    match healed {
+        Healing::None => raw,
+        Healing::CutBlanks(blanks) => strip_blanks(raw, blanks),
+        Healing::BlankLine(indent) => {
+            let body = raw.trim_start_matches(['\n', '\r']);
+            if body.len() == raw.len() {
+                return strip_blanks(raw, indent);
+            }
+            // Only skip the break when code follows it; a bare break is the model's answer.
+            if body.trim().is_empty() { raw } else { strip_blanks(body, indent) }
+        }
+    }
+}
+
+/// `text` without the leading blanks the document already has; when the model chose other
+/// indentation, its leading blanks are dropped so the answer is not indented twice.
+fn strip_blanks<'a>(text: &'a str, blanks: &str) -> &'a str {
+    if let Some(rest) = text.strip_prefix(blanks) {
+        return rest;
+    }
+    let lead = text.len() - text.trim_start_matches([' ', '\t']).len();
+    if blanks.starts_with(&text[..lead]) || text[..lead].starts_with(blanks) { &text[lead..] } else { text }
 }
 
 /// Cleans the model's raw text for display; `None` when there is nothing worth showing.

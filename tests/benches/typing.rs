@@ -21,6 +21,8 @@ const KEY_INTERVAL: Duration = Duration::from_millis(80);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // A real model on a busy machine can take far longer than a test's default wait.
+    glint_tests::set_timeout(std::time::Duration::from_secs(300));
     let explicit = std::env::var_os("GLINT_MODEL").map(std::path::PathBuf::from);
     let model = match fetch::resolve_model(explicit.as_deref()) {
         Ok(path) => path,

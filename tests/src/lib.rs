@@ -20,8 +20,22 @@ use tokio::task::JoinHandle;
 
 pub use glint_server::ServerOptions;
 
-/// How long a test waits for any single answer before failing.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+static TIMEOUT_OVERRIDE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Sets the wait for this process (once; later calls do nothing).
+pub fn set_timeout(timeout: Duration) {
+    let _ = TIMEOUT_OVERRIDE.set(timeout);
+}
+
+/// How long a test waits for any single answer before failing: 20 s, or `GLINT_TEST_TIMEOUT_S`
+/// (benchmarks with a real model on a busy machine need more).
+pub fn timeout() -> Duration {
+    if let Some(timeout) = TIMEOUT_OVERRIDE.get() {
+        return *timeout;
+    }
+    let seconds = std::env::var("GLINT_TEST_TIMEOUT_S").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    Duration::from_secs(seconds)
+}
 
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
@@ -119,9 +133,9 @@ impl LspClient {
     /// Sends a request and waits for the whole response message (`result` or `error`).
     pub async fn request(&self, method: &str, params: Value) -> Value {
         let (_, rx) = self.start_request(method, params).await;
-        tokio::time::timeout(TIMEOUT, rx)
+        tokio::time::timeout(timeout(), rx)
             .await
-            .unwrap_or_else(|_| panic!("no answer to {method} within {TIMEOUT:?}"))
+            .unwrap_or_else(|_| panic!("no answer to {method} within {:?}", timeout()))
             .expect("server closed the connection")
     }
 
@@ -173,7 +187,7 @@ impl LspClient {
                 notified.await;
             }
         };
-        tokio::time::timeout(TIMEOUT, wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        tokio::time::timeout(timeout(), wait).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
     /// `shutdown` + `exit`, then the server's exit code.
@@ -194,7 +208,7 @@ impl LspClient {
                 None => -1,
             }
         };
-        tokio::time::timeout(TIMEOUT, wait).await.expect("server did not exit")
+        tokio::time::timeout(timeout(), wait).await.expect("server did not exit")
     }
 
     /// Closes the client's writing end (stdin of the server).

@@ -33,7 +33,8 @@ async fn inline_completion_inserts_the_engines_text_at_the_cursor() {
     assert_eq!(item["insertText"], "compute(a, b);", "single line on an automatic trigger mid-line: {result}");
     assert_eq!(item["range"], range(1, 12, 1, 12));
     let request = &engine.log().requests[0];
-    assert!(request.prefix.ends_with("    let x = "), "{:?}", request.prefix);
+    // The trailing blank is cut from the prompt (token healing) and the model writes it again.
+    assert!(request.prefix.ends_with("    let x ="), "{:?}", request.prefix);
     assert!(request.suffix.starts_with("\n}"), "{:?}", request.suffix);
 }
 

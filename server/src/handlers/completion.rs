@@ -233,6 +233,7 @@ async fn run(
     let context_ms = ms(context_started.elapsed());
     let mode = prepared.mode;
     let raw_output = prepared.raw;
+    let healed = prepared.healed;
     let streaming = settings.streaming;
     let mut generation = engine.generate(prepared.request);
     let mut raw = String::new();
@@ -249,11 +250,12 @@ async fn run(
                 Some(Chunk::Text(text)) => {
                     first_chunk_ms.get_or_insert_with(|| ms(started.elapsed()));
                     raw.push_str(&text);
-                    if !raw_output && completion::is_complete(&doc, cursor, &raw, mode) {
+                    let answer = completion::heal(&raw, &healed);
+                    if !raw_output && completion::is_complete(&doc, cursor, answer, mode) {
                         break;
                     }
                     if streaming
-                        && let Some(partial) = completion::postprocess(&doc, cursor, &raw, mode)
+                        && let Some(partial) = completion::postprocess(&doc, cursor, answer, mode)
                     {
                         let pos = lsp_position(position::from_char(&doc.rope, cursor, encoding));
                         client
@@ -282,10 +284,11 @@ async fn run(
     if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
         return Err(content_modified());
     }
+    tracing::debug!(uri, raw = ?raw, "model text");
     let text = if raw_output {
         Some(raw.clone()).filter(|t| !t.trim().is_empty())
     } else {
-        completion::postprocess(&doc, cursor, &raw, mode)
+        completion::postprocess(&doc, cursor, completion::heal(&raw, &healed), mode)
     };
     let timings = finish.map(|f| f.timings).unwrap_or_default();
     let summary = json!({
