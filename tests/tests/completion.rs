@@ -228,3 +228,27 @@ async fn capabilities_advertise_inline_completion_and_completion() {
     assert_eq!(result["capabilities"]["inlineCompletionProvider"], true);
     assert!(result["capabilities"].get("completionProvider").is_none());
 }
+
+#[tokio::test]
+async fn an_invoked_request_offers_up_to_three_distinct_items() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    // A scripted engine whose sampled answers differ by seed, as a real sampler's would.
+    let engine = FakeEngine::with_reply(move |request| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(match request.sampling.seed {
+            0 => "return a + b".to_string(),
+            1 => "return b + a".to_string(),
+            _ => "return a + b".to_string(),
+        })
+    });
+    let client = client_with(engine, &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///items.py";
+    client.open(uri, "python", "def add(a, b):\n    \n").await;
+    let result = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    let texts: Vec<&str> = result.as_array().unwrap().iter().map(|i| i["insertText"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["return a + b", "return b + a"], "distinct items only");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let automatic = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 4, AUTOMATIC)).await;
+    assert_eq!(automatic.as_array().map(Vec::len), Some(1), "an automatic trigger gets one item");
+}

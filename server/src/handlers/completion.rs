@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glint_engine::{Chunk, FinishReason};
+use glint_engine::{Chunk, FinishReason, Sampling};
 use serde_json::json;
 use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
@@ -38,30 +38,52 @@ pub async fn inline_completion(
     let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
     let selected = params.context.selected_completion_info;
     let at = LinePos { line: position.position.line, character: position.position.character };
-    let Some(outcome) = run(state, client, &uri, at, invoked, selected.as_ref()).await? else {
+    let started = Instant::now();
+    let Some(outcome) = run(state, client, &uri, at, invoked, selected.as_ref(), 0).await? else {
         return Ok(None);
     };
+    let mut texts = vec![outcome.text.clone()];
+    if invoked {
+        // An explicit request gets up to three distinct items to cycle through, by sampling, as
+        // long as the first one came quickly enough that the user is not kept waiting long.
+        for variant in 1..=2 {
+            if started.elapsed() > EXTRA_ITEMS_BUDGET {
+                break;
+            }
+            if let Some(extra) = run(state, client, &uri, at, invoked, selected.as_ref(), variant).await?
+                && !texts.contains(&extra.text)
+            {
+                texts.push(extra.text);
+            }
+        }
+    }
     let encoding = state.encoding();
     let cursor_pos = lsp_position(position::from_char(&outcome.doc.rope, outcome.cursor, encoding));
-    let item = match selected {
-        // Items must extend the selected completion over its range.
-        Some(selected) => InlineCompletionItem {
-            insert_text: format!("{}{}", selected.text, outcome.text),
-            filter_text: None,
-            range: Some(selected.range),
-            command: None,
-            insert_text_format: None,
-        },
-        None => InlineCompletionItem {
-            insert_text: outcome.text,
-            filter_text: None,
-            range: Some(Range { start: cursor_pos, end: cursor_pos }),
-            command: None,
-            insert_text_format: None,
-        },
-    };
-    Ok(Some(InlineCompletionResponse::Array(vec![item])))
+    let items = texts
+        .into_iter()
+        .map(|text| match &selected {
+            // Items must extend the selected completion over its range.
+            Some(selected) => InlineCompletionItem {
+                insert_text: format!("{}{}", selected.text, text),
+                filter_text: None,
+                range: Some(selected.range),
+                command: None,
+                insert_text_format: None,
+            },
+            None => InlineCompletionItem {
+                insert_text: text,
+                filter_text: None,
+                range: Some(Range { start: cursor_pos, end: cursor_pos }),
+                command: None,
+                insert_text_format: None,
+            },
+        })
+        .collect();
+    Ok(Some(InlineCompletionResponse::Array(items)))
 }
+
+/// Extra sampled items are only computed while the first answer took less than this.
+const EXTRA_ITEMS_BUDGET: Duration = Duration::from_millis(1500);
 
 pub async fn completion(
     state: &Arc<State>,
@@ -75,7 +97,7 @@ pub async fn completion(
     let uri = position.text_document.uri.as_str().to_string();
     let invoked = params.context.as_ref().is_some_and(|c| c.trigger_kind == CompletionTriggerKind::INVOKED);
     let at = LinePos { line: position.position.line, character: position.position.character };
-    let Some(outcome) = run(state, client, &uri, at, invoked, None).await? else {
+    let Some(outcome) = run(state, client, &uri, at, invoked, None, 0).await? else {
         return Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: vec![] })));
     };
     let encoding = state.encoding();
@@ -144,6 +166,7 @@ impl Drop for InflightGuard<'_> {
 }
 
 /// The shared pipeline: snapshot, typing-through cache, debounce, context, engine, post-processing.
+/// `variant` 0 is the greedy answer; other variants sample with that seed (extra items).
 async fn run(
     state: &Arc<State>,
     client: &Client,
@@ -151,6 +174,7 @@ async fn run(
     at: LinePos,
     invoked: bool,
     selected: Option<&SelectedCompletionInfo>,
+    variant: u64,
 ) -> Result<Option<Outcome>> {
     let started = Instant::now();
     let Some(mut doc) = state.snapshot(uri) else {
@@ -185,6 +209,7 @@ async fn run(
     let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..cursor).to_string();
 
     if selected.is_none()
+        && variant == 0
         && let Some(rest) = state.typing_cache.lookup(uri, line, &line_prefix)
     {
         tracing::debug!(uri, "typing-through cache hit");
@@ -231,6 +256,11 @@ async fn run(
         }
     };
     let context_ms = ms(context_started.elapsed());
+    let mut prepared = prepared;
+    if variant > 0 {
+        prepared.request.sampling =
+            Sampling { temperature: 0.8, top_p: Some(0.95), seed: variant, ..Sampling::default() };
+    }
     let mode = prepared.mode;
     let raw_output = prepared.raw;
     let healed = prepared.healed;
@@ -313,7 +343,7 @@ async fn run(
     );
     record(state, summary);
     let Some(text) = text else { return Ok(None) };
-    if selected.is_none() {
+    if selected.is_none() && variant == 0 {
         state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text: text.clone() });
     }
     Ok(Some(Outcome { doc, cursor, text }))
