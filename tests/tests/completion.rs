@@ -15,6 +15,17 @@ async fn client_with(engine: FakeEngine, encodings: &[&str], options: Value) -> 
     client
 }
 
+/// Waits (a bounded time) until the engine has recorded exactly one cancelled generation.
+async fn assert_engine_cancelled(engine: &FakeEngine) {
+    for _ in 0..200 {
+        if engine.log().cancelled == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the engine never saw the cancellation: {:?}", engine.log());
+}
+
 fn inline_params(uri: &str, line: u32, character: u32, trigger: u32) -> Value {
     json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": trigger}})
 }
@@ -91,13 +102,7 @@ async fn a_keystroke_cancels_the_in_flight_request_down_to_the_engine() {
         .await;
     let response = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
     assert_eq!(response["error"]["code"], -32801, "stale request must answer ContentModified: {response}");
-    for _ in 0..200 {
-        if engine.log().cancelled == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the engine never saw the cancellation: {:?}", engine.log());
+    assert_engine_cancelled(&engine).await;
 }
 
 #[tokio::test]
@@ -124,13 +129,7 @@ async fn cancel_request_answers_request_cancelled_and_stops_the_engine() {
     client.notify("$/cancelRequest", json!({"id": id})).await;
     let response = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
     assert_eq!(response["error"]["code"], -32800, "{response}");
-    for _ in 0..200 {
-        if engine.log().cancelled == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the engine never saw the cancellation: {:?}", engine.log());
+    assert_engine_cancelled(&engine).await;
 }
 
 #[tokio::test]
