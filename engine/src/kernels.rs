@@ -471,9 +471,23 @@ mod x86 {
                         unsafe { $tile::<$rm, 1>(x, w, r, g, y, n) };
                         r += $rm;
                     }
-                    while r < m {
-                        unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
-                        r += 1;
+                    // The remaining rows as one tile, so a keystroke's two or three tokens read
+                    // the weights once, not once per token.
+                    match m - r {
+                        0 => {}
+                        1 => unsafe { $tile::<1, 1>(x, w, r, g, y, n) },
+                        2 => unsafe { $tile::<2, 1>(x, w, r, g, y, n) },
+                        _ => {
+                            let mut r = r;
+                            while r + 3 <= m {
+                                unsafe { $tile::<3, 1>(x, w, r, g, y, n) };
+                                r += 3;
+                            }
+                            while r < m {
+                                unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
+                                r += 1;
+                            }
+                        }
                     }
                     g += 1;
                 }
@@ -587,9 +601,23 @@ mod x86 {
                         unsafe { $tile::<$rm, 1>(x, w, r, g, y, n) };
                         r += $rm;
                     }
-                    while r < m {
-                        unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
-                        r += 1;
+                    // The remaining rows as one tile, so a keystroke's two or three tokens read
+                    // the weights once, not once per token.
+                    match m - r {
+                        0 => {}
+                        1 => unsafe { $tile::<1, 1>(x, w, r, g, y, n) },
+                        2 => unsafe { $tile::<2, 1>(x, w, r, g, y, n) },
+                        _ => {
+                            let mut r = r;
+                            while r + 3 <= m {
+                                unsafe { $tile::<3, 1>(x, w, r, g, y, n) };
+                                r += 3;
+                            }
+                            while r < m {
+                                unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
+                                r += 1;
+                            }
+                        }
                     }
                     g += 1;
                 }
@@ -691,7 +719,9 @@ mod tests {
 
     #[test]
     fn every_kernel_matches_the_float_product() {
-        for (m, k, n) in [(1, 64, 12), (5, 96, 16), (9, 576, 64), (1, 576, 4), (3, 32, 8)] {
+        for (m, k, n) in
+            [(1, 64, 12), (5, 96, 16), (9, 576, 64), (1, 576, 4), (3, 32, 8), (2, 64, 8), (6, 64, 8), (7, 32, 4)]
+        {
             let x = values(m * k, 1);
             let w = values(n * k, 2);
             let wq = PackedMatrix::quantize(&w, n, k);
@@ -722,7 +752,7 @@ mod tests {
         }
         let w = PackedMatrix::from_q4_1_blocks(&bytes, rows, cols).unwrap();
         assert_eq!(w.format(), Format::Q4);
-        for m in [1, 2, 5] {
+        for m in [1, 2, 3, 5, 7] {
             let x = values(m * cols, 4);
             let xq = Q8Rows::quantize(&x, m);
             let y = matmul(&xq, &w);
