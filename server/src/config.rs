@@ -22,7 +22,10 @@ pub struct Settings {
     pub context_tokens: u32,
     /// The most tokens one completion may generate.
     pub max_tokens: u32,
-    /// Base debounce for automatic completion triggers, in milliseconds.
+    /// Base debounce for automatic completion triggers, in milliseconds. Off by default: with the
+    /// KV prefix cache a keystroke costs one short prefill and a newer keystroke cancels within a
+    /// decode step, so waiting only adds latency (the typing replay measured first ghost text
+    /// p50 18 ms without debounce against 35 ms with an 8 ms base and 66 ms with 25 ms).
     pub debounce_ms: u64,
     /// Per-language switches by LSP `languageId`; languages not listed are on.
     pub languages: BTreeMap<String, bool>,
@@ -46,7 +49,7 @@ impl Default for Settings {
             model: None,
             context_tokens: 1024,
             max_tokens: 128,
-            debounce_ms: 25,
+            debounce_ms: 0,
             languages: BTreeMap::new(),
             log_level: "info".into(),
             completion_items: true,

@@ -3,7 +3,8 @@
 //! the server cancels the superseded one), and report keystroke-to-ghost-text percentiles, the share
 //! of keystrokes answered before the next key, wasted tokens and cache hits. Prints; asserts nothing.
 //!
-//! `cargo bench -p glint-tests --bench typing` (needs `glint model fetch`; `GLINT_MODEL` picks another GGUF).
+//! `cargo bench -p glint-tests --bench typing` (needs `glint model fetch`; `GLINT_MODEL` picks another
+//! GGUF, `GLINT_THREADS` the engine's thread count).
 
 #![allow(clippy::print_stdout)]
 
@@ -47,12 +48,18 @@ async fn main() -> anyhow::Result<()> {
                 .take(2),
         );
     }
-    let local = LocalEngine::load(&model, LocalConfig::default())?;
+    let threads = std::env::var("GLINT_THREADS").ok().and_then(|t| t.parse().ok());
+    let local = LocalEngine::load(&model, LocalConfig { threads, ..LocalConfig::default() })?;
     let info = glint_engine::Engine::info(&local);
     let counting = Arc::new(CountingEngine::new(Arc::new(local)));
     let counts = Arc::clone(&counting.counts);
     let client = LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
-    client.initialize(capabilities(&["utf-16"]), json!({"streaming": true})).await;
+    // The server's default debounce unless `GLINT_DEBOUNCE_MS` says otherwise.
+    let mut settings = json!({"streaming": true});
+    if let Some(ms) = std::env::var("GLINT_DEBOUNCE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        settings["debounceMs"] = json!(ms);
+    }
+    client.initialize(capabilities(&["utf-16"]), settings).await;
 
     let mut to_answer = Vec::new();
     let mut to_first_text = Vec::new();
