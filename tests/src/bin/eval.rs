@@ -58,6 +58,12 @@ impl Cell {
         self.exact += usize::from(cases::exact_match(expected, got));
         self.similarity += cases::edit_similarity(expected, got);
     }
+    fn merge(&mut self, other: &Cell) {
+        self.n += other.n;
+        self.exact += other.exact;
+        self.similarity += other.similarity;
+        self.shown += other.shown;
+    }
     fn es(&self) -> f64 {
         self.similarity / self.n.max(1) as f64
     }
@@ -130,7 +136,6 @@ async fn main() -> anyhow::Result<()> {
                 .or_default()
                 .add(&case.expected, got.as_deref());
             client.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}})).await;
-            let _: &Value = &response;
         }
         println!("{system}: {} cases in {:.1} s", chosen.len(), started.elapsed().as_secs_f64());
     }
@@ -143,34 +148,12 @@ async fn main() -> anyhow::Result<()> {
     for (key, g) in glint {
         let n = naive.get(key).copied().unwrap_or_default();
         wins += usize::from(g.es() > n.es());
-        for (total, cell) in [(&mut totals.0, g), (&mut totals.1, &n)] {
-            total.n += cell.n;
-            total.exact += cell.exact;
-            total.similarity += cell.similarity;
-            total.shown += cell.shown;
-        }
-        println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.2} |",
-            key.0,
-            key.1,
-            g.n,
-            g.em(),
-            n.em(),
-            g.es(),
-            n.es(),
-            g.es() / n.es().max(1e-9)
-        );
+        totals.0.merge(g);
+        totals.1.merge(&n);
+        print_row(&key.0, &key.1, g, &n);
     }
     let (g, n) = totals;
-    println!(
-        "| all | all | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.2} |",
-        g.n,
-        g.em(),
-        n.em(),
-        g.es(),
-        n.es(),
-        g.es() / n.es().max(1e-9)
-    );
+    print_row("all", "all", &g, &n);
     println!(
         "\nglint wins on edit similarity in {wins} of {} cells; shown: glint {} / naive {} of {}",
         glint.len(),
@@ -179,4 +162,16 @@ async fn main() -> anyhow::Result<()> {
         g.n
     );
     Ok(())
+}
+
+fn print_row(language: &str, kind: &str, g: &Cell, n: &Cell) {
+    println!(
+        "| {language} | {kind} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.2} |",
+        g.n,
+        g.em(),
+        n.em(),
+        g.es(),
+        n.es(),
+        g.es() / n.es().max(1e-9)
+    );
 }
