@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use glint_engine::{Engine, LocalConfig, LocalEngine, fetch};
 use glint_tests::cases::{self, Case};
 use glint_tests::{LspClient, ServerOptions, capabilities};
-use serde_json::{Value, json};
+use serde_json::json;
 
 struct Args {
     per_cell: usize,
