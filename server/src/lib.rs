@@ -43,6 +43,9 @@ where
         if method == "shutdown" {
             seen.request_shutdown();
         }
+        if method == "shutdown" || method == "exit" {
+            seen.inflight.cancel_all();
+        }
     };
     let input_pump = tokio::spawn(transport::pump_input(input, to_tower, errors_tx, on_method));
     let server = async move {

@@ -31,6 +31,13 @@ impl Inflight {
         }
     }
 
+    /// Cancels all work (shutdown).
+    pub fn cancel_all(&self) {
+        for (_, token) in self.tokens.lock().drain() {
+            token.cancel();
+        }
+    }
+
     /// Forgets `token` if it is still the current one for `uri` (its work finished).
     pub fn finish(&self, uri: &str, token: &CancellationToken) {
         let mut tokens = self.tokens.lock();

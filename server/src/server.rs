@@ -143,6 +143,9 @@ impl LanguageServer for Server {
 
     async fn shutdown(&self) -> Result<()> {
         self.state.request_shutdown();
+        // Nobody will read the answers of in-flight requests; stop their engine work now so the
+        // process can exit promptly.
+        self.state.inflight.cancel_all();
         Ok(())
     }
 

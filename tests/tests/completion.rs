@@ -251,3 +251,18 @@ async fn an_invoked_request_offers_up_to_three_distinct_items() {
     let automatic = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 4, AUTOMATIC)).await;
     assert_eq!(automatic.as_array().map(Vec::len), Some(1), "an automatic trigger gets one item");
 }
+
+#[tokio::test]
+async fn shutdown_and_exit_do_not_wait_for_a_running_generation() {
+    // Twenty seconds of scripted generation; exit must not wait for it.
+    let engine = FakeEngine::fixed("w".repeat(2000)).with_delay(Duration::from_millis(10));
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///exit.rs";
+    client.open(uri, "rust", "fn f() {\n    \n}\n").await;
+    let (_, _pending) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 4, INVOKED)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(client.shutdown().await, 0);
+    assert!(started.elapsed() < Duration::from_secs(5), "exit took {:?}", started.elapsed());
+    assert_engine_cancelled(&engine).await;
+}
