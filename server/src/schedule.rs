@@ -11,39 +11,57 @@ use tokio_util::sync::CancellationToken;
 /// In-flight AI work, one token per document.
 #[derive(Debug, Default)]
 pub struct Inflight {
-    tokens: Mutex<HashMap<String, CancellationToken>>,
+    tokens: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// One registered piece of work: its token and the id `finish` takes.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub id: u64,
+    pub token: CancellationToken,
 }
 
 impl Inflight {
     /// Registers new work for `uri`, cancelling whatever ran for it before.
-    pub fn start(&self, uri: &str) -> CancellationToken {
+    pub fn start(&self, uri: &str) -> Work {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = CancellationToken::new();
-        if let Some(old) = self.tokens.lock().insert(uri.to_string(), token.clone()) {
+        if let Some((_, old)) = self.tokens.lock().insert(uri.to_string(), (id, token.clone())) {
             old.cancel();
         }
-        token
+        Work { id, token }
     }
 
     /// Cancels the work for `uri` (an edit arrived). Cheap and synchronous.
     pub fn cancel(&self, uri: &str) {
-        if let Some(token) = self.tokens.lock().remove(uri) {
+        if let Some((_, token)) = self.tokens.lock().remove(uri) {
             token.cancel();
         }
     }
 
     /// Cancels all work (shutdown).
     pub fn cancel_all(&self) {
-        for (_, token) in self.tokens.lock().drain() {
+        for (_, (_, token)) in self.tokens.lock().drain() {
             token.cancel();
         }
     }
 
-    /// Forgets `token` if it is still the current one for `uri` (its work finished).
-    pub fn finish(&self, uri: &str, token: &CancellationToken) {
+    /// Forgets work `id` for `uri` when it finished, unless newer work has replaced it.
+    pub fn finish(&self, uri: &str, id: u64) {
         let mut tokens = self.tokens.lock();
-        if tokens.get(uri).is_some_and(|current| std::ptr::eq(current, token) || current.is_cancelled()) {
+        if tokens.get(uri).is_some_and(|(current, _)| *current == id) {
             tokens.remove(uri);
         }
+    }
+
+    /// How many documents have work registered.
+    pub fn len(&self) -> usize {
+        self.tokens.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -192,12 +210,24 @@ mod tests {
         let inflight = Inflight::default();
         let first = inflight.start("a");
         let second = inflight.start("a");
-        assert!(first.is_cancelled());
-        assert!(!second.is_cancelled());
+        assert!(first.token.is_cancelled());
+        assert!(!second.token.is_cancelled());
         let other = inflight.start("b");
         inflight.cancel("a");
-        assert!(second.is_cancelled());
-        assert!(!other.is_cancelled());
+        assert!(second.token.is_cancelled());
+        assert!(!other.token.is_cancelled());
+    }
+
+    #[test]
+    fn finished_work_is_forgotten_but_never_newer_work() {
+        let inflight = Inflight::default();
+        let first = inflight.start("a");
+        let second = inflight.start("a");
+        inflight.finish("a", first.id);
+        assert_eq!(inflight.len(), 1, "the older request must not unregister the newer one");
+        inflight.finish("a", second.id);
+        assert!(inflight.is_empty());
+        assert!(!second.token.is_cancelled());
     }
 
     #[test]

@@ -156,12 +156,12 @@ pub fn content_modified() -> Error {
 struct InflightGuard<'a> {
     state: &'a State,
     uri: &'a str,
-    token: tokio_util::sync::CancellationToken,
+    id: u64,
 }
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        self.state.inflight.finish(self.uri, &self.token);
+        self.state.inflight.finish(self.uri, self.id);
     }
 }
 
@@ -217,8 +217,9 @@ async fn run(
         return Ok(Some(Outcome { doc, cursor, text: rest }));
     }
 
-    let token = state.inflight.start(uri);
-    let _guard = InflightGuard { state, uri, token: token.clone() };
+    let work = state.inflight.start(uri);
+    let token = work.token;
+    let _guard = InflightGuard { state, uri, id: work.id };
 
     if !invoked {
         let delay = state.rhythm.debounce(uri, Duration::from_millis(settings.debounce_ms));
