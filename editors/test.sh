@@ -5,7 +5,7 @@
 # An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
-# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim011-tui nvim012)
+# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim011-tui nvim012 conformance)
 set -uo pipefail
 
 EDITORS="$(cd "$(dirname "$0")" && pwd)"
@@ -253,6 +253,39 @@ if wanted nvim012 || wanted nvim011-tui; then
     if wanted nvim012; then
       echo "=== Neovim 0.12 (Debian sid, private root), tmux"
       nvim012_check
+    fi
+  fi
+fi
+
+# (e) LSP conformance: pytest-lsp drives `glint lsp` with each editor's captured capabilities
+# (editors/conformance/fixtures); every response must structure into its LSP 3.18 type.
+if wanted conformance; then
+  echo "=== LSP conformance (pytest-lsp, captured client capabilities)"
+  CONF="$EDITORS/conformance"
+  CVENV="$CACHE/conformance-venv"
+  if ! cmp -s "$CONF/requirements.txt" "$CVENV/requirements.txt"; then
+    rm -rf "$CVENV"
+    if (python3 -m venv "$CVENV" && timeout 300 "$CVENV/bin/pip" install -q -r "$CONF/requirements.txt") >"$LOGS/conformance-pip.log" 2>&1; then
+      cp "$CONF/requirements.txt" "$CVENV/requirements.txt"
+    else
+      rm -rf "$CVENV"
+    fi
+  fi
+  if [ ! -x "$CVENV/bin/python" ]; then
+    skip conformance "pip install -r editors/conformance/requirements.txt failed (PyPI unreachable?)"
+  else
+    start=$SECONDS
+    (cd "$CONF" && GLINT_BIN="$GLINT" PYTHONDONTWRITEBYTECODE=1 timeout 300 "$CVENV/bin/python" -m pytest -q -rsx \
+      -p no:cacheprovider) >"$LOGS/conformance.log" 2>&1
+    rc=$?
+    grep -E '^(SKIPPED|XFAIL|FAILED|ERROR) ' "$LOGS/conformance.log" | cut -c1-200 | sed 's/^/    /'
+    counts="$(grep -E '^conformance: ' "$LOGS/conformance.log" | tail -n 1)"
+    if [ $rc -eq 0 ]; then
+      pass conformance "${counts#conformance: }, $((SECONDS - start)) s"
+    elif [ $rc -eq 124 ]; then
+      fail conformance "timed out after 300 s" "$LOGS/conformance.log"
+    else
+      fail conformance "${counts:-pytest exit status $rc}" "$LOGS/conformance.log"
     fi
   fi
 fi
