@@ -128,6 +128,18 @@ impl GenerationSender {
         self.cancel.is_cancelled() || self.tx.is_closed()
     }
 
+    /// Resolves once the consumer dropped the generation or cancelled it, for producers that wait
+    /// on something else (a network peer) rather than stepping a model loop.
+    pub async fn cancelled(&self) {
+        while !self.cancel.is_cancelled() {
+            // A drop closes the channel at once; a `cancel()` without a drop only sets the flag.
+            tokio::select! {
+                () = self.tx.closed() => return,
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+    }
+
     /// The flag itself, for producers that hand it to a model loop.
     pub fn cancel_flag(&self) -> &CancelFlag {
         &self.cancel

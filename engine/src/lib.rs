@@ -10,9 +10,11 @@ mod kernels;
 mod local;
 pub mod model;
 pub mod prompt;
+pub mod protocol;
 mod request;
 pub mod sampler;
 pub mod tokenizer;
+pub mod ws;
 
 pub use error::EngineError;
 pub use generation::{CancelFlag, Chunk, Generation, GenerationSender};
@@ -46,6 +48,12 @@ pub trait Engine: Send + Sync + 'static {
     /// How many model tokens `text` takes. Engines without a tokenizer at hand estimate.
     fn count_tokens(&self, text: &str) -> usize {
         estimate_tokens(text)
+    }
+
+    /// The state of the connection to a remote engine, for engines that have one; `None` for
+    /// in-process engines. The receiver sees every change (connected, lost, reconnecting).
+    fn connection(&self) -> Option<tokio::sync::watch::Receiver<ws::ConnectionState>> {
+        None
     }
 }
 

@@ -1,0 +1,497 @@
+//! The `ws://`/`wss://` engine: implements `Engine` over one persistent WebSocket to
+//! `glint engine serve`. A background thread owns the connection: it keeps it warm with pings,
+//! reconnects with exponential backoff and jitter, and publishes the connection state.
+//! While disconnected, requests fail at once (or go to the fallback engine); every request ends
+//! within its deadline or the client's request timeout, whatever the server does.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use parking_lot::RwLock;
+use rand::Rng;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::{ConnectionState, ConnectionStatus};
+use crate::protocol::{ClientFrame, Incoming, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame};
+use crate::{Engine, EngineInfo, Finish, FinishReason, GenerateRequest, Generation, GenerationSender};
+
+/// How the client connects.
+#[derive(Debug, Clone)]
+pub struct WsClientConfig {
+    /// `ws://host:port` or `wss://host:port`.
+    pub url: String,
+    /// Sent in `hello` and as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// A PEM file of extra trusted certificates for `wss://` (a self-signed server).
+    pub ca_file: Option<PathBuf>,
+    /// TCP, TLS, WebSocket and `hello` together.
+    pub connect_timeout: Duration,
+    /// The longest any request may take when it has no `deadline_ms` (and the cap when it has).
+    pub request_timeout: Duration,
+    /// How long past `deadline_ms` the client waits for the server to report the deadline itself.
+    pub deadline_grace: Duration,
+    /// Ping interval; a connection silent for three intervals is considered lost.
+    pub keepalive: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// The largest message accepted from the server.
+    pub max_message_bytes: usize,
+}
+
+impl WsClientConfig {
+    pub fn new(url: impl Into<String>) -> WsClientConfig {
+        WsClientConfig {
+            url: url.into(),
+            token: None,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            deadline_grace: Duration::from_millis(250),
+            keepalive: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            max_message_bytes: 16 << 20,
+        }
+    }
+
+    /// `new`, with the token from `GLINT_ENGINE_TOKEN` and extra trusted certificates from
+    /// `GLINT_ENGINE_CA` when set.
+    pub fn from_env(url: impl Into<String>) -> WsClientConfig {
+        let mut config = WsClientConfig::new(url);
+        config.token = std::env::var("GLINT_ENGINE_TOKEN").ok().filter(|t| !t.is_empty());
+        config.ca_file = std::env::var_os("GLINT_ENGINE_CA").map(PathBuf::from);
+        config
+    }
+}
+
+/// Why the client cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid engine URL `{0}`: expected ws://host:port or wss://host:port")]
+    InvalidUrl(String),
+    #[error("cannot start the connection thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The remote engine client.
+pub struct WsEngine {
+    url: String,
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnectionState>,
+    remote: Arc<RwLock<Option<EngineInfo>>>,
+    next_id: AtomicU64,
+    fallback: Option<Arc<dyn Engine>>,
+}
+
+enum Command {
+    Generate { id: u64, request: GenerateRequest, sender: GenerationSender },
+    Cancel { id: u64 },
+}
+
+impl WsEngine {
+    /// Starts connecting in the background and returns at once; see `wait_connected`.
+    pub fn connect(config: WsClientConfig) -> Result<WsEngine, ClientError> {
+        let valid = (config.url.starts_with("ws://") || config.url.starts_with("wss://"))
+            && config.url.as_str().into_client_request().is_ok();
+        if !valid {
+            return Err(ClientError::InvalidUrl(config.url));
+        }
+        let initial = ConnectionState {
+            url: config.url.clone(),
+            status: ConnectionStatus::Connecting,
+            error: None,
+            connects: 0,
+        };
+        let (state_tx, state) = watch::channel(initial);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let remote = Arc::new(RwLock::new(None));
+        let manager = Manager { config: config.clone(), state: state_tx, remote: Arc::clone(&remote), commands: commands.downgrade() };
+        std::thread::Builder::new()
+            .name("glint-ws-client".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(manager.run(commands_rx)),
+                    Err(error) => tracing::error!("the WebSocket client cannot start its runtime: {error}"),
+                }
+            })
+            .map_err(ClientError::Thread)?;
+        Ok(WsEngine { url: config.url, commands, state, remote, next_id: AtomicU64::new(1), fallback: None })
+    }
+
+    /// Sends requests to `engine` while the connection is down.
+    pub fn with_fallback(mut self, engine: Arc<dyn Engine>) -> WsEngine {
+        self.fallback = Some(engine);
+        self
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until connected, or until `timeout`; returns whether it is connected. Blocking, for
+    /// startup code off the async runtime.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        loop {
+            let state = self.state.borrow().clone();
+            match state.status {
+                ConnectionStatus::Connected => return true,
+                // The first attempt has failed: do not hold up startup for the retries.
+                ConnectionStatus::Disconnected => return false,
+                ConnectionStatus::Connecting if Instant::now() >= until => return false,
+                ConnectionStatus::Connecting => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Waits until connected (async).
+    pub async fn connected(&self) {
+        let mut state = self.state.clone();
+        let _ = state.wait_for(|s| s.status == ConnectionStatus::Connected).await;
+    }
+}
+
+impl Engine for WsEngine {
+    fn generate(&self, request: GenerateRequest) -> Generation {
+        let state = self.state.borrow().clone();
+        if state.status != ConnectionStatus::Connected {
+            if let Some(fallback) = &self.fallback {
+                tracing::debug!(url = %self.url, "remote engine not connected; using the fallback engine");
+                return fallback.generate(request);
+            }
+            let why = state.error.map(|e| format!(": {e}")).unwrap_or_default();
+            return Generation::failed(format!(
+                "the remote engine at {} is not connected{why}; reconnecting in the background",
+                self.url
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (generation, sender) = Generation::channel();
+        if let Err(mpsc::error::SendError(Command::Generate { sender, .. })) =
+            self.commands.send(Command::Generate { id, request, sender })
+        {
+            sender.finish(failure("the WebSocket client has stopped"));
+        }
+        generation
+    }
+
+    fn info(&self) -> EngineInfo {
+        match self.remote.read().clone() {
+            Some(remote) => EngineInfo { kind: "ws".into(), ..remote },
+            None => match &self.fallback {
+                Some(fallback) => EngineInfo { kind: "ws".into(), ..fallback.info() },
+                None => EngineInfo { kind: "ws".into(), model: self.url.clone(), context_length: 8192, fim: true },
+            },
+        }
+    }
+
+    fn connection(&self) -> Option<watch::Receiver<ConnectionState>> {
+        Some(self.state.clone())
+    }
+}
+
+fn failure(message: impl Into<String>) -> Finish {
+    Finish { reason: FinishReason::Error, error: Some(message.into()), ..Finish::default() }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Manager {
+    config: WsClientConfig,
+    state: watch::Sender<ConnectionState>,
+    remote: Arc<RwLock<Option<EngineInfo>>>,
+    /// For per-request watchers to send `Cancel`; weak, so dropping the engine ends the thread.
+    commands: mpsc::WeakUnboundedSender<Command>,
+}
+
+struct Pending {
+    sender: GenerationSender,
+    /// Dropped when the request ends, which ends its watcher.
+    _done: oneshot::Sender<()>,
+}
+
+impl Manager {
+    async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut attempt: u32 = 0;
+        let mut connects = 0;
+        loop {
+            self.set(ConnectionStatus::Connecting, None, connects);
+            let opened = tokio::select! {
+                opened = tokio::time::timeout(self.config.connect_timeout, open(&self.config)) => {
+                    opened.unwrap_or_else(|_| Err(format!("no answer within {:?}", self.config.connect_timeout)))
+                }
+                // The engine was dropped while connecting.
+                () = commands_closed(&commands) => return,
+            };
+            let reason = match opened {
+                Ok((socket, info)) => {
+                    connects += 1;
+                    attempt = 0;
+                    tracing::info!(url = %self.config.url, model = %info.model, "connected to the remote engine");
+                    *self.remote.write() = Some(info);
+                    self.set(ConnectionStatus::Connected, None, connects);
+                    match self.serve(socket, &mut commands).await {
+                        Some(reason) => reason,
+                        None => return,
+                    }
+                }
+                Err(reason) => reason,
+            };
+            let delay = backoff(&self.config, attempt);
+            attempt = attempt.saturating_add(1);
+            tracing::warn!(
+                url = %self.config.url,
+                "remote engine unavailable: {reason}; reconnecting in {} ms",
+                delay.as_millis()
+            );
+            self.set(ConnectionStatus::Disconnected, Some(reason.clone()), connects);
+            // While waiting, requests that raced with the loss fail at once.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    command = commands.recv() => match command {
+                        None => return,
+                        Some(Command::Generate { sender, .. }) => {
+                            sender.finish(failure(format!("the remote engine at {} is not connected: {reason}", self.config.url)));
+                        }
+                        Some(Command::Cancel { .. }) => {}
+                    },
+                }
+            }
+        }
+    }
+
+    fn set(&self, status: ConnectionStatus, error: Option<String>, connects: u32) {
+        self.state.send_replace(ConnectionState { url: self.config.url.clone(), status, error, connects });
+    }
+
+    /// Runs one connection until it is lost (the reason) or the engine is dropped (`None`).
+    async fn serve(&self, socket: Socket, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<String> {
+        let (mut sink, mut stream) = socket.split();
+        let mut pending: HashMap<u64, Pending> = HashMap::new();
+        let mut ping = tokio::time::interval(self.config.keepalive);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let reason = loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        return None;
+                    }
+                    Some(Command::Generate { id, request, sender }) => {
+                        let (done, done_rx) = oneshot::channel();
+                        self.watch(id, &request, sender.clone(), done_rx);
+                        let frame = ClientFrame::Generate { id, request };
+                        if let Err(error) = send_frame(&mut sink, &frame).await {
+                            sender.finish(failure(format!("sending to the remote engine failed: {error}")));
+                            break format!("send failed: {error}");
+                        }
+                        pending.insert(id, Pending { sender, _done: done });
+                    }
+                    Some(Command::Cancel { id }) => {
+                        if pending.remove(&id).is_some() && let Err(error) = send_frame(&mut sink, &ClientFrame::Cancel { id }).await {
+                            break format!("send failed: {error}");
+                        }
+                    }
+                },
+                incoming = next_frame(&mut stream, ServerFrame::parse) => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None => break "the server closed the connection".to_string(),
+                        Some(Err(error)) => break error.to_string(),
+                        Some(Ok(Incoming::Alive)) => {}
+                        Some(Ok(Incoming::Frame(frame))) => self.on_frame(frame, &mut pending),
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > self.config.keepalive * 3 {
+                        break format!("no answer to pings for {} ms", last_heard.elapsed().as_millis());
+                    }
+                    if let Err(error) = sink.send(Message::Ping(Vec::new().into())).await {
+                        break format!("ping failed: {error}");
+                    }
+                }
+            }
+        };
+        let lost = format!("the connection to the remote engine at {} was lost: {reason}", self.config.url);
+        for (_, request) in pending.drain() {
+            request.sender.finish(failure(lost.clone()));
+        }
+        Some(reason)
+    }
+
+    fn on_frame(&self, frame: ServerFrame, pending: &mut HashMap<u64, Pending>) {
+        match frame {
+            ServerFrame::Chunk { id, text } => {
+                // A consumer that went away is noticed by the request's watcher, which cancels.
+                if let Some(request) = pending.get(&id) {
+                    request.sender.send_text(text);
+                }
+            }
+            ServerFrame::Done { id, reason, error, timings } => {
+                if let Some(request) = pending.remove(&id) {
+                    request.sender.finish(Finish { reason, error, timings });
+                }
+            }
+            ServerFrame::Error { id: Some(id), code, message } => {
+                if let Some(request) = pending.remove(&id) {
+                    request.sender.finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
+                }
+            }
+            ServerFrame::Error { id: None, code, message } => {
+                tracing::warn!(url = %self.config.url, ?code, "remote engine: {message}");
+            }
+            ServerFrame::Hello { .. } => {}
+        }
+    }
+
+    /// Ends request `id` when its consumer goes away (sending `cancel`) or when its time is up.
+    fn watch(&self, id: u64, request: &GenerateRequest, sender: GenerationSender, done: oneshot::Receiver<()>) {
+        let (limit, reason) = match request.deadline_ms {
+            Some(ms) => (
+                (Duration::from_millis(ms) + self.config.deadline_grace).min(self.config.request_timeout),
+                FinishReason::Deadline,
+            ),
+            None => (self.config.request_timeout, FinishReason::Error),
+        };
+        let commands = self.commands.clone();
+        let url = self.config.url.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = done => return,
+                () = sender.cancelled() => {}
+                () = tokio::time::sleep(limit) => {
+                    let message = format!("the remote engine at {url} did not finish within {} ms", limit.as_millis());
+                    tracing::warn!("{message}");
+                    sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
+                }
+            }
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.send(Command::Cancel { id });
+            }
+        });
+    }
+}
+
+/// Resolves when every `WsEngine` handle is gone (only weak senders remain).
+async fn commands_closed(commands: &mpsc::UnboundedReceiver<Command>) {
+    while !commands.is_closed() && commands.sender_strong_count() > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Exponential backoff with jitter: `backoff_min * 2^attempt`, capped, then a random 50–100% of it.
+fn backoff(config: &WsClientConfig, attempt: u32) -> Duration {
+    let exp = config.backoff_min.saturating_mul(1u32 << attempt.min(16)).min(config.backoff_max);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    exp.mul_f64(jitter)
+}
+
+/// Connects, sends `hello` and reads the server's; the remote engine's description on success.
+async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo), String> {
+    let mut request = config.url.as_str().into_client_request().map_err(|e| e.to_string())?;
+    if let Some(token) = &config.token {
+        let value = format!("Bearer {token}").parse().map_err(|_| "the token is not a valid header value".to_string())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let connector = if config.url.starts_with("wss://") { Some(Connector::Rustls(tls_config(config)?)) } else { None };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_bytes))
+        .max_frame_size(Some(config.max_message_bytes));
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
+            .await
+            .map_err(|e| e.to_string())?;
+    send_frame(&mut socket, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: config.token.clone() })
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match next_frame(&mut socket, ServerFrame::parse).await {
+            Some(Ok(Incoming::Alive)) => continue,
+            Some(Ok(Incoming::Frame(ServerFrame::Hello { version, model, .. }))) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(format!(
+                        "protocol version mismatch: the server speaks version {version}, this client speaks version {PROTOCOL_VERSION}"
+                    ));
+                }
+                return Ok((socket, model));
+            }
+            Some(Ok(Incoming::Frame(ServerFrame::Error { message, .. }))) => {
+                return Err(format!("the engine server refused the connection: {message}"));
+            }
+            Some(Ok(Incoming::Frame(_))) => return Err("the engine server did not start with hello".into()),
+            Some(Err(error)) => return Err(format!("during the handshake: {error}")),
+            None => return Err("the engine server closed the connection during the handshake".into()),
+        }
+    }
+}
+
+fn tls_config(config: &WsClientConfig) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let config = WsClientConfig::new("ws://127.0.0.1:1");
+        for attempt in 0..40 {
+            let delay = backoff(&config, attempt);
+            let exp = config.backoff_min.saturating_mul(1 << attempt.min(16)).min(config.backoff_max);
+            assert!(delay <= exp && delay >= exp / 2, "attempt {attempt}: {delay:?} vs {exp:?}");
+        }
+        assert!(backoff(&config, 30) >= config.backoff_max / 2);
+    }
+
+    #[test]
+    fn urls_other_than_ws_are_refused() {
+        assert!(matches!(WsEngine::connect(WsClientConfig::new("http://x:1")), Err(ClientError::InvalidUrl(_))));
+        assert!(matches!(WsEngine::connect(WsClientConfig::new("ws://")), Err(ClientError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_requests_at_once_with_a_clear_error() {
+        // Port 1 on loopback refuses connections.
+        let engine = WsEngine::connect(WsClientConfig::new("ws://127.0.0.1:1")).expect("start");
+        assert!(!engine.wait_connected(Duration::from_secs(5)));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (_, finish) = runtime.block_on(engine.generate(GenerateRequest::default()).collect_text());
+        assert_eq!(finish.reason, FinishReason::Error);
+        let message = finish.error.unwrap_or_default();
+        assert!(message.contains("not connected") && message.contains("127.0.0.1:1"), "{message}");
+        assert_eq!(engine.info().kind, "ws");
+        assert_eq!(engine.connection().map(|c| c.borrow().status), Some(ConnectionStatus::Disconnected));
+    }
+}

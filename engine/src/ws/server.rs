@@ -1,0 +1,556 @@
+//! `glint engine serve`: serves one `Engine` over WebSocket to many clients, with the frames of
+//! `crate::protocol`. Each connection multiplexes requests by id; a request's `Generation` is
+//! dropped (which stops the engine) on `cancel`, on supersession, when its connection drops, and
+//! on shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::protocol::{
+    ClientFrame, ErrorCode, FrameError, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame,
+};
+use crate::{Chunk, Engine, FinishReason, Timings};
+
+/// How the server runs. `Default` is what `glint engine serve` uses without flags.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// The bearer token clients must present; required when listening beyond loopback.
+    pub token: Option<String>,
+    /// Serve `wss://` with this TLS configuration.
+    pub tls: Option<TlsAcceptor>,
+    /// The largest message (and frame) a client may send.
+    pub max_message_bytes: usize,
+    /// Concurrent requests per connection.
+    pub max_in_flight: usize,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Time from TCP accept to the client's `hello` (TLS and WebSocket handshakes included).
+    pub handshake_timeout: Duration,
+    /// A connection with nothing from its client for this long is closed. Clients ping well
+    /// within it.
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for connections to close before dropping them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            token: None,
+            tls: None,
+            max_message_bytes: 1 << 20,
+            max_in_flight: 16,
+            max_connections: 64,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ServeConfig {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_in_flight: self.max_in_flight,
+            idle_timeout_ms: self.idle_timeout.as_millis() as u64,
+        }
+    }
+
+    fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "listening on {0} (beyond loopback) requires a token: pass --token or set GLINT_ENGINE_TOKEN, and give clients the same"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("the token must not be empty")]
+    EmptyToken,
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The listening policy: loopback needs nothing, any other address needs a non-empty token.
+pub fn check_listen_policy(addr: SocketAddr, token: Option<&str>) -> Result<(), ServeError> {
+    match token {
+        Some(token) if token.is_empty() => Err(ServeError::EmptyToken),
+        Some(_) => Ok(()),
+        None if addr.ip().is_loopback() => Ok(()),
+        None => Err(ServeError::TokenRequired(addr)),
+    }
+}
+
+/// Compares tokens in constant time. Both are hashed first so that not even their lengths leak.
+pub fn token_matches(expected: &str, given: &str) -> bool {
+    let expected = Sha256::digest(expected.as_bytes());
+    let given = Sha256::digest(given.as_bytes());
+    expected.ct_eq(&given).into()
+}
+
+/// A TLS acceptor from PEM files: the certificate chain and its private key.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("{}: no PEM certificate in the file", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `engine` on `listener` until `shutdown` resolves; then stops accepting, cancels the
+/// work in flight, closes every connection (code 1001) and returns within `shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<dyn Engine>,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if let Ok(addr) = listener.local_addr() {
+        check_listen_policy(addr, config.token.as_deref())?;
+    }
+    let config = Arc::new(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let slot = Slot::take(&active);
+                    let over_limit = slot.count > config.max_connections;
+                    let (engine, config, stop) = (Arc::clone(&engine), Arc::clone(&config), stop_rx.clone());
+                    connections.spawn(async move {
+                        accept(tcp, peer, engine, config, stop, over_limit).await;
+                        drop(slot);
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::info!(connections = connections.len(), "shutting down: cancelling in-flight requests");
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, drain).await.is_err() {
+        tracing::warn!("connections did not close within {:?}; dropping them", config.shutdown_grace);
+    }
+    connections.abort_all();
+    Ok(())
+}
+
+/// Counts a live connection until dropped.
+struct Slot {
+    active: Arc<AtomicUsize>,
+    count: usize,
+}
+
+impl Slot {
+    fn take(active: &Arc<AtomicUsize>) -> Slot {
+        let count = active.fetch_add(1, Ordering::AcqRel) + 1;
+        Slot { active: Arc::clone(active), count }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    engine: Arc<dyn Engine>,
+    config: Arc<ServeConfig>,
+    stop: watch::Receiver<bool>,
+    over_limit: bool,
+) {
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    match config.tls.clone() {
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => upgrade(tls, peer, engine, config, stop, over_limit, deadline).await,
+            Ok(Err(error)) => tracing::debug!(%peer, "TLS handshake failed: {error}"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+        None => upgrade(tcp, peer, engine, config, stop, over_limit, deadline).await,
+    }
+}
+
+async fn upgrade<S>(
+    stream: S,
+    peer: SocketAddr,
+    engine: Arc<dyn Engine>,
+    config: Arc<ServeConfig>,
+    stop: watch::Receiver<bool>,
+    over_limit: bool,
+    deadline: tokio::time::Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let bearer = Arc::new(parking_lot::Mutex::new(None::<String>));
+    let seen = Arc::clone(&bearer);
+    let callback = move |request: &Request, response: Response| {
+        let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+        *seen.lock() = header.and_then(|h| h.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
+        Ok(response)
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config.websocket()));
+    let ws = match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(error)) => return tracing::debug!(%peer, "WebSocket handshake failed: {error}"),
+        Err(_) => return tracing::debug!(%peer, "WebSocket handshake timed out"),
+    };
+    let (sink, stream) = ws.split();
+    let connection = Connection { peer: peer.to_string(), bearer: bearer.lock().take(), over_limit, deadline };
+    serve_connection(sink, stream, engine, config, connection, stop).await;
+}
+
+/// What the transport learnt about a connection before its first frame.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// For logs.
+    pub peer: String,
+    /// The token from an `Authorization: Bearer` header.
+    pub bearer: Option<String>,
+    /// The server is at its connection limit: refuse politely.
+    pub over_limit: bool,
+    /// When the client's `hello` must have arrived.
+    pub deadline: tokio::time::Instant,
+}
+
+impl Connection {
+    /// A connection with a fresh handshake deadline, for tests that drive a session over channels.
+    pub fn new(peer: &str, bearer: Option<String>, handshake_timeout: Duration) -> Connection {
+        Connection {
+            peer: peer.into(),
+            bearer,
+            over_limit: false,
+            deadline: tokio::time::Instant::now() + handshake_timeout,
+        }
+    }
+}
+
+fn close(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))
+}
+
+fn error_frame(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ServerFrame {
+    ServerFrame::Error { id, code, message: message.into() }
+}
+
+/// One client's session over any sink and stream of WebSocket messages: the `hello` exchange,
+/// then requests until the client leaves, goes idle, breaks the protocol, or `stop` turns true.
+pub async fn serve_connection<Si, St, E>(
+    mut sink: Si,
+    mut stream: St,
+    engine: Arc<dyn Engine>,
+    config: Arc<ServeConfig>,
+    connection: Connection,
+    mut stop: watch::Receiver<bool>,
+) where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: Into<FrameError>,
+{
+    let peer = connection.peer.clone();
+    if connection.over_limit {
+        let message = format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
+        tracing::warn!(%peer, "refused: {message}");
+        let _ = send_frame(&mut sink, &error_frame(None, ErrorCode::TooManyConnections, message)).await;
+        let _ = sink.send(close(CloseCode::Again, "too many connections")).await;
+        return;
+    }
+    if let Err((code, message, close_code)) = handshake(&mut sink, &mut stream, &config, &connection).await {
+        tracing::info!(%peer, "handshake refused: {message}");
+        let _ = send_frame(&mut sink, &error_frame(None, code, message)).await;
+        let _ = sink.send(close(close_code, "handshake refused")).await;
+        return;
+    }
+    let hello = ServerFrame::Hello { version: PROTOCOL_VERSION, model: engine.info(), limits: config.limits() };
+    if send_frame(&mut sink, &hello).await.is_err() {
+        return;
+    }
+    tracing::info!(%peer, "client connected");
+
+    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(256);
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<u64>();
+    let mut inflight: HashMap<u64, InFlight> = HashMap::new();
+    let mut requests = JoinSet::new();
+    let mut last_heard = tokio::time::Instant::now();
+    let send_timeout = config.idle_timeout;
+    let reason = loop {
+        let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
+        tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                for id in inflight.keys() {
+                    let frame = error_frame(Some(*id), ErrorCode::ShuttingDown, "the engine server is shutting down");
+                    let _ = tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await;
+                }
+                let _ = sink.send(close(CloseCode::Away, "the engine server is shutting down")).await;
+                break "server shutdown";
+            }
+            Some(frame) = out_rx.recv() => {
+                match tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await {
+                    Ok(Ok(())) => {}
+                    _ => break "the client stopped reading",
+                }
+            }
+            Some(id) = ended_rx.recv() => {
+                inflight.remove(&id);
+            }
+            () = idle => {
+                let _ = sink.send(close(CloseCode::Policy, "idle timeout")).await;
+                break "idle timeout";
+            }
+            incoming = next_frame(&mut stream, ClientFrame::parse) => {
+                last_heard = tokio::time::Instant::now();
+                let frame = match incoming {
+                    None => break "the client went away",
+                    Some(Ok(Incoming::Alive)) => continue,
+                    Some(Ok(Incoming::Frame(frame))) => frame,
+                    Some(Err(FrameError::TooLarge(message))) => {
+                        let frame = error_frame(None, ErrorCode::TooLarge, message);
+                        let _ = send_frame(&mut sink, &frame).await;
+                        let _ = sink.send(close(CloseCode::Size, "message too large")).await;
+                        break "message too large";
+                    }
+                    Some(Err(error @ (FrameError::Invalid(_) | FrameError::Binary))) => {
+                        let frame = error_frame(None, ErrorCode::BadFrame, error.to_string());
+                        if send_frame(&mut sink, &frame).await.is_err() {
+                            break "the client stopped reading";
+                        }
+                        continue;
+                    }
+                    Some(Err(FrameError::Closed(_))) => break "the client closed the connection",
+                    Some(Err(FrameError::Transport(_))) => break "transport error",
+                };
+                let refusal = match frame {
+                    ClientFrame::Hello { .. } => Some(error_frame(None, ErrorCode::BadFrame, "hello was already received")),
+                    ClientFrame::Cancel { id } => {
+                        // Dropping the request's cancel sender stops its task and its Generation.
+                        inflight.remove(&id);
+                        None
+                    }
+                    ClientFrame::Generate { id, request } => {
+                        if inflight.contains_key(&id) {
+                            Some(error_frame(Some(id), ErrorCode::DuplicateId, format!("request {id} is already in flight")))
+                        } else {
+                            // The newest request of a session supersedes that session's older ones.
+                            inflight.retain(|_, older| older.session != request.session);
+                            if inflight.len() >= config.max_in_flight {
+                                let message = format!(
+                                    "{} requests are already in flight on this connection (the limit)",
+                                    inflight.len()
+                                );
+                                Some(error_frame(Some(id), ErrorCode::TooManyRequests, message))
+                            } else {
+                                let (cancel_tx, cancel_rx) = oneshot::channel();
+                                inflight.insert(id, InFlight { session: request.session.clone(), _cancel: cancel_tx });
+                                let job = Job { id, peer: peer.clone(), out: out_tx.clone(), ended: ended_tx.clone() };
+                                requests.spawn(run_request(job, Arc::clone(&engine), request, cancel_rx));
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(frame) = refusal
+                    && send_frame(&mut sink, &frame).await.is_err()
+                {
+                    break "the client stopped reading";
+                }
+            }
+        }
+    };
+    // Dropping the tasks drops their Generations, which stops the engine's work.
+    requests.abort_all();
+    tracing::info!(%peer, cancelled = inflight.len(), "client disconnected: {reason}");
+}
+
+/// Reads and checks the client's `hello`; on refusal, the error frame's code, message and the
+/// close code to send.
+async fn handshake<Si, St, E>(
+    sink: &mut Si,
+    stream: &mut St,
+    config: &ServeConfig,
+    connection: &Connection,
+) -> Result<(), (ErrorCode, String, CloseCode)>
+where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: Into<FrameError>,
+{
+    let _ = sink;
+    loop {
+        let incoming = tokio::time::timeout_at(connection.deadline, next_frame(stream, ClientFrame::parse)).await;
+        let frame = match incoming {
+            Err(_) => return Err((ErrorCode::Timeout, "no hello within the handshake timeout".into(), CloseCode::Policy)),
+            Ok(None) => return Err((ErrorCode::BadFrame, "closed before hello".into(), CloseCode::Normal)),
+            Ok(Some(Ok(Incoming::Alive))) => continue,
+            Ok(Some(Ok(Incoming::Frame(frame)))) => frame,
+            Ok(Some(Err(FrameError::TooLarge(message)))) => return Err((ErrorCode::TooLarge, message, CloseCode::Size)),
+            Ok(Some(Err(error))) => return Err((ErrorCode::BadFrame, error.to_string(), CloseCode::Protocol)),
+        };
+        let ClientFrame::Hello { version, token } = frame else {
+            return Err((ErrorCode::BadFrame, "the first frame must be hello".into(), CloseCode::Protocol));
+        };
+        if version != PROTOCOL_VERSION {
+            let message = format!(
+                "protocol version mismatch: the client speaks version {version}, this engine server speaks version {PROTOCOL_VERSION}; use the same Glint release on both sides"
+            );
+            return Err((ErrorCode::VersionMismatch, message, CloseCode::Protocol));
+        }
+        if let Some(expected) = &config.token {
+            let given = token.as_deref().or(connection.bearer.as_deref());
+            let authorized = given.is_some_and(|given| token_matches(expected, given));
+            if !authorized {
+                let message = if given.is_some() { "wrong token" } else { "this engine server requires a token" };
+                return Err((ErrorCode::Unauthorized, message.into(), CloseCode::Policy));
+            }
+        }
+        return Ok(());
+    }
+}
+
+struct InFlight {
+    session: Option<String>,
+    /// Dropped to cancel the request.
+    _cancel: oneshot::Sender<()>,
+}
+
+struct Job {
+    id: u64,
+    peer: String,
+    out: mpsc::Sender<ServerFrame>,
+    ended: mpsc::UnboundedSender<u64>,
+}
+
+async fn run_request(
+    job: Job,
+    engine: Arc<dyn Engine>,
+    request: crate::GenerateRequest,
+    mut cancel: oneshot::Receiver<()>,
+) {
+    let started = Instant::now();
+    let id = job.id;
+    let mut generation = engine.generate(request);
+    let mut first_chunk_ms = None;
+    let done = loop {
+        tokio::select! {
+            _ = &mut cancel => {
+                drop(generation);
+                break ServerFrame::Done { id, reason: FinishReason::Cancelled, error: None, timings: Timings::default() };
+            }
+            chunk = generation.next_chunk() => match chunk {
+                Some(Chunk::Text(text)) => {
+                    first_chunk_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
+                    if job.out.send(ServerFrame::Chunk { id, text }).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Chunk::Done(finish)) => {
+                    break ServerFrame::Done { id, reason: finish.reason, error: finish.error, timings: finish.timings };
+                }
+                None => {
+                    break ServerFrame::Done {
+                        id,
+                        reason: FinishReason::Error,
+                        error: Some("the engine stopped without finishing the generation".into()),
+                        timings: Timings::default(),
+                    };
+                }
+            }
+        }
+    };
+    if let ServerFrame::Done { reason, timings, .. } = &done {
+        tracing::info!(
+            peer = %job.peer,
+            id,
+            ?reason,
+            first_chunk_ms = first_chunk_ms.unwrap_or(0.0),
+            engine_ttft_ms = timings.ttft_ms,
+            prompt_tokens = timings.prompt_tokens,
+            cached_tokens = timings.cached_tokens,
+            decode_tokens = timings.decode_tokens,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request"
+        );
+    }
+    let _ = job.out.send(done).await;
+    let _ = job.ended.send(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_needs_no_token_and_anything_else_does() {
+        let loopback: SocketAddr = "127.0.0.1:7070".parse().expect("addr");
+        let loopback6: SocketAddr = "[::1]:7070".parse().expect("addr");
+        let any: SocketAddr = "0.0.0.0:7070".parse().expect("addr");
+        let lan: SocketAddr = "192.168.1.20:7070".parse().expect("addr");
+        assert!(check_listen_policy(loopback, None).is_ok());
+        assert!(check_listen_policy(loopback6, None).is_ok());
+        assert!(matches!(check_listen_policy(any, None), Err(ServeError::TokenRequired(_))));
+        assert!(matches!(check_listen_policy(lan, None), Err(ServeError::TokenRequired(_))));
+        assert!(check_listen_policy(lan, Some("t0ken")).is_ok());
+        assert!(matches!(check_listen_policy(lan, Some("")), Err(ServeError::EmptyToken)));
+        let message = check_listen_policy(any, None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("--token") && message.contains("GLINT_ENGINE_TOKEN"), "{message}");
+    }
+
+    #[test]
+    fn tokens_compare_by_value() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cret", "s3cre"));
+        assert!(!token_matches("s3cret", "S3cret"));
+        assert!(!token_matches("s3cret", ""));
+    }
+}
