@@ -20,6 +20,16 @@ pub enum EngineError {
     )]
     UnsupportedArchitecture { path: PathBuf, architecture: String },
 
+    /// The model file is larger than the memory available to load it.
+    #[error(
+        "{path}: the model file has {size_mib} MiB but only {available_mib} MiB of memory are available; \
+         close other programs or choose a smaller model",
+        path = path.display(),
+        size_mib = size >> 20,
+        available_mib = available >> 20
+    )]
+    OutOfMemory { path: PathBuf, size: u64, available: u64 },
+
     /// The tokenizer could not be built or could not encode or decode.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

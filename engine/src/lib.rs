@@ -18,7 +18,7 @@ pub mod ws;
 
 pub use error::EngineError;
 pub use generation::{CancelFlag, Chunk, Generation, GenerationSender};
-pub use local::{LocalConfig, LocalEngine};
+pub use local::{LocalConfig, LocalEngine, TEST_PANIC_MARKER};
 pub use request::{Finish, FinishReason, GenerateRequest, Sampling, Snippet, Task, Timings};
 
 /// What an engine says about itself; shown in `glint/status` and used to size context windows.

@@ -62,7 +62,9 @@ pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dy
         },
     };
     progress(&format!("loading {}", path.display()));
-    let config = LocalConfig { threads: spec.threads, ..LocalConfig::default() };
+    // `GLINT_TEST_HOOKS=1` lets end-to-end tests make the model thread panic on purpose.
+    let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
+    let config = LocalConfig { threads: spec.threads, test_hooks, ..LocalConfig::default() };
     let engine = LocalEngine::load(&path, config).map_err(|e| e.to_string())?;
     Ok(Arc::new(engine))
 }

@@ -40,7 +40,15 @@ pub struct LocalConfig {
     /// can be tested at a chosen point.
     #[doc(hidden)]
     pub test_step_delay: Option<Duration>,
+    /// Tests only: a prompt containing [`TEST_PANIC_MARKER`] makes the model thread panic, to
+    /// prove it recovers. The server sets this only with `GLINT_TEST_HOOKS=1`.
+    #[doc(hidden)]
+    pub test_hooks: bool,
 }
+
+/// See [`LocalConfig::test_hooks`].
+#[doc(hidden)]
+pub const TEST_PANIC_MARKER: &str = runner::TEST_PANIC_MARKER;
 
 impl Default for LocalConfig {
     fn default() -> Self {
@@ -53,6 +61,7 @@ impl Default for LocalConfig {
             prefill_chunk: 64,
             convert_slow_quants: true,
             test_step_delay: None,
+            test_hooks: false,
         }
     }
 }
@@ -70,6 +79,7 @@ impl LocalEngine {
     /// Loads a GGUF model and starts its thread.
     pub fn load(path: &Path, config: LocalConfig) -> Result<LocalEngine, EngineError> {
         let started = Instant::now();
+        check_memory(path, available_memory())?;
         configure_threads(config.threads);
         let mut gguf = GgufFile::open(path)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
@@ -172,6 +182,29 @@ impl Engine for LocalEngine {
     }
 }
 
+/// Refuses a model file larger than the memory available now (`MemAvailable` in /proc/meminfo),
+/// before reading any of it: the weights are read into memory, so such a load would only end in
+/// swapping or the OOM killer. Where the figure is unknown the load goes ahead.
+fn check_memory(path: &Path, available: Option<u64>) -> Result<(), EngineError> {
+    let size = std::fs::metadata(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?.len();
+    match available {
+        Some(available) if size > available => Err(EngineError::OutOfMemory { path: path.to_path_buf(), size, available }),
+        _ => Ok(()),
+    }
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes; `None` where there is no such file.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&meminfo)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
 /// Sets the size of candle's process-wide thread pool before the first tensor operation.
 fn configure_threads(threads: Option<usize>) {
     static CONFIGURED: AtomicBool = AtomicBool::new(false);
@@ -191,5 +224,29 @@ fn configure_threads(threads: Option<usize>) {
     unsafe {
         std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let meminfo = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   16384 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(16384 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots\n"), None);
+    }
+
+    #[test]
+    fn a_model_larger_than_available_memory_is_refused_before_loading() {
+        let path = std::env::temp_dir().join(format!("glint-mem-{}.gguf", std::process::id()));
+        std::fs::write(&path, vec![0u8; 4096]).expect("write a scratch file");
+        let error = check_memory(&path, Some(1024)).expect_err("4 KiB do not fit in 1 KiB").to_string();
+        assert!(error.contains(&path.display().to_string()) && error.contains("available"), "{error}");
+        assert!(check_memory(&path, Some(1 << 20)).is_ok());
+        assert!(check_memory(&path, None).is_ok(), "unknown memory does not block a load");
+        let _ = std::fs::remove_file(&path);
     }
 }

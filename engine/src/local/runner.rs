@@ -54,6 +54,7 @@ pub(crate) struct Runner {
     parked: Vec<Session>,
     clock: u64,
     step_delay: Option<Duration>,
+    test_hooks: bool,
 }
 
 enum Interrupt {
@@ -84,25 +85,14 @@ impl Runner {
             parked: Vec::new(),
             clock: 0,
             step_delay: config.test_step_delay,
+            test_hooks: config.test_hooks,
         }
     }
 
     /// Serves jobs until every sender is gone.
     pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(mut job) = jobs.recv() {
-            self.shared.busy.store(true, Ordering::Release);
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            // Only the newest queued request matters; the others were superseded while waiting.
-            while let Ok(newer) = jobs.try_recv() {
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                finish_cancelled(&job, Timings::default());
-                job = newer;
-            }
-            let span = tracing::debug_span!("generate", sequence = job.sequence);
-            let _enter = span.enter();
-            self.serve(&job);
-            self.shared.busy.store(false, Ordering::Release);
-        }
+        let shared = Arc::clone(&self.shared);
+        serve_jobs(&mut self, &shared, jobs);
     }
 
     fn interrupted(&self, job: &Job) -> Option<Interrupt> {
@@ -296,6 +286,83 @@ impl Runner {
     }
 }
 
+/// What the model thread does with each job. A trait, so that the thread's loop and its panic
+/// recovery are tested without a model.
+pub(crate) trait Worker {
+    /// Runs one job and finishes its generation.
+    fn serve(&mut self, job: &Job);
+    /// Called after `serve` panicked: drop whatever state the panic may have left half-written,
+    /// so the next job starts clean (the thread restarts its work without reloading the model).
+    fn recover(&mut self);
+}
+
+impl Worker for Runner {
+    fn serve(&mut self, job: &Job) {
+        if self.test_hooks && job.request.prefix.contains(TEST_PANIC_MARKER) {
+            injected_panic();
+        }
+        Runner::serve(self, job);
+    }
+
+    fn recover(&mut self) {
+        self.active = Session { key: String::new(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
+        self.model.replace_cache(KvCache::default());
+        self.parked.clear();
+    }
+}
+
+/// With test hooks on, a prompt containing this makes the model thread panic.
+pub(crate) const TEST_PANIC_MARKER: &str = "GLINT_TEST_ENGINE_PANIC";
+
+#[allow(clippy::panic)]
+fn injected_panic() {
+    panic!("injected engine panic for testing");
+}
+
+/// The model thread's loop: serves the newest job, catching a panic in any one of them. A
+/// panicking job is answered with an error naming the panic, the worker drops its possibly
+/// broken state, and the loop serves on, so one bad request never stops the engine.
+pub(crate) fn serve_jobs(worker: &mut impl Worker, shared: &Shared, jobs: mpsc::Receiver<Job>) {
+    while let Ok(mut job) = jobs.recv() {
+        shared.busy.store(true, Ordering::Release);
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        // Only the newest queued request matters; the others were superseded while waiting.
+        while let Ok(newer) = jobs.try_recv() {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            finish_cancelled(&job, Timings::default());
+            job = newer;
+        }
+        let span = tracing::debug_span!("generate", sequence = job.sequence);
+        let _enter = span.enter();
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.serve(&job))) {
+            let message = panic_message(&*panic);
+            tracing::error!(
+                sequence = job.sequence,
+                session = job.request.session.as_deref().unwrap_or(""),
+                prefix_chars = job.request.prefix.len(),
+                suffix_chars = job.request.suffix.len(),
+                max_tokens = job.request.max_tokens,
+                "the model thread panicked: {message}; its KV caches are dropped and it serves on"
+            );
+            worker.recover();
+            job.sender.finish(Finish {
+                reason: FinishReason::Error,
+                error: Some(format!("the engine panicked: {message}")),
+                timings: Timings { total_ms: ms(job.arrived.elapsed()), ..Timings::default() },
+            });
+        }
+        shared.busy.store(false, Ordering::Release);
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 impl From<Interrupt> for FinishReason {
     fn from(interrupt: Interrupt) -> Self {
         match interrupt {
@@ -315,4 +382,81 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Chunk, Generation};
+
+    /// A worker without a model: panics on a prompt that says so, else answers `ok`.
+    #[derive(Default)]
+    struct Scripted {
+        served: usize,
+        recovered: usize,
+    }
+
+    impl Worker for Scripted {
+        #[allow(clippy::panic)]
+        fn serve(&mut self, job: &Job) {
+            self.served += 1;
+            if job.request.prefix == "panic" {
+                panic!("scripted failure in job {}", job.sequence);
+            }
+            job.sender.send_text("ok");
+            job.sender.finish(Finish::default());
+        }
+
+        fn recover(&mut self) {
+            self.recovered += 1;
+        }
+    }
+
+    fn job(sequence: u64, prefix: &str) -> (Job, Generation) {
+        let (generation, sender) = Generation::channel();
+        let request = GenerateRequest { prefix: prefix.into(), ..GenerateRequest::default() };
+        (Job { request, sender, sequence, arrived: Instant::now() }, generation)
+    }
+
+    async fn collect(mut generation: Generation) -> (String, Option<Finish>) {
+        let mut text = String::new();
+        while let Some(chunk) = generation.next_chunk().await {
+            match chunk {
+                Chunk::Text(t) => text.push_str(&t),
+                Chunk::Done(done) => return (text, Some(done)),
+            }
+        }
+        (text, None)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_answered_with_an_error_and_the_next_job_is_served() {
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let worker = std::thread::spawn(move || {
+            let mut worker = Scripted::default();
+            serve_jobs(&mut worker, &thread_shared, rx);
+            worker
+        });
+        for (sequence, prefix) in [(1, "panic"), (2, "fine"), (3, "panic"), (4, "fine")] {
+            let (job, generation) = job(sequence, prefix);
+            shared.queued.fetch_add(1, Ordering::AcqRel);
+            tx.send(job).expect("the worker thread is alive");
+            let (text, finish) = collect(generation).await;
+            let finish = finish.expect("every job is finished, even one that panicked");
+            if prefix == "panic" {
+                assert_eq!(finish.reason, FinishReason::Error);
+                let error = finish.error.unwrap_or_default();
+                assert!(error.contains(&format!("scripted failure in job {sequence}")), "{error}");
+            } else {
+                assert_eq!((text.as_str(), finish.reason), ("ok", FinishReason::Stop));
+            }
+        }
+        drop(tx);
+        let worker = worker.join().expect("the thread ends normally when the senders are gone");
+        assert_eq!((worker.served, worker.recovered), (4, 2));
+        assert!(!shared.busy.load(Ordering::Acquire));
+        assert_eq!(shared.queued.load(Ordering::Acquire), 0);
+    }
 }
