@@ -46,6 +46,10 @@ pub enum EngineError {
     #[error("{0}")]
     Fetch(String),
 
+    /// A remote HTTP engine is misconfigured or could not be set up.
+    #[error("{0}")]
+    Http(String),
+
     /// The engine's model thread has stopped.
     #[error("the engine's model thread has stopped")]
     Stopped,

@@ -6,6 +6,7 @@ pub mod fake;
 pub mod fetch;
 mod generation;
 mod gguf;
+pub mod http;
 mod kernels;
 mod local;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod ws;
 
 pub use error::EngineError;
 pub use generation::{CancelFlag, Chunk, Generation, GenerationSender};
+pub use http::{HttpApi, HttpConfig, HttpEngine};
 pub use local::{LocalConfig, LocalEngine, TEST_PANIC_MARKER};
 pub use request::{Finish, FinishReason, GenerateRequest, Sampling, Snippet, Task, Timings};
 
