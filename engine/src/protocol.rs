@@ -50,6 +50,8 @@ use crate::{EngineInfo, FinishReason, GenerateRequest, Timings};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Frames the client sends.
+// Frames live only between the socket and a dispatch; boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {

@@ -92,6 +92,7 @@ pub struct WsEngine {
     fallback: Option<Arc<dyn Engine>>,
 }
 
+#[allow(clippy::large_enum_variant)] // Commands are moved once, from a request to the connection.
 enum Command {
     Generate { id: u64, request: GenerateRequest, sender: GenerationSender },
     Cancel { id: u64 },
@@ -105,23 +106,22 @@ impl WsEngine {
         if !valid {
             return Err(ClientError::InvalidUrl(config.url));
         }
-        let initial = ConnectionState {
-            url: config.url.clone(),
-            status: ConnectionStatus::Connecting,
-            error: None,
-            connects: 0,
-        };
+        let initial =
+            ConnectionState { url: config.url.clone(), status: ConnectionStatus::Connecting, error: None, connects: 0 };
         let (state_tx, state) = watch::channel(initial);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let remote = Arc::new(RwLock::new(None));
-        let manager = Manager { config: config.clone(), state: state_tx, remote: Arc::clone(&remote), commands: commands.downgrade() };
+        let manager = Manager {
+            config: config.clone(),
+            state: state_tx,
+            remote: Arc::clone(&remote),
+            commands: commands.downgrade(),
+        };
         std::thread::Builder::new()
             .name("glint-ws-client".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => runtime.block_on(manager.run(commands_rx)),
-                    Err(error) => tracing::error!("the WebSocket client cannot start its runtime: {error}"),
-                }
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(manager.run(commands_rx)),
+                Err(error) => tracing::error!("the WebSocket client cannot start its runtime: {error}"),
             })
             .map_err(ClientError::Thread)?;
         Ok(WsEngine { url: config.url, commands, state, remote, next_id: AtomicU64::new(1), fallback: None })
@@ -348,7 +348,9 @@ impl Manager {
             }
             ServerFrame::Error { id: Some(id), code, message } => {
                 if let Some(request) = pending.remove(&id) {
-                    request.sender.finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
+                    request
+                        .sender
+                        .finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
                 }
             }
             ServerFrame::Error { id: None, code, message } => {
@@ -404,17 +406,17 @@ fn backoff(config: &WsClientConfig, attempt: u32) -> Duration {
 async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo), String> {
     let mut request = config.url.as_str().into_client_request().map_err(|e| e.to_string())?;
     if let Some(token) = &config.token {
-        let value = format!("Bearer {token}").parse().map_err(|_| "the token is not a valid header value".to_string())?;
+        let value =
+            format!("Bearer {token}").parse().map_err(|_| "the token is not a valid header value".to_string())?;
         request.headers_mut().insert("authorization", value);
     }
     let connector = if config.url.starts_with("wss://") { Some(Connector::Rustls(tls_config(config)?)) } else { None };
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
-            .await
-            .map_err(|e| e.to_string())?;
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
+        .await
+        .map_err(|e| e.to_string())?;
     send_frame(&mut socket, &ClientFrame::Hello { version: PROTOCOL_VERSION, token: config.token.clone() })
         .await
         .map_err(|e| e.to_string())?;

@@ -21,9 +21,9 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::protocol::{
     ClientFrame, ErrorCode, FrameError, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame,
@@ -101,7 +101,7 @@ pub enum ServeError {
 /// The listening policy: loopback needs nothing, any other address needs a non-empty token.
 pub fn check_listen_policy(addr: SocketAddr, token: Option<&str>) -> Result<(), ServeError> {
     match token {
-        Some(token) if token.is_empty() => Err(ServeError::EmptyToken),
+        Some("") => Err(ServeError::EmptyToken),
         Some(_) => Ok(()),
         None if addr.ip().is_loopback() => Ok(()),
         None => Err(ServeError::TokenRequired(addr)),
@@ -222,6 +222,8 @@ async fn accept(
     }
 }
 
+// tungstenite's handshake callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
 async fn upgrade<S>(
     stream: S,
     peer: SocketAddr,
@@ -300,7 +302,8 @@ pub async fn serve_connection<Si, St, E>(
 {
     let peer = connection.peer.clone();
     if connection.over_limit {
-        let message = format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
+        let message =
+            format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
         tracing::warn!(%peer, "refused: {message}");
         let _ = send_frame(&mut sink, &error_frame(None, ErrorCode::TooManyConnections, message)).await;
         let _ = sink.send(close(CloseCode::Again, "too many connections")).await;
@@ -430,11 +433,15 @@ where
     loop {
         let incoming = tokio::time::timeout_at(connection.deadline, next_frame(stream, ClientFrame::parse)).await;
         let frame = match incoming {
-            Err(_) => return Err((ErrorCode::Timeout, "no hello within the handshake timeout".into(), CloseCode::Policy)),
+            Err(_) => {
+                return Err((ErrorCode::Timeout, "no hello within the handshake timeout".into(), CloseCode::Policy));
+            }
             Ok(None) => return Err((ErrorCode::BadFrame, "closed before hello".into(), CloseCode::Normal)),
             Ok(Some(Ok(Incoming::Alive))) => continue,
             Ok(Some(Ok(Incoming::Frame(frame)))) => frame,
-            Ok(Some(Err(FrameError::TooLarge(message)))) => return Err((ErrorCode::TooLarge, message, CloseCode::Size)),
+            Ok(Some(Err(FrameError::TooLarge(message)))) => {
+                return Err((ErrorCode::TooLarge, message, CloseCode::Size));
+            }
             Ok(Some(Err(error))) => return Err((ErrorCode::BadFrame, error.to_string(), CloseCode::Protocol)),
         };
         let ClientFrame::Hello { version, token } = frame else {
