@@ -180,14 +180,39 @@ class Session:
     # Messages.
 
     async def request(self, method: str, params: Any) -> tuple[Any, dict[str, Any]]:
-        """Sends a request; returns pygls' structured result and the raw response message."""
+        """Sends a request; returns pygls' structured result (None for an error) and the raw
+        response message."""
+        return await self.finish(await self.send(method, params))
+
+    async def send(self, method: str, params: Any) -> tuple[str, Any]:
+        """Sends a request without waiting for its answer; `finish` waits."""
         assert self.client is not None
+        protocol = self.client.protocol
         msg_id = str(uuid.uuid4())
-        result = await asyncio.wait_for(
-            self.client.protocol.send_request_async(method, params, msg_id=msg_id), REQUEST_LIMIT_S
-        )
+        task = asyncio.ensure_future(protocol.send_request_async(method, params, msg_id=msg_id))
+        # The coroutine writes the request on its first step; let it, so that what the test
+        # sends next goes after it.
+        while msg_id not in protocol._request_futures and msg_id not in protocol.raw_responses and not task.done():
+            await asyncio.sleep(0)
+        return msg_id, task
+
+    async def finish(self, pending: tuple[str, Any]) -> tuple[Any, dict[str, Any]]:
+        assert self.client is not None
+        msg_id, future = pending
+        try:
+            result = await asyncio.wait_for(future, REQUEST_LIMIT_S)
+        except Exception:
+            # An error response is a result for these tests; anything else (a hang, a dead
+            # server) is a failure.
+            if msg_id not in self.client.protocol.raw_responses:
+                raise
+            result = None
         raw = self.client.protocol.raw_responses.pop(msg_id)
         return result, raw
+
+    def cancel(self, msg_id: str) -> None:
+        assert self.client is not None
+        self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
 
     @property
     def encoding(self) -> str:

@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 from lsprotocol import types
+from lsprotocol.converters import get_converter
 from pytest_lsp import LspSpecificationWarning
 
 from conftest import check_range, position_of, structure_strictly
@@ -393,6 +394,68 @@ async def test_code_actions_list_and_resolve(glint):
             check_range(ACTION_DOC, text_edit.range, enc)
         resolved_texts.append(apply_edits(ACTION_DOC, edits, enc))
     assert any(ACTION_REPLY in t for t in resolved_texts), f"no action's edit holds the engine's text: {resolved_texts}"
+
+
+# Cancellation and errors.
+
+# One chunk after 2 s: long enough to be in flight when the test acts, short enough to wait for.
+SLOW_ENGINE = "fake+delay=2000:me"
+
+
+def ask_like_the_client(s, uri, pos):
+    """The request this client makes for AI text: inline completion where it has it, else
+    completion items."""
+    doc = types.TextDocumentIdentifier(uri=uri)
+    if supports_inline_completion(s):
+        return types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
+            text_document=doc,
+            position=pos,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    return types.TEXT_DOCUMENT_COMPLETION, types.CompletionParams(text_document=doc, position=pos)
+
+
+def error_code(raw: dict) -> int:
+    assert "error" in raw, f"expected an error response, got {raw}"
+    error = get_converter().structure(raw, types.ResponseErrorMessage).error
+    assert isinstance(raw["error"]["code"], int) and isinstance(raw["error"]["message"], str), raw
+    return error.code
+
+
+async def test_edit_makes_in_flight_request_content_modified(glint):
+    s = await glint(SLOW_ENGINE)
+    uri = s.open("stale.py", DOC)
+    pos = position_of(DOC, CURSOR, s.encoding)
+    method, params = ask_like_the_client(s, uri, pos)
+    pending = await s.send(method, params)
+    # Messages are handled in order: the request is in flight before the edit arrives, and the
+    # engine's first chunk is far away.
+    await asyncio.sleep(0.3)
+    s.change(uri, types.Range(start=pos, end=pos), "x")
+    _, raw = await s.finish(pending)
+    assert error_code(raw) == types.LSPErrorCodes.ContentModified, raw
+    # The server keeps serving: the same request on the new text answers.
+    moved = position_of(DOC + "x", CURSOR + 1, s.encoding)
+    method, params = ask_like_the_client(s, uri, moved)
+    _, raw = await s.request(method, params)
+    assert structure_strictly(raw, method) is not None
+
+
+async def test_cancel_request_answers_request_cancelled(glint):
+    s = await glint(SLOW_ENGINE)
+    uri = s.open("cancel.py", DOC)
+    method, params = ask_like_the_client(s, uri, position_of(DOC, CURSOR, s.encoding))
+    pending = await s.send(method, params)
+    await asyncio.sleep(0.3)
+    s.cancel(pending[0])
+    _, raw = await s.finish(pending)
+    assert error_code(raw) == types.LSPErrorCodes.RequestCancelled, raw
+
+
+async def test_unknown_method_is_method_not_found(glint):
+    s = await glint()
+    _, raw = await s.request("glint/noSuchMethod", {})
+    assert error_code(raw) == types.ErrorCodes.MethodNotFound, raw
 
 
 # Shutdown.
