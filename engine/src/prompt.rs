@@ -6,6 +6,8 @@
 
 use crate::{GenerateRequest, Task};
 
+pub mod actions;
+
 /// One part of a rendered prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
