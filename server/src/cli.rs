@@ -100,9 +100,15 @@ pub fn main() -> anyhow::Result<()> {
                 log_level,
                 test_hooks,
             };
-            let code = runtime.block_on(crate::serve(tokio::io::stdin(), tokio::io::stdout(), options));
-            // Handlers may still hold blocking work; do not wait for it on the way out.
-            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            let code = runtime.block_on(async {
+                tokio::select! {
+                    code = crate::serve(tokio::io::stdin(), tokio::io::stdout(), options) => code,
+                    code = termination_signal() => code,
+                }
+            });
+            // Handlers may still hold blocking work (and the stdin reader may block for good); do
+            // not wait for it on the way out.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(50));
             std::process::exit(code);
         }
         Command::Complete(args) => {
@@ -116,6 +122,30 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Model { command: ModelCommand::Path } => report_path(&fetch::default_model_path()),
     }
+}
+
+/// Waits for SIGTERM or SIGINT and returns the exit status for it (128 + the signal number).
+/// Leaving `serve` drops its tasks; the process then exits without waiting for model work.
+#[cfg(unix)]
+async fn termination_signal() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT; only `exit` or closing stdin stops the server");
+        return std::future::pending().await;
+    };
+    let (name, code) = tokio::select! {
+        _ = term.recv() => ("SIGTERM", 143),
+        _ = int.recv() => ("SIGINT", 130),
+    };
+    tracing::info!("{name} received; exiting");
+    code
+}
+
+#[cfg(not(unix))]
+async fn termination_signal() -> i32 {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("Ctrl-C received; exiting");
+    130
 }
 
 fn report_path(path: &std::path::Path) -> anyhow::Result<()> {

@@ -7,6 +7,8 @@ pub mod config;
 pub mod context;
 pub mod document;
 pub mod engines;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub mod logging;
 pub mod position;
@@ -47,7 +49,13 @@ where
             seen.inflight.cancel_all();
         }
     };
-    let input_pump = tokio::spawn(transport::pump_input(input, to_tower, errors_tx, on_method));
+    let closed = std::sync::Arc::clone(&state);
+    let input_pump = tokio::spawn(async move {
+        transport::pump_input(input, to_tower, errors_tx, on_method).await;
+        // The client is gone (stdin closed): nobody will read answers, and tower-lsp waits for
+        // running requests before it ends, so stop their engine work now.
+        closed.inflight.cancel_all();
+    });
     let server = async move {
         tower_lsp_server::Server::new(tower_input, tower_output, socket)
             .concurrency_level(CONCURRENCY)

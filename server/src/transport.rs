@@ -35,9 +35,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> std:
             format!("message of {length} bytes is over the {MAX_BODY_BYTES}-byte limit"),
         ))));
     }
-    let mut body = vec![0; length];
-    if let Err(e) = reader.read_exact(&mut body).await {
-        return if e.kind() == std::io::ErrorKind::UnexpectedEof { Ok(None) } else { Err(e) };
+    // Grow the buffer as bytes arrive: a declared length alone must not allocate hundreds of MB.
+    let mut body = Vec::with_capacity(length.min(1 << 20));
+    (&mut *reader).take(length as u64).read_to_end(&mut body).await?;
+    if body.len() < length {
+        return Ok(None);
     }
     Ok(Some(check_body(body)))
 }

@@ -211,6 +211,11 @@ impl LspClient {
         tokio::time::timeout(timeout(), wait).await.expect("server did not exit")
     }
 
+    /// The server's process id when it runs as a child process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
     /// Closes the client's writing end (stdin of the server).
     pub async fn close_input(&self) {
         if let Some(mut writer) = self.writer.lock().await.take() {
