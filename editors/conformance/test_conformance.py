@@ -377,6 +377,11 @@ async def test_code_actions_list_and_resolve(glint):
         assert literal, "a CodeAction literal sent to a client without codeActionLiteralSupport"
         assert isinstance(raw_action["title"], str) and raw_action["title"]
         assert "data" in raw_action, f"action {action.title!r} has no data to resolve it by"
+        # Kinds refine the base kinds the client knows, so its filters (`only`, menus) work.
+        value_set = (code_action_caps.get("codeActionLiteralSupport") or {}).get("codeActionKind", {}).get("valueSet", [])
+        kind = raw_action.get("kind")
+        assert isinstance(kind, str), f"{action.title!r} has no kind"
+        assert any(kind == v or kind.startswith(v + ".") for v in value_set if v), f"{kind} refines none of {value_set}"
         if action.edit is None:
             assert resolves_edit, f"{action.title!r} needs resolving but the client cannot resolve `edit`"
             _, raw_resolved = await s.request(types.CODE_ACTION_RESOLVE, action)
@@ -394,6 +399,34 @@ async def test_code_actions_list_and_resolve(glint):
             check_range(ACTION_DOC, text_edit.range, enc)
         resolved_texts.append(apply_edits(ACTION_DOC, edits, enc))
     assert any(ACTION_REPLY in t for t in resolved_texts), f"no action's edit holds the engine's text: {resolved_texts}"
+    # Resolving runs the model with work-done progress where the client shows it; pytest-lsp
+    # already checked that each token was created before use. Each one begins and ends.
+    if (s.params["capabilities"].get("window") or {}).get("workDoneProgress"):
+        for token, reports in s.client.progress_reports.items():
+            assert reports and isinstance(reports[0], types.WorkDoneProgressBegin), f"{token}: {reports}"
+            assert isinstance(reports[-1], types.WorkDoneProgressEnd), f"{token} never ended: {reports}"
+
+
+async def test_code_action_resolve_after_an_edit_is_content_modified(glint):
+    s = await glint(f"fake:{ACTION_REPLY}")
+    if s.result.capabilities.code_action_provider in (None, False):
+        pytest.skip("the server does not offer textDocument/codeAction yet (no codeActionProvider)")
+    uri = s.open("stale_action.py", ACTION_DOC)
+    at = position_of(ACTION_DOC, ACTION_DOC.index("pass") + 2, s.encoding)
+    params = types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=types.Range(start=at, end=at),
+        context=types.CodeActionContext(diagnostics=[]),
+    )
+    _, raw = await s.request(types.TEXT_DOCUMENT_CODE_ACTION, params)
+    listed = [a for a in structure_strictly(raw, types.TEXT_DOCUMENT_CODE_ACTION) or [] if isinstance(a, types.CodeAction)]
+    lazy = [a for a in listed if a.edit is None]
+    if not lazy:
+        pytest.skip("no action is resolved lazily here")
+    end = position_of(ACTION_DOC, len(ACTION_DOC), s.encoding)
+    s.change(uri, types.Range(start=end, end=end), "\n# edited\n")
+    _, raw = await s.request(types.CODE_ACTION_RESOLVE, lazy[0])
+    assert error_code(raw) == types.LSPErrorCodes.ContentModified, raw
 
 
 # Cancellation and errors.
