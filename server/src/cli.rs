@@ -1,5 +1,6 @@
 //! The `glint` command line: `glint lsp` (the language server on stdio), `glint complete` (one
-//! completion in the terminal), and `glint model` (fetch or locate the default model).
+//! completion in the terminal), `glint model` (fetch or locate the default model), and
+//! `glint engine serve` (serve an engine to other Glint processes over WebSocket).
 //! `main.rs` only calls [`main`], so the end-to-end tests can build the same program.
 
 use std::io::Write;
@@ -38,6 +39,47 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Serve an engine to remote `glint lsp` processes.
+    Engine {
+        #[command(subcommand)]
+        command: EngineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EngineCommand {
+    /// Serve an engine over WebSocket (`glint lsp --engine ws://HOST:PORT` connects to it).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// HOST:PORT to listen on (port 0 picks a free one). Anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: String,
+    /// The bearer token clients must present (in `hello` or an `Authorization: Bearer` header).
+    #[arg(long, env = "GLINT_ENGINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM certificate chain: serve wss:// (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Concurrent requests per connection.
+    #[arg(long, default_value_t = 16)]
+    max_in_flight: usize,
+    /// The largest message a client may send, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_message_bytes: usize,
+    /// error, warn, info, debug or trace (or a tracing filter directive). Logs go to stderr.
+    #[arg(long, env = "GLINT_LOG_LEVEL")]
+    log_level: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Clone)]
@@ -121,6 +163,7 @@ pub fn main() -> anyhow::Result<()> {
             report_path(&path)
         }
         Command::Model { command: ModelCommand::Path } => report_path(&fetch::default_model_path()),
+        Command::Engine { command: EngineCommand::Serve(args) } => serve_engine(args),
     }
 }
 
@@ -146,6 +189,68 @@ async fn termination_signal() -> i32 {
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("Ctrl-C received; exiting");
     130
+}
+
+/// `glint engine serve`: loads the engine, then serves it until SIGINT or SIGTERM.
+fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
+    use glint_engine::ws;
+    crate::logging::init(args.log_level.as_deref().unwrap_or("info"));
+    let addr: std::net::SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen expects IP:PORT, e.g. 127.0.0.1:7070; got `{}`", args.listen))?;
+    ws::check_listen_policy(addr, args.token.as_deref())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ws::load_tls(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let spec = EngineSpec {
+        engine: args.engine.engine.clone().unwrap_or_else(|| "local".into()),
+        model: args.engine.model.clone(),
+        threads: args.engine.threads,
+        fetch_default: true,
+        fallback_local: false,
+    };
+    let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;
+    let config = ws::ServeConfig {
+        token: args.token,
+        tls,
+        max_connections: args.max_connections.max(1),
+        max_in_flight: args.max_in_flight.max(1),
+        max_message_bytes: args.max_message_bytes.max(4096),
+        ..ws::ServeConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        let info = engine.info();
+        eprintln!("glint engine serve: {} engine ({}) listening on {scheme}://{bound}", info.kind, info.model);
+        ws::serve(listener, engine, config, stop_signal()).await?;
+        eprintln!("glint engine serve: stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("interrupted; shutting down");
 }
 
 fn report_path(path: &std::path::Path) -> anyhow::Result<()> {
@@ -192,6 +297,7 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         model: args.engine.model.clone(),
         threads: args.engine.threads,
         fetch_default: !args.no_fetch,
+        fallback_local: false,
     };
     let started = std::time::Instant::now();
     let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;

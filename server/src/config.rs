@@ -3,7 +3,7 @@
 //!
 //! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
 //! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
-//! `completionItems`, `streaming`, `threads`. The README's Configuration section documents them.
+//! `completionItems`, `streaming`, `threads`, `fallback`. The README's Configuration section documents them.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +40,9 @@ pub struct Settings {
     /// `syntax` (tree-sitter context and post-processing) or `naive` (plain prefix/suffix window,
     /// raw model text): the baseline for quality evaluation.
     pub context_strategy: String,
+    /// What a `ws://`/`wss://` engine does while disconnected: `none` (requests fail at once) or
+    /// `local` (the in-process engine answers).
+    pub fallback: String,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             streaming: false,
             threads: None,
             context_strategy: "syntax".into(),
+            fallback: "none".into(),
         }
     }
 }
@@ -133,6 +137,9 @@ impl Settings {
             "contextStrategy" => {
                 self.context_strategy =
                     if reset { defaults.context_strategy.clone() } else { one_of(value, &["syntax", "naive"])? };
+            }
+            "fallback" => {
+                self.fallback = if reset { defaults.fallback.clone() } else { one_of(value, &["none", "local"])? };
             }
             _ => return Err("unknown setting (see the README's Configuration section)".into()),
         }
@@ -254,5 +261,15 @@ mod tests {
         assert_eq!(settings.merge_json(&json!({"engine": "ws://127.0.0.1:7070"})), vec![]);
         assert_eq!(settings.merge_json(&json!({"engine": "ftp://x"})).len(), 1);
         assert_eq!(settings.engine, "ws://127.0.0.1:7070");
+    }
+
+    #[test]
+    fn fallback_is_none_or_local() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.fallback, "none");
+        assert_eq!(settings.merge_json(&json!({"fallback": "local"})), vec![]);
+        assert_eq!(settings.fallback, "local");
+        assert_eq!(settings.merge_json(&json!({"fallback": "cloud"})).len(), 1);
+        assert_eq!(settings.fallback, "local");
     }
 }

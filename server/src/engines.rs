@@ -39,6 +39,27 @@ pub struct EngineSpec {
     pub threads: Option<usize>,
     /// Fetch the default model when no model is given and it is missing.
     pub fetch_default: bool,
+    /// For a `ws://`/`wss://` engine: also load the local engine and use it while disconnected.
+    pub fallback_local: bool,
+}
+
+/// The remote engine behind `glint engine serve` (token from `GLINT_ENGINE_TOKEN`, extra trusted
+/// certificates from `GLINT_ENGINE_CA`). Waits briefly for the first connection so the first
+/// completion finds it warm; an unreachable server is retried in the background.
+fn start_ws(url: &str, spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
+    use glint_engine::ws::{WsClientConfig, WsEngine};
+    let mut engine = WsEngine::connect(WsClientConfig::from_env(url)).map_err(|e| e.to_string())?;
+    if spec.fallback_local {
+        match start(&EngineSpec { engine: "local".into(), ..spec.clone() }, progress) {
+            Ok(local) => engine = engine.with_fallback(local),
+            Err(why) => progress(&format!("the local fallback engine is unavailable: {why}")),
+        }
+    }
+    if !engine.wait_connected(std::time::Duration::from_secs(5)) {
+        let why = engine.state().error.unwrap_or_else(|| "no answer yet".into());
+        progress(&format!("the remote engine at {url} is not reachable ({why}); retrying in the background"));
+    }
+    Ok(Arc::new(engine))
 }
 
 /// Starts the engine `spec` names. Blocks while a model loads (seconds): call it off the async
@@ -49,6 +70,9 @@ pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dy
         return FakeEngine::from_spec(engine)
             .map(|e| Arc::new(e) as Arc<dyn Engine>)
             .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"));
+    }
+    if engine.starts_with("ws://") || engine.starts_with("wss://") {
+        return start_ws(engine, spec, progress);
     }
     if engine != "local" {
         return Err(format!("engine `{engine}` is not supported by this build yet; use `local`"));

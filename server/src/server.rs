@@ -68,6 +68,7 @@ impl Server {
             model: settings.model.clone(),
             threads: settings.threads.map(|t| t as usize).or(self.state.options.threads),
             fetch_default: true,
+            fallback_local: settings.fallback == "local",
         };
         if self.state.engine_spec.read().as_ref() == Some(&spec) {
             return;
@@ -90,6 +91,9 @@ impl Server {
             match started {
                 Ok(engine) => {
                     tracing::info!(engine = %engine.info().kind, model = %engine.info().model, "engine ready");
+                    if let Some(connection) = engine.connection() {
+                        tokio::spawn(report_connection(connection, client.clone()));
+                    }
                     *state.engine.write() = EngineSlot::Ready(engine);
                 }
                 Err(message) => {
@@ -176,6 +180,37 @@ impl LanguageServer for Server {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         guard("textDocument/completion", handlers::completion::completion(&self.state, &self.client, params)).await
+    }
+}
+
+/// Tells the user once when a remote engine's connection is lost (or unreachable at startup) and
+/// once when it is back, however many reconnection attempts happen in between. Ends when the
+/// engine is dropped.
+async fn report_connection(mut connection: tokio::sync::watch::Receiver<glint_engine::ws::ConnectionState>, client: Client) {
+    use glint_engine::ws::ConnectionStatus;
+    let mut lost = false;
+    loop {
+        let state = connection.borrow_and_update().clone();
+        match state.status {
+            ConnectionStatus::Connected if lost => {
+                lost = false;
+                tracing::info!(url = %state.url, "the remote engine is reachable again");
+                let message = format!("Glint: reconnected to the remote engine at {}.", state.url);
+                client.show_message(MessageType::INFO, message).await;
+            }
+            ConnectionStatus::Disconnected if !lost => {
+                lost = true;
+                let why = state.error.unwrap_or_default();
+                tracing::warn!(url = %state.url, "the remote engine is unreachable: {why}");
+                let message =
+                    format!("Glint: lost the connection to the remote engine at {} ({why}); reconnecting.", state.url);
+                client.show_message(MessageType::WARNING, message).await;
+            }
+            _ => {}
+        }
+        if connection.changed().await.is_err() {
+            return;
+        }
     }
 }
 

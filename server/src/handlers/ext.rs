@@ -55,7 +55,12 @@ fn engine_status(state: &State) -> Value {
     let slot = state.engine.read().clone();
     let mut status = json!({"state": slot.state()});
     match slot {
-        crate::engines::EngineSlot::Ready(engine) => status["info"] = json!(engine.info()),
+        crate::engines::EngineSlot::Ready(engine) => {
+            status["info"] = json!(engine.info());
+            if let Some(connection) = engine.connection() {
+                status["connection"] = json!(*connection.borrow());
+            }
+        }
         crate::engines::EngineSlot::Failed(why) => status["error"] = json!(why),
         _ => {}
     }
