@@ -211,6 +211,7 @@ fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
         threads: args.engine.threads,
         fetch_default: true,
         fallback_local: false,
+        http: engines::HttpOptions::default(),
     };
     let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;
     let config = ws::ServeConfig {
@@ -298,6 +299,7 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         threads: args.engine.threads,
         fetch_default: !args.no_fetch,
         fallback_local: false,
+        http: engines::HttpOptions::default(),
     };
     let started = std::time::Instant::now();
     let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;

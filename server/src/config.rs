@@ -3,7 +3,8 @@
 //!
 //! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
 //! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
-//! `completionItems`, `streaming`, `threads`, `fallback`. The README's Configuration section documents them.
+//! `completionItems`, `streaming`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
+//! `remoteContext`. The README's Configuration section documents them.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,8 @@ use serde_json::{Map, Value};
 pub struct Settings {
     /// `local`, `ws://…`, `wss://…`, `http(s)://…`, or `fake:TEXT` for tests.
     pub engine: String,
-    /// A GGUF file for the local engine; `None` means the default model.
+    /// A GGUF file for the local engine (`None` means the default model); for an HTTP engine, the
+    /// API's `model` field.
     pub model: Option<String>,
     /// Prompt budget in model tokens.
     pub context_tokens: u32,
@@ -43,6 +45,14 @@ pub struct Settings {
     /// What a `ws://`/`wss://` engine does while disconnected: `none` (requests fail at once) or
     /// `local` (the in-process engine answers).
     pub fallback: String,
+    /// The HTTP engine's API: `openai-completions`, `llama-infill` or `ollama`.
+    pub api: String,
+    /// The FIM template family the HTTP engine renders prompts with; `none` sends the prefix only.
+    pub fim: String,
+    /// The environment variable holding the HTTP engine's API key (sent as a bearer token).
+    pub api_key_env: String,
+    /// Globs that widen or narrow what remote engines may see (see `secrets`).
+    pub remote_context: crate::secrets::RemoteContext,
 }
 
 impl Default for Settings {
@@ -60,6 +70,10 @@ impl Default for Settings {
             threads: None,
             context_strategy: "syntax".into(),
             fallback: "none".into(),
+            api: "openai-completions".into(),
+            fim: "none".into(),
+            api_key_env: "GLINT_API_KEY".into(),
+            remote_context: crate::secrets::RemoteContext::default(),
         }
     }
 }
@@ -138,6 +152,16 @@ impl Settings {
                 self.context_strategy =
                     if reset { defaults.context_strategy.clone() } else { one_of(value, &["syntax", "naive"])? };
             }
+            "api" => {
+                self.api = if reset { defaults.api.clone() } else { one_of(value, glint_engine::HttpApi::NAMES)? };
+            }
+            "fim" => self.fim = if reset { defaults.fim.clone() } else { fim_family(value)? },
+            "apiKeyEnv" => {
+                self.api_key_env = if reset { defaults.api_key_env.clone() } else { env_var_name(value)? };
+            }
+            "remoteContext" => {
+                self.remote_context = if reset { defaults.remote_context.clone() } else { remote_context(value)? };
+            }
             "fallback" => {
                 self.fallback = if reset { defaults.fallback.clone() } else { one_of(value, &["none", "local"])? };
             }
@@ -185,6 +209,45 @@ fn one_of(value: &Value, allowed: &[&str]) -> Result<String, String> {
     } else {
         Err(format!("expected one of {}, got `{text}`", allowed.join(", ")))
     }
+}
+
+fn fim_family(value: &Value) -> Result<String, String> {
+    let name = non_empty_string(value)?;
+    if glint_engine::http::fim_template(&name).is_ok() {
+        Ok(name)
+    } else {
+        Err(format!("expected one of {}, got `{name}`", glint_engine::http::FIM_NAMES.join(", ")))
+    }
+}
+
+fn env_var_name(value: &Value) -> Result<String, String> {
+    let name = non_empty_string(value)?;
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(name)
+    } else {
+        Err(format!("expected an environment variable name, got `{name}`"))
+    }
+}
+
+fn remote_context(value: &Value) -> Result<crate::secrets::RemoteContext, String> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| format!("expected an object with `allow` and `deny` glob lists, got {}", kind(value)))?;
+    let mut context = crate::secrets::RemoteContext::default();
+    for (key, globs) in map {
+        let list = match key.as_str() {
+            "allow" => &mut context.allow,
+            "deny" => &mut context.deny,
+            other => return Err(format!("unknown key `{other}` (expected `allow` or `deny`)")),
+        };
+        let globs = globs.as_array().ok_or_else(|| format!("`{key}` must be a list of globs, got {}", kind(globs)))?;
+        for glob in globs {
+            let glob = glob.as_str().ok_or_else(|| format!("`{key}` must hold strings, got {}", kind(glob)))?;
+            crate::secrets::check_glob(glob).map_err(|e| format!("`{key}`: {e}"))?;
+            list.push(glob.to_string());
+        }
+    }
+    Ok(context)
 }
 
 fn log_level(value: &Value) -> Result<String, String> {
@@ -253,6 +316,29 @@ mod tests {
         settings.merge_json(&json!({"maxTokens": 7, "model": "/m.gguf"}));
         settings.merge_json(&json!({"maxTokens": null, "model": null}));
         assert_eq!(settings, Settings::default());
+    }
+
+    #[test]
+    fn http_engine_and_remote_context_settings_are_checked() {
+        let mut settings = Settings::default();
+        let errors = settings.merge_json(&json!({
+            "api": "llama-infill", "fim": "qwen", "apiKeyEnv": "MY_KEY",
+            "remoteContext": {"allow": ["*.example.env"], "deny": ["generated/**"]}
+        }));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (settings.api.as_str(), settings.fim.as_str(), settings.api_key_env.as_str()),
+            ("llama-infill", "qwen", "MY_KEY")
+        );
+        assert_eq!(settings.remote_context.deny, ["generated/**"]);
+        let errors = settings.merge_json(&json!({
+            "api": "grpc", "fim": "gpt", "apiKeyEnv": "A B", "remoteContext": {"deny": ["src/["]}
+        }));
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["api", "apiKeyEnv", "fim", "remoteContext"]);
+        assert!(errors[3].message.contains("src/["), "{}", errors[3]);
+        assert_eq!(settings.api, "llama-infill");
+        assert_eq!(settings.remote_context.deny, ["generated/**"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use glint_engine::fake::FakeEngine;
-use glint_engine::{Engine, LocalConfig, LocalEngine, fetch};
+use glint_engine::{Engine, HttpApi, HttpConfig, HttpEngine, LocalConfig, LocalEngine, fetch};
 
 /// The engine as the server sees it right now.
 #[derive(Clone, Default)]
@@ -41,6 +41,44 @@ pub struct EngineSpec {
     pub fetch_default: bool,
     /// For a `ws://`/`wss://` engine: also load the local engine and use it while disconnected.
     pub fallback_local: bool,
+    /// How to talk to an `http(s)://` engine.
+    pub http: HttpOptions,
+}
+
+/// The settings of an `http(s)://` engine (`api`, `fim`, `apiKeyEnv`); empty means the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpOptions {
+    pub api: String,
+    pub fim: String,
+    pub api_key_env: String,
+}
+
+impl HttpOptions {
+    pub fn from_settings(settings: &crate::config::Settings) -> HttpOptions {
+        HttpOptions { api: settings.api.clone(), fim: settings.fim.clone(), api_key_env: settings.api_key_env.clone() }
+    }
+}
+
+/// An OpenAI-compatible, llama.cpp `/infill` or Ollama server at `url`. Contacts nobody yet: the
+/// first completion does, and a server that is down fails that request with a clear error.
+fn start_http(url: &str, spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
+    let options = &spec.http;
+    let api = if options.api.is_empty() {
+        HttpApi::default()
+    } else {
+        HttpApi::parse(&options.api).map_err(|e| e.to_string())?
+    };
+    let key_env = if options.api_key_env.is_empty() { "GLINT_API_KEY" } else { options.api_key_env.as_str() };
+    let config = HttpConfig {
+        url: url.to_string(),
+        api,
+        fim: if options.fim.is_empty() { "none".into() } else { options.fim.clone() },
+        model: spec.model.clone(),
+        api_key: HttpConfig::api_key_from_env(key_env),
+        ..HttpConfig::default()
+    };
+    let engine = HttpEngine::new(config).map_err(|e| e.to_string())?;
+    Ok(Arc::new(engine))
 }
 
 /// The remote engine behind `glint engine serve` (token from `GLINT_ENGINE_TOKEN`, extra trusted
@@ -70,6 +108,9 @@ pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dy
         return FakeEngine::from_spec(engine)
             .map(|e| Arc::new(e) as Arc<dyn Engine>)
             .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"));
+    }
+    if engine.starts_with("http://") || engine.starts_with("https://") {
+        return start_http(engine, spec);
     }
     if engine.starts_with("ws://") || engine.starts_with("wss://") {
         return start_ws(engine, spec, progress);

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod position;
 pub mod postprocess;
 pub mod schedule;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod syntax;

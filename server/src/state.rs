@@ -52,6 +52,8 @@ pub struct State {
     pub typing_cache: TypingCache,
     /// The last completion's numbers, for `glint/status`.
     pub last_completion: RwLock<Option<serde_json::Value>>,
+    /// The workspace folders and what remote engines may see of them.
+    pub remote: crate::secrets::RemoteGuard,
     /// Recently edited regions, oldest first (bounded).
     recent_edits: Mutex<std::collections::VecDeque<(String, usize, RecentEdit)>>,
 }
@@ -118,6 +120,22 @@ impl State {
             .take(OTHER_DOCUMENTS)
             .cloned()
             .collect()
+    }
+
+    /// Whether text of the document `uri` may be sent to a remote engine as context (the current
+    /// document, a snippet of it, or a recent edit in it): never for files that look like secrets
+    /// (`.env*`, `*.pem`, `*.key`, `id_rsa*` ...) or lie outside the workspace folders, subject to
+    /// the `remoteContext` setting. See `secrets` for the rules.
+    pub fn remote_may_see(&self, uri: &str) -> bool {
+        let context = self.settings.read().remote_context.clone();
+        self.remote.policy(&context).may_see(uri)
+    }
+
+    /// Whether text of the document `uri` may be given to `engine` as context: always for the
+    /// in-process engines (`local`, `fake`), as [`State::remote_may_see`] says for the others.
+    /// Every request path that puts document text into a `GenerateRequest` asks this first.
+    pub fn engine_may_see(&self, engine: &dyn glint_engine::Engine, uri: &str) -> bool {
+        !crate::secrets::is_remote(&engine.info().kind) || self.remote_may_see(uri)
     }
 
     pub fn document_count(&self) -> usize {

@@ -30,6 +30,8 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
             .is_some_and(|r| r.properties.iter().any(|p| p == "edit")),
     };
 
+    state.remote.set_folders(workspace_folders(params));
+
     let errors = apply_settings(state, params.initialization_options.as_ref().unwrap_or(&Value::Null));
 
     let result = InitializeResult {
@@ -50,6 +52,22 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
         ..InitializeResult::default()
     };
     (result, errors)
+}
+
+/// The workspace folders' paths, from `workspaceFolders`, else `rootUri`, else `rootPath`.
+#[allow(deprecated)]
+fn workspace_folders(params: &InitializeParams) -> Vec<std::path::PathBuf> {
+    let from_uri = |uri: &str| url::Url::parse(uri).ok().and_then(|u| u.to_file_path().ok());
+    let folders: Vec<_> = match &params.workspace_folders {
+        Some(folders) if !folders.is_empty() => folders.iter().filter_map(|f| from_uri(f.uri.as_str())).collect(),
+        _ => match (&params.root_uri, &params.root_path) {
+            (Some(uri), _) => from_uri(uri.as_str()).into_iter().collect(),
+            (None, Some(path)) if !path.is_empty() => vec![std::path::PathBuf::from(path)],
+            _ => Vec::new(),
+        },
+    };
+    tracing::debug!(?folders, "workspace folders");
+    folders
 }
 
 /// Merges client settings over the current ones, then re-applies command-line overrides.
