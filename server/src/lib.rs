@@ -1,6 +1,7 @@
 //! Glint's language server: documents, syntax trees, settings and the LSP routing table.
 //! `glint lsp` calls [`serve`]; tests call it over an in-process pipe.
 
+pub mod actions;
 pub mod cli;
 pub mod completion;
 pub mod config;
@@ -48,6 +49,7 @@ where
         }
         if method == "shutdown" || method == "exit" {
             seen.inflight.cancel_all();
+            seen.actions.cancel_all();
         }
     };
     let closed = std::sync::Arc::clone(&state);

@@ -33,6 +33,7 @@ impl Server {
             .custom_method("glint/documentState", Server::document_state)
             .custom_method("glint/debugPanic", Server::debug_panic)
             .custom_method("textDocument/inlineCompletion", Server::inline_completion)
+            .custom_method("window/workDoneProgress/cancel", Server::progress_cancel)
             .finish();
         (service, socket, state)
     }
@@ -54,6 +55,10 @@ impl Server {
             handlers::completion::inline_completion(&self.state, &self.client, params),
         )
         .await
+    }
+
+    async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        guard_sync("window/workDoneProgress/cancel", || handlers::actions::progress_cancel(&self.state, params));
     }
 
     /// Starts (or restarts) the engine when its settings changed, off the async runtime.
@@ -151,6 +156,7 @@ impl LanguageServer for Server {
         // Nobody will read the answers of in-flight requests; stop their engine work now so the
         // process can exit promptly.
         self.state.inflight.cancel_all();
+        self.state.actions.cancel_all();
         Ok(())
     }
 
@@ -177,6 +183,18 @@ impl LanguageServer for Server {
         .unwrap_or_default();
         self.start_engine();
         self.report_setting_errors(errors).await;
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        guard("textDocument/codeAction", handlers::actions::code_action(&self.state, &self.client, params)).await
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        guard("codeAction/resolve", handlers::actions::resolve(&self.state, &self.client, action)).await
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
+        guard("workspace/executeCommand", handlers::actions::execute_command(&self.state, &self.client, params)).await
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {

@@ -48,6 +48,8 @@ pub struct State {
     /// What `engine` was started from, to restart it when the settings change.
     pub engine_spec: RwLock<Option<EngineSpec>>,
     pub inflight: Inflight,
+    /// Code actions being computed.
+    pub actions: crate::actions::ActionWork,
     pub rhythm: Rhythm,
     pub typing_cache: TypingCache,
     /// The last completion's numbers, for `glint/status`.

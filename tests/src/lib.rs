@@ -41,7 +41,7 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// One LSP connection to a Glint server.
 pub struct LspClient {
-    writer: tokio::sync::Mutex<Option<Writer>>,
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
     pending: Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>,
     inbox: Arc<Inbox>,
     next_id: AtomicI64,
@@ -90,9 +90,10 @@ impl LspClient {
     ) -> LspClient {
         let pending: Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>> = Arc::default();
         let inbox = Arc::new(Inbox::default());
-        tokio::spawn(read_loop(read, Arc::clone(&pending), Arc::clone(&inbox)));
+        let writer = Arc::new(tokio::sync::Mutex::new(Some(writer)));
+        tokio::spawn(read_loop(read, Arc::clone(&pending), Arc::clone(&inbox), Arc::clone(&writer)));
         LspClient {
-            writer: tokio::sync::Mutex::new(Some(writer)),
+            writer,
             pending,
             inbox,
             next_id: AtomicI64::new(1),
@@ -228,6 +229,7 @@ async fn read_loop(
     read: impl AsyncRead + Unpin,
     pending: Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>,
     inbox: Arc<Inbox>,
+    writer: Arc<tokio::sync::Mutex<Option<Writer>>>,
 ) {
     let mut reader = BufReader::new(read);
     loop {
@@ -257,6 +259,21 @@ async fn read_loop(
         if is_response && let Some(tx) = id.and_then(|id| pending.lock().remove(&id)) {
             let _ = tx.send(message);
             continue;
+        }
+        // Answer the server's requests as an editor would: progress bars are created, edits applied.
+        let answer = match message.get("method").and_then(Value::as_str) {
+            Some("window/workDoneProgress/create") if !is_response => Some(Value::Null),
+            Some("workspace/applyEdit") if !is_response => Some(json!({"applied": true})),
+            _ => None,
+        };
+        if let (Some(result), Some(id)) = (answer, message.get("id").cloned()) {
+            let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).unwrap_or_default();
+            let mut framed = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+            framed.extend_from_slice(&body);
+            if let Some(writer) = writer.lock().await.as_mut() {
+                let _ = writer.write_all(&framed).await;
+                let _ = writer.flush().await;
+            }
         }
         inbox.messages.lock().push(message);
         inbox.arrived.notify_waiters();

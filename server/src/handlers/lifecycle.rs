@@ -46,6 +46,21 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
             })),
             inline_completion_provider: Some(OneOf::Left(true)),
             completion_provider: state.settings.read().completion_items.then(CompletionOptions::default),
+            code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                code_action_kinds: Some(
+                    crate::actions::ActionKind::ALL
+                        .iter()
+                        .map(|k| CodeActionKind::from(k.code_action_kind().to_string()))
+                        .chain([CodeActionKind::QUICKFIX, CodeActionKind::REFACTOR, CodeActionKind::REFACTOR_REWRITE])
+                        .collect(),
+                ),
+                resolve_provider: Some(true),
+                work_done_progress_options: WorkDoneProgressOptions::default(),
+            })),
+            execute_command_provider: Some(ExecuteCommandOptions {
+                commands: crate::handlers::actions::COMMANDS.iter().map(|c| c.to_string()).collect(),
+                work_done_progress_options: WorkDoneProgressOptions::default(),
+            }),
             experimental: Some(serde_json::json!({"glint": {"inlineCompletionProgress": true}})),
             ..ServerCapabilities::default()
         },

@@ -22,6 +22,7 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
     // Stale AI work for this document stops now, before the edit is even applied.
     state.inflight.cancel(&uri);
+    state.actions.cancel_document(&uri);
     state.rhythm.keystroke(&uri);
     let version = params.text_document.version;
     let encoding = state.encoding();
@@ -68,6 +69,7 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
 pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
     state.inflight.cancel(&uri);
+    state.actions.cancel_document(&uri);
     state.rhythm.forget(&uri);
     state.typing_cache.forget_document(&uri);
     if state.with_documents(|docs| docs.remove(&uri)).is_none() {
