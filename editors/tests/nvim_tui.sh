@@ -98,4 +98,6 @@ nvim012_check() {
     return
   fi
   nvim_tui nvim012 "$nvim" auto "" "$runtime"
+  # Headless on the same binary: code actions, and glint.rewrite through glint.nvim's command glue.
+  run_nvim nvim012-actions "$nvim" nvim_actions.lua VIMRUNTIME="$runtime" GLINT_REWRITE=1
 }

@@ -478,7 +478,15 @@ local function show_status()
   end, bufnr)
 end
 
---- Experimental: the server's `glint.rewrite` command is not implemented yet.
+local function execute_rewrite(client, bufnr, args)
+  client_request(client, 'workspace/executeCommand', { command = 'glint.rewrite', arguments = { args } }, function(err)
+    if err then
+      vim.notify('Glint: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
+    end
+  end, bufnr)
+end
+
+--- :[range]GlintRewrite {instruction}: rewrites whole lines by the instruction.
 local function rewrite(opts)
   local bufnr = api.nvim_get_current_buf()
   local client = glint_client(bufnr)
@@ -487,17 +495,31 @@ local function rewrite(opts)
     return
   end
   local last = api.nvim_buf_get_lines(bufnr, opts.line2 - 1, opts.line2, false)[1] or ''
-  local args = {
+  execute_rewrite(client, bufnr, {
     uri = vim.uri_from_bufnr(bufnr),
     version = vim.lsp.util.buf_versions[bufnr],
     range = { start = { line = opts.line1 - 1, character = 0 }, ['end'] = { line = opts.line2 - 1, character = #last } },
     instruction = opts.args,
-  }
-  client_request(client, 'workspace/executeCommand', { command = 'glint.rewrite', arguments = { args } }, function(err)
-    if err then
-      vim.notify('Glint: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
+  })
+end
+
+--- Client side of the `glint.rewrite` command, for vim.lsp.commands: the code action "Glint:
+--- Rewrite the selection…" carries {uri, version, range}; ask for the instruction, then send the
+--- command with it. The server applies the result with workspace/applyEdit. An empty or cancelled
+--- prompt does nothing.
+function M.rewrite_command(command, ctx)
+  local client = ctx and ctx.client_id and vim.lsp.get_client_by_id(ctx.client_id)
+  if not client then
+    return
+  end
+  local args = vim.deepcopy((command.arguments or {})[1] or {})
+  vim.ui.input({ prompt = 'Glint: rewrite the selection: ' }, function(instruction)
+    if not instruction or vim.trim(instruction) == '' then
+      return
     end
-  end, bufnr)
+    args.instruction = instruction
+    execute_rewrite(client, ctx.bufnr, args)
+  end)
 end
 
 --- Sets Glint up: starts the server for the supported filetypes, ghost text, keys, commands.
@@ -513,7 +535,9 @@ function M.setup(opts)
   map_keys()
   autocmds()
   api.nvim_create_user_command('GlintStatus', show_status, { desc = 'Glint: server status' })
-  api.nvim_create_user_command('GlintRewrite', rewrite, { nargs = '+', range = true, desc = 'Glint: rewrite lines (experimental)' })
+  api.nvim_create_user_command('GlintRewrite', rewrite, { nargs = '+', range = true, desc = 'Glint: rewrite lines by an instruction' })
+  -- Code actions that run `glint.rewrite` ask for the instruction here instead of sending none.
+  vim.lsp.commands['glint.rewrite'] = M.rewrite_command
   api.nvim_create_user_command('GlintToggle', function()
     M.config.auto_trigger = not M.config.auto_trigger
     vim.notify('Glint: automatic suggestions ' .. (M.config.auto_trigger and 'on' or 'off'))
