@@ -66,6 +66,10 @@ async fn connected_client(url: &str) -> WsEngine {
     client
 }
 
+async fn settled(client: &WsEngine) -> bool {
+    tokio::time::timeout(GUARD, client.settled()).await.expect("the first connection attempt settles")
+}
+
 async fn collect(generation: Generation) -> (String, glint_engine::Finish) {
     tokio::time::timeout(GUARD, generation.collect_text()).await.expect("the generation ends")
 }
@@ -182,14 +186,14 @@ async fn a_token_server_refuses_clients_without_the_right_token() {
     let server = Server::start(Arc::new(FakeEngine::fixed("ok")), config).await;
 
     let anonymous = WsEngine::connect(client_config(&server.url())).unwrap();
-    assert!(!anonymous.wait_connected(GUARD));
+    assert!(!settled(&anonymous).await);
     let error = anonymous.state().error.unwrap_or_default();
     assert!(error.contains("requires a token"), "{error}");
 
     let mut wrong = client_config(&server.url());
     wrong.token = Some("guess".into());
     let wrong = WsEngine::connect(wrong).unwrap();
-    assert!(!wrong.wait_connected(GUARD));
+    assert!(!settled(&wrong).await);
     let error = wrong.state().error.unwrap_or_default();
     assert!(error.contains("wrong token"), "{error}");
     let (_, finish) = collect(wrong.generate(GenerateRequest::default())).await;
@@ -198,7 +202,7 @@ async fn a_token_server_refuses_clients_without_the_right_token() {
     let mut right = client_config(&server.url());
     right.token = Some("s3cret".into());
     let right = WsEngine::connect(right).unwrap();
-    assert!(right.wait_connected(GUARD));
+    assert!(settled(&right).await);
     assert_eq!(collect(right.generate(GenerateRequest::default())).await.0, "ok");
 }
 
@@ -340,7 +344,7 @@ async fn a_server_that_never_handshakes_leaves_the_client_disconnected_not_stuck
     let mut config = client_config(&format!("ws://{addr}"));
     config.connect_timeout = Duration::from_millis(200);
     let client = WsEngine::connect(config).unwrap();
-    assert!(!client.wait_connected(GUARD));
+    assert!(!settled(&client).await);
     assert!(client.state().error.unwrap_or_default().contains("no answer"), "{:?}", client.state());
     let (_, finish) = collect(client.generate(GenerateRequest::default())).await;
     assert_eq!(finish.reason, FinishReason::Error);
@@ -411,15 +415,28 @@ async fn wss_with_a_self_signed_certificate() {
     let url = format!("wss://localhost:{}", server.addr.port());
 
     let untrusting = WsEngine::connect(client_config(&url)).unwrap();
-    assert!(!untrusting.wait_connected(GUARD), "an unknown certificate is refused");
+    assert!(!settled(&untrusting).await, "an unknown certificate is refused");
 
     let mut trusting = client_config(&url);
     trusting.ca_file = Some(cert.clone());
     let client = WsEngine::connect(trusting).unwrap();
-    assert!(client.wait_connected(GUARD), "{:?}", client.state());
+    assert!(settled(&client).await, "{:?}", client.state());
     assert_eq!(collect(client.generate(GenerateRequest::default())).await.0, "secure");
 
     assert!(glint_engine::ws::load_tls(&key, &key).is_err(), "a key is not a certificate");
     assert!(glint_engine::ws::load_tls(&dir.join("missing.pem"), &key).is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_disconnected_the_fallback_engine_answers() {
+    let fallback = FakeEngine::fixed("from the fallback");
+    // Nothing listens on port 1.
+    let client =
+        WsEngine::connect(client_config("ws://127.0.0.1:1")).unwrap().with_fallback(Arc::new(fallback.clone()));
+    assert!(!settled(&client).await);
+    let (text, finish) = collect(client.generate(GenerateRequest::default())).await;
+    assert_eq!((text.as_str(), finish.reason), ("from the fallback", FinishReason::Stop));
+    assert_eq!(fallback.log().completed, 1);
+    assert_eq!(client.info().kind, "ws");
 }

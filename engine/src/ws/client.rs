@@ -117,13 +117,23 @@ impl WsEngine {
             remote: Arc::clone(&remote),
             commands: commands.downgrade(),
         };
-        std::thread::Builder::new()
-            .name("glint-ws-client".into())
-            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(manager.run(commands_rx)),
-                Err(error) => tracing::error!("the WebSocket client cannot start its runtime: {error}"),
-            })
-            .map_err(ClientError::Thread)?;
+        // On a multi-threaded runtime the connection lives there: a frame then reaches the
+        // consumer without a hop through another thread. Elsewhere (a command-line tool without a
+        // runtime, a single-threaded test) it gets a thread of its own.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                handle.spawn(manager.run(commands_rx));
+            }
+            _ => {
+                std::thread::Builder::new()
+                    .name("glint-ws-client".into())
+                    .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime.block_on(manager.run(commands_rx)),
+                        Err(error) => tracing::error!("the WebSocket client cannot start its runtime: {error}"),
+                    })
+                    .map_err(ClientError::Thread)?;
+            }
+        }
         Ok(WsEngine { url: config.url, commands, state, remote, next_id: AtomicU64::new(1), fallback: None })
     }
 
@@ -139,7 +149,7 @@ impl WsEngine {
     }
 
     /// Waits until connected, or until `timeout`; returns whether it is connected. Blocking, for
-    /// startup code off the async runtime.
+    /// startup code off the async runtime's worker threads (async code uses `settled`).
     pub fn wait_connected(&self, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
         loop {
@@ -152,6 +162,13 @@ impl WsEngine {
                 ConnectionStatus::Connecting => std::thread::sleep(Duration::from_millis(5)),
             }
         }
+    }
+
+    /// Waits until the first connection attempt has settled; returns whether it is connected.
+    pub async fn settled(&self) -> bool {
+        let mut state = self.state.clone();
+        let settled = state.wait_for(|s| s.status != ConnectionStatus::Connecting).await;
+        settled.is_ok_and(|s| s.status == ConnectionStatus::Connected)
     }
 
     /// Waits until connected (async).
