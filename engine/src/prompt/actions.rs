@@ -52,6 +52,26 @@ pub fn rewrite(language: &str, instruction: &str) -> Task {
     }
 }
 
+/// A unit test for `name`, in the language's usual test style.
+pub fn test(language: &str, name: &str) -> Task {
+    let style = match language {
+        "rust" => format!("a `#[test]` function that calls `{name}` and checks its result with `assert_eq!`"),
+        "python" => {
+            format!("a pytest function named `test_...` that calls `{name}` and checks its result with `assert`")
+        }
+        "javascript" | "javascriptreact" | "typescript" | "typescriptreact" => {
+            format!("a `test(...)` call that calls `{name}` and checks its result with `expect`")
+        }
+        _ => format!("a test function that calls `{name}` and checks its result"),
+    };
+    Task::Instruct {
+        system: system(language),
+        instruction: format!(
+            "Write one unit test for `{name}` above: {style}. Answer with the test code only, in one fenced code block."
+        ),
+    }
+}
+
 /// What a rewrite does when the user gave no instruction (clients that cannot ask for one).
 pub const DEFAULT_REWRITE: &str = "make it clearer and more idiomatic";
 

@@ -166,6 +166,9 @@ pub enum Plan {
 pub enum Shape {
     /// Code for whole lines: fences and chatter stripped, reindented to `indent`.
     Lines { indent: String },
+    /// Code inserted at a point: `before`, the code reindented to `indent`, `after`. The code
+    /// must contain `must_contain` (a test must be a test).
+    Insert { before: String, indent: String, after: String, must_contain: String },
     /// Prose for a doc comment, formatted in the language's convention.
     DocComment { style: DocStyle, indent: String, name: String },
 }
@@ -258,6 +261,16 @@ pub fn plan(doc: &Document, kind: ActionKind, request: &Request) -> Result<Plan,
     }
 }
 
+/// A second way to do `kind` when the first plan's answers do not give a valid edit: a test
+/// written by instruction instead of filled into a scaffold. `None` when there is none.
+pub fn fallback(doc: &Document, kind: ActionKind, request: &Request) -> Option<Plan> {
+    if kind != ActionKind::Test {
+        return None;
+    }
+    let def = function_at(doc, request.start.min(request.end)).ok()?;
+    targets::test_by_instruction(doc, &def, prompts::test(&doc.language_id, &def.name))
+}
+
 fn function_at(doc: &Document, at: usize) -> Result<Definition, String> {
     match targets::definition_at(doc, at) {
         Some(def) if def.kind == DefinitionKind::Function => Ok(def),
@@ -289,6 +302,16 @@ impl Plan {
                             return Err("the model's answer changes nothing".into());
                         }
                         text
+                    }
+                    Shape::Insert { before, indent, after, must_contain } => {
+                        let mut code_answer = extract_code(answer).ok_or("the model's answer held no code")?;
+                        if !code_answer.contains(must_contain.as_str()) {
+                            return Err(format!("the model's answer holds no `{must_contain}`"));
+                        }
+                        if original.lang == Some(Lang::Rust) && !code_answer.contains("#[test]") {
+                            code_answer = format!("#[test]\n{}", code_answer.trim_start());
+                        }
+                        format!("{before}{}{after}", hygiene::reindent(&code_answer, indent))
                     }
                     Shape::DocComment { style, indent, name } => {
                         let prose = extract_prose(answer, name).ok_or("the model's answer held no description")?;

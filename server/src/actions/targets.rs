@@ -381,6 +381,42 @@ pub fn test_scaffold(doc: &Document, def: &Definition) -> Option<Plan> {
     Some(Plan::Fill { doc: hole, cursor, start: at, end: at, before, after })
 }
 
+/// Where a test written by instruction goes, and what wraps it there.
+pub fn test_by_instruction(doc: &Document, def: &Definition, task: glint_engine::Task) -> Option<Plan> {
+    let rope = &doc.rope;
+    let len = rope.len_chars();
+    let ends_with_newline = len > 0 && rope.char(len - 1) == '\n';
+    let lead = if ends_with_newline { "\n" } else { "\n\n" };
+    let unit = indent_unit(doc);
+    let (at, before, indent, after, must_contain) = match doc.lang? {
+        Lang::Rust => match rust_tests_module(doc) {
+            Some(close) => (close, "\n".to_string(), unit, String::new(), "fn "),
+            None => (
+                len,
+                format!("{lead}#[cfg(test)]\nmod tests {{\n{unit}use super::*;\n\n"),
+                unit,
+                "}\n".to_string(),
+                "fn ",
+            ),
+        },
+        Lang::Python => match python_main_guard(doc) {
+            Some(at) => (at, String::new(), String::new(), "\n\n".to_string(), "def test"),
+            None => (len, format!("{lead}\n"), String::new(), String::new(), "def test"),
+        },
+        Lang::JavaScript | Lang::TypeScript | Lang::Tsx => {
+            (len, lead.to_string(), String::new(), String::new(), "test(")
+        }
+        _ => return None,
+    };
+    Some(Plan::Instruct {
+        code: def.text.clone(),
+        task,
+        start: at,
+        end: at,
+        shape: super::Shape::Insert { before, indent, after, must_contain: must_contain.to_string() },
+    })
+}
+
 /// A test function name for `name` that the file does not use yet.
 fn test_name(doc: &Document, name: &str) -> String {
     let snake: String =

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use glint_engine::{Chunk, Engine, FinishReason, GenerateRequest, Sampling, Task};
+use glint_engine::{Chunk, Engine, FinishReason, GenerateRequest, Sampling};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -244,6 +244,13 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         EngineSlot::Failed(why) => return Err(request_failed(format!("Glint: the engine failed to start: {why}"))),
         EngineSlot::None => return Err(request_failed("Glint: no engine".into())),
     };
+    // Architecture Invariant: a remote engine never sees secrets or files outside the workspace.
+    if !state.engine_may_see(&*engine, uri) {
+        return Err(request_failed(format!(
+            "Glint: {} is never sent to a remote engine (secret-looking or outside the workspace)",
+            crate::context::display_path(uri)
+        )));
+    }
     let encoding = state.encoding();
     let to_char =
         |p: Position| position::to_char(&doc.rope, LinePos { line: p.line, character: p.character }, encoding);
@@ -258,16 +265,22 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         instruction: data.instruction.clone(),
     };
     let plan = actions::plan(&doc, kind, &request).map_err(|why| request_failed(format!("Glint: {why}")))?;
+    let fallback = actions::fallback(&doc, kind, &request);
 
     let (id, token) = state.actions.start(uri);
     let _registered = Registered { state, id };
     let progress = ProgressBar::begin(state, client, id, title).await;
     let mut last_error = String::new();
     let mut edit = None;
-    // A fill-in gets a second, sampled try; an instruction up to `ATTEMPTS`.
-    let attempts = if matches!(plan, Plan::Fill { .. }) { 2 } else { ATTEMPTS };
+    // A fill-in gets a second, sampled try (or its fallback's tries); an instruction up to `ATTEMPTS`.
+    let attempts = if matches!(plan, Plan::Fill { .. }) && fallback.is_none() { 2 } else { ATTEMPTS };
     for attempt in 0..attempts {
-        let answer = run_engine(state, &*engine, &doc, &plan, attempt, &token, &progress).await?;
+        // The first try of each plan is greedy, later ones sample.
+        let (plan, try_of_plan) = match &fallback {
+            Some(fallback) if attempt > 0 => (fallback, attempt - 1),
+            _ => (&plan, attempt),
+        };
+        let answer = run_engine(state, &*engine, &doc, plan, try_of_plan, &token, &progress).await?;
         if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
             return Err(content_modified());
         }
@@ -314,7 +327,8 @@ async fn run_engine(
     let (request, fill) = match plan {
         Plan::Fill { doc: hole, cursor, .. } => {
             let settings = crate::config::Settings { max_tokens: MAX_ACTION_TOKENS, ..settings.clone() };
-            let others = state.other_documents(doc);
+            let mut others = state.other_documents(doc);
+            others.retain(|other| state.engine_may_see(engine, &other.uri));
             let other_refs: Vec<&Document> = others.iter().collect();
             let around = completion::Surroundings { others: &other_refs, recent_edits: &[] };
             let prepared = match completion::prepare(hole, *cursor, &settings, true, engine, &around) {
@@ -326,16 +340,17 @@ async fn run_engine(
             request.stop.clear();
             (request, Some((hole, *cursor, prepared.mode, prepared.healed)))
         }
-        Plan::Instruct { code, task, .. } => {
-            let max_tokens = match task {
-                Task::Instruct { .. } if code.len() < 4000 => MAX_ACTION_TOKENS.max(code.len() as u32 / 2),
-                _ => MAX_ACTION_TOKENS,
+        Plan::Instruct { code, task, shape, .. } => {
+            // Prose is short; code about as long as what it replaces, with room to grow.
+            let max_tokens = match shape {
+                actions::Shape::DocComment { .. } => 96,
+                _ => (engine.count_tokens(code) as u32 * 2 + 64).clamp(128, 768),
             };
             let request = GenerateRequest {
                 prefix: code.clone(),
                 path: Some(crate::context::display_path(&doc.uri)),
                 language: Some(doc.language_id.to_string()),
-                max_tokens: max_tokens.min(1024),
+                max_tokens,
                 sampling,
                 task: task.clone(),
                 session: Some(format!("{}#action", doc.uri)),
@@ -364,6 +379,10 @@ async fn run_engine(
                     {
                         break;
                     }
+                    // An answer's code block has closed: the rest would be chatter.
+                    if fill.is_none() && fence_closed(&raw) {
+                        break;
+                    }
                 }
                 Some(Chunk::Done(done)) => {
                     if done.reason == FinishReason::Error {
@@ -384,6 +403,11 @@ async fn run_engine(
         }
         None => Ok(raw),
     })
+}
+
+/// Whether `raw` holds an opening and a closing code fence at line starts.
+fn fence_closed(raw: &str) -> bool {
+    raw.lines().filter(|l| l.trim_start().starts_with("```")).count() >= 2
 }
 
 fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding) -> WorkspaceEdit {
