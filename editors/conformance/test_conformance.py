@@ -182,13 +182,9 @@ async def test_completion_item_text_edit(glint):
 
 # Known deviations, each with the request and what the client declared. They are expected
 # failures until the server is fixed (then the test passes and the entry should go).
-KNOWN_DEVIATIONS = {
-    (
-        "helix-25.01",
-        "Client does not support documentation format 'markdown'",
-    ): "textDocument/completion: the item's documentation is MarkupContent of kind markdown, but Helix "
-    "declares no completionItem.documentationFormat (so plaintext is what it promised to handle)",
-}
+# (client, pytest-lsp warning) -> why the server still does it. Empty: every response uses only
+# what the client declared.
+KNOWN_DEVIATIONS: dict = {}
 
 
 def judge_spec_warnings(s, caught) -> None:

@@ -34,6 +34,8 @@ pub struct ClientFeatures {
     pub work_done_progress: bool,
     pub inline_completion: bool,
     pub code_action_resolve: bool,
+    /// The client renders Markdown in completion item documentation.
+    pub markdown_documentation: bool,
 }
 
 #[derive(Default)]

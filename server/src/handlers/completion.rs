@@ -119,10 +119,15 @@ pub async fn completion(
         label_details: Some(CompletionItemLabelDetails { detail: None, description: Some("Glint AI".into()) }),
         kind: Some(CompletionItemKind::SNIPPET),
         detail: Some(if multi_line { "Glint AI (multi-line)".into() } else { "Glint AI".into() }),
-        documentation: Some(Documentation::MarkupContent(MarkupContent {
-            kind: MarkupKind::Markdown,
-            value: format!("```{}\n{}{}\n```", outcome.doc.language_id, word, outcome.text),
-        })),
+        // Markdown only for clients that declare it; the others get the plain text.
+        documentation: Some(if state.client.read().markdown_documentation {
+            Documentation::MarkupContent(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: format!("```{}\n{}{}\n```", outcome.doc.language_id, word, outcome.text),
+            })
+        } else {
+            Documentation::String(format!("{word}{}", outcome.text))
+        }),
         preselect: Some(true),
         sort_text: Some("\u{0}glint".into()),
         filter_text: Some(new_text.clone()),

@@ -28,6 +28,11 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
             .and_then(|t| t.code_action.as_ref())
             .and_then(|c| c.resolve_support.as_ref())
             .is_some_and(|r| r.properties.iter().any(|p| p == "edit")),
+        markdown_documentation: text_document
+            .and_then(|t| t.completion.as_ref())
+            .and_then(|c| c.completion_item.as_ref())
+            .and_then(|i| i.documentation_format.as_ref())
+            .is_some_and(|formats| formats.contains(&MarkupKind::Markdown)),
     };
 
     state.remote.set_folders(workspace_folders(params));
