@@ -425,7 +425,14 @@ impl StopFilter {
 type Payloads = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
 
 /// The response body as a stream of JSON payloads: SSE `data:` fields, or NDJSON lines for Ollama.
+/// A server that ignores `stream: true` and answers one JSON document gives one payload.
 fn payloads(api: HttpApi, response: reqwest::Response) -> Payloads {
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if api != HttpApi::Ollama && content_type.is_some_and(|t| t.starts_with("application/json")) {
+        return Box::pin(futures::stream::once(async move {
+            response.text().await.map_err(|e| format!("reading the response: {}", error_chain(&e)))
+        }));
+    }
     match api {
         HttpApi::OpenAiCompletions | HttpApi::LlamaInfill => Box::pin(
             response

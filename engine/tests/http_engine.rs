@@ -42,6 +42,8 @@ enum Reply {
     Ndjson(Vec<String>),
     /// A plain answer with this status and body.
     Status(u16, &'static str),
+    /// A `200` JSON document, as from a server that does not stream.
+    Json(String),
     /// Reads the request and never answers.
     Hang,
 }
@@ -102,6 +104,13 @@ async fn serve_connection(
             Reply::Status(code, body) => {
                 let head = format!(
                     "HTTP/1.1 {code} Whatever\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(format!("{head}{body}").as_bytes()).await.is_ok()
+            }
+            Reply::Json(body) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
                 socket.write_all(format!("{head}{body}").as_bytes()).await.is_ok()
@@ -450,4 +459,16 @@ async fn ollama_requests_use_suffix_or_raw_and_stream_ndjson() {
     assert_eq!(got.body["raw"], true);
     assert!(got.body.get("suffix").is_none());
     assert!(got.body["prompt"].as_str().unwrap().starts_with("<｜fim▁begin｜>"));
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_stream_still_gives_its_text() {
+    let server = Server::start(|_| {
+        Reply::Json(json!({"choices": [{"index": 0, "text": "a + b", "finish_reason": "length"}]}).to_string())
+    })
+    .await;
+    let engine = engine(server.url("/v1"), HttpApi::OpenAiCompletions, "none");
+    let (texts, finish) = chunks(engine.generate(request())).await;
+    assert_eq!(texts.concat(), "a + b");
+    assert_eq!(finish.reason, FinishReason::Length);
 }
