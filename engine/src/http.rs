@@ -725,6 +725,8 @@ mod tests {
         let bad = HttpEngine::new(HttpConfig { url: "http://x/v1".into(), fim: "gpt".into(), ..HttpConfig::default() });
         assert!(bad.err().unwrap().to_string().contains("`gpt`"));
         assert!(HttpApi::parse("grpc").unwrap_err().to_string().contains("openai-completions"));
+        let tls = HttpEngine::new(HttpConfig { url: "https://api.example.invalid/v1".into(), ..HttpConfig::default() });
+        assert_eq!(tls.unwrap().endpoint(&Task::Complete), "https://api.example.invalid/v1/completions");
         let bad = HttpEngine::new(HttpConfig { url: "ftp://x".into(), ..HttpConfig::default() });
         assert!(bad.err().unwrap().to_string().contains("http://"));
         let bad = HttpEngine::new(HttpConfig { url: "http://x".into(), api: HttpApi::Ollama, ..HttpConfig::default() });
