@@ -312,6 +312,33 @@ mod tests {
         }
     }
 
+    /// 100,000 nested brackets once took minutes per completion (walking up the tree with
+    /// `Node::parent` is quadratic in depth); now the context and post-processing are linear.
+    #[test]
+    fn deeply_nested_code_builds_a_context() {
+        let depth = 100_000;
+        for (uri, language) in
+            [("file:///p/a.rs", "rust"), ("file:///p/a.py", "python"), ("file:///p/a.js", "javascript")]
+        {
+            let text = format!("x = {}\n{}\n", "[".repeat(depth), "]".repeat(depth));
+            let doc = Document::new(uri, language, 1, &text);
+            for cursor in [depth + 4, depth + 5 + depth / 2, 2] {
+                let input = ContextInput {
+                    doc: &doc,
+                    cursor,
+                    budget_tokens: 1024,
+                    invoked: true,
+                    others: &[],
+                    recent_edits: &[],
+                };
+                let _ = context::build(&input, &|s: &str| s.len().div_ceil(3));
+                for mode in [Mode::SingleLine, Mode::MultiLine] {
+                    let _ = postprocess(&PostInput { completion: "1]\n]", doc: &doc, cursor, mode });
+                }
+            }
+        }
+    }
+
     #[test]
     fn framing_edge_cases() {
         transport_frames(b"Content-Length: 2\r\n\r\n{}");

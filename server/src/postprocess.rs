@@ -149,13 +149,15 @@ fn closed_in_tree(doc: &Document, cursor: usize) -> Option<bool> {
         _ => return None,
     };
     let byte = rope.char_to_byte(opener);
-    let token = tree.root_node().descendant_for_byte_range(byte, byte + 1)?;
-    let mut node = token.parent()?;
+    let root = tree.root_node();
+    let token = root.descendant_for_byte_range(byte, byte + 1)?;
+    let mut ancestors = crate::syntax::ancestors(root, token).skip(1);
+    let node = ancestors.next()?;
     let last = node.child(node.child_count().checked_sub(1)?)?;
     if last.kind() != closer || last.is_missing() {
         return Some(false);
     }
-    while let Some(parent) = node.parent() {
+    for parent in ancestors {
         // Inside an error node the pairing is a guess; the indentation says more.
         if parent.is_error() {
             return None;
@@ -164,7 +166,6 @@ fn closed_in_tree(doc: &Document, cursor: usize) -> Option<bool> {
         if last.is_some_and(|l| l.is_missing()) {
             return Some(false);
         }
-        node = parent;
     }
     Some(true)
 }

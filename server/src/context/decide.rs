@@ -101,16 +101,8 @@ fn open_double_quote(before: &str) -> bool {
 
 /// Whether the cursor sits in or right after an error node.
 fn in_error(root: tree_sitter::Node, byte: usize) -> bool {
-    let Some(mut node) = root.descendant_for_byte_range(byte.saturating_sub(1), byte) else { return false };
-    loop {
-        if node.is_error() || node.is_missing() {
-            return true;
-        }
-        match node.parent() {
-            Some(parent) => node = parent,
-            None => return false,
-        }
-    }
+    let Some(node) = root.descendant_for_byte_range(byte.saturating_sub(1), byte) else { return false };
+    crate::syntax::ancestors(root, node).any(|node| node.is_error() || node.is_missing())
 }
 
 fn syntactic_comment_or_string(
@@ -121,8 +113,9 @@ fn syntactic_comment_or_string(
     byte: usize,
 ) -> Option<&'static str> {
     let cursor_row = doc.rope.char_to_line(cursor);
-    let mut node = tree.root_node().descendant_for_byte_range(byte - 1, byte)?;
-    loop {
+    let root = tree.root_node();
+    let innermost = root.descendant_for_byte_range(byte - 1, byte)?;
+    for node in crate::syntax::ancestors(root, innermost) {
         let kind = node.kind();
         if spec.interpolations.contains(&kind) {
             return None;
@@ -133,8 +126,8 @@ fn syntactic_comment_or_string(
         if spec.is_string(kind) && inside_string(node, byte) {
             return Some("inside a string");
         }
-        node = node.parent()?;
     }
+    None
 }
 
 fn inside_comment(doc: &Document, node: tree_sitter::Node, byte: usize, row: usize) -> bool {

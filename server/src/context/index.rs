@@ -125,16 +125,16 @@ fn node_at(root: Node, start: usize, end: usize, kind: u16) -> Option<Node> {
     if end > root.end_byte() || start >= end {
         return None;
     }
-    let mut node = root.descendant_for_byte_range(start, start)?;
-    loop {
+    let innermost = root.descendant_for_byte_range(start, start)?;
+    for node in crate::syntax::ancestors(root, innermost) {
         if node.start_byte() != start || node.end_byte() > end {
             return None;
         }
         if node.end_byte() == end && node.kind_id() == kind {
             return Some(node);
         }
-        node = node.parent()?;
     }
+    None
 }
 
 /// A cheap identity check for documents that share a URI and version (tests, re-opened files):

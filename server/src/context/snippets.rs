@@ -87,8 +87,8 @@ pub(crate) fn headers(doc: &Document, win: &Window, cap: usize, count: &dyn Fn(&
 /// Header rows of the scopes around the cursor that start above the window, innermost first.
 fn scope_headers(root: Node, spec: &Spec, win: &Window) -> Vec<(usize, usize)> {
     let mut ranges = Vec::new();
-    let Some(mut node) = root.descendant_for_byte_range(win.cursor_byte, win.cursor_byte) else { return ranges };
-    loop {
+    let Some(innermost) = root.descendant_for_byte_range(win.cursor_byte, win.cursor_byte) else { return ranges };
+    for node in crate::syntax::ancestors(root, innermost) {
         if spec.scopes.contains(&node.kind()) {
             let first = node.start_position().row;
             if first < win.start_line {
@@ -96,11 +96,8 @@ fn scope_headers(root: Node, spec: &Spec, win: &Window) -> Vec<(usize, usize)> {
                 ranges.push((first, last));
             }
         }
-        match node.parent() {
-            Some(parent) => node = parent,
-            None => return ranges,
-        }
     }
+    ranges
 }
 
 /// Without a grammar, the lines above the window that are indented less than everything

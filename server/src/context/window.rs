@@ -269,34 +269,27 @@ pub(crate) fn syntax(doc: &Document) -> Option<(&tree_sitter::Tree, &'static Spe
 
 /// Whether `byte` falls strictly inside a comment or string (a token that spans lines).
 pub(crate) fn splits_token(root: Node, spec: &Spec, byte: usize) -> bool {
-    let Some(mut node) = root.descendant_for_byte_range(byte, byte) else { return false };
-    loop {
-        if node.start_byte() < byte && byte < node.end_byte() && spec.is_atomic(node.kind()) {
-            return true;
-        }
-        match node.parent() {
-            Some(parent) => node = parent,
-            None => return false,
-        }
-    }
+    let Some(innermost) = root.descendant_for_byte_range(byte, byte) else { return false };
+    crate::syntax::ancestors(root, innermost)
+        .any(|node| node.start_byte() < byte && byte < node.end_byte() && spec.is_atomic(node.kind()))
 }
 
 /// Whether a named node starts at `byte` as an item of a statement list (a block, a body, the
 /// file), which makes its line a clean place to start a window.
 fn starts_statement(root: Node, byte: usize) -> bool {
-    let Some(mut node) = root.descendant_for_byte_range(byte, byte) else { return false };
-    while let Some(parent) = node.parent() {
-        if parent.start_byte() == byte && parent.parent().is_some() {
-            node = parent;
-        } else {
-            break;
-        }
+    let Some(innermost) = root.descendant_for_byte_range(byte, byte) else { return false };
+    // Innermost first; the root is last and never counts as a statement.
+    let chain: Vec<Node> = crate::syntax::ancestors(root, innermost).collect();
+    let mut at = 0;
+    while at + 2 < chain.len() && chain[at + 1].start_byte() == byte {
+        at += 1;
     }
+    let node = chain[at];
     // Comments are extras that grammars hang wherever they fall; a line that starts one is a
     // clean cut all the same.
     node.start_byte() == byte
         && node.is_named()
-        && (node.is_extra() || node.parent().is_some_and(|p| lang::is_statement_list(p.kind())))
+        && (node.is_extra() || chain.get(at + 1).is_some_and(|p| lang::is_statement_list(p.kind())))
 }
 
 /// Byte offset of the first non-whitespace character of `line` from the line start, or `None`
