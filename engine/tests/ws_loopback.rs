@@ -277,7 +277,10 @@ async fn killing_the_server_mid_stream_fails_the_request_and_the_client_reconnec
     server.task.abort();
     let (_, finish) = collect(generation).await;
     assert_eq!(finish.reason, FinishReason::Error);
-    assert!(finish.error.unwrap_or_default().contains("lost"));
+    let error = finish.error.unwrap_or_default();
+    // Aborting the serve task may let a session say goodbye before it is dropped; either way the
+    // request ends with an error that says why.
+    assert!(error.contains("lost") || error.contains("shutting down"), "{error}");
     let mut state = client.connection().unwrap();
     tokio::time::timeout(GUARD, state.wait_for(|s| s.status != ConnectionStatus::Connected)).await.unwrap().unwrap();
     let (_, failed) = collect(client.generate(GenerateRequest::default())).await;

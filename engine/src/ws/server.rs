@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::stream::{BoxStream, SelectAll};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,7 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::protocol::{
     ClientFrame, ErrorCode, FrameError, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame,
 };
-use crate::{Chunk, Engine, FinishReason, Timings};
+use crate::{Chunk, Engine, FinishReason, Generation, Timings};
 
 /// How the server runs. `Default` is what `glint engine serve` uses without flags.
 #[derive(Clone)]
@@ -321,10 +322,10 @@ pub async fn serve_connection<Si, St, E>(
     }
     tracing::info!(%peer, "client connected");
 
-    let (out_tx, mut out_rx) = mpsc::channel::<ServerFrame>(256);
-    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<u64>();
     let mut inflight: HashMap<u64, InFlight> = HashMap::new();
-    let mut requests = JoinSet::new();
+    // Every request's frames, polled here so a chunk goes from the engine to the socket without
+    // another task in between. Dropping a request's stream drops its Generation.
+    let mut requests: SelectAll<BoxStream<'static, ServerFrame>> = SelectAll::new();
     let mut last_heard = tokio::time::Instant::now();
     let send_timeout = config.idle_timeout;
     let reason = loop {
@@ -339,14 +340,14 @@ pub async fn serve_connection<Si, St, E>(
                 let _ = sink.send(close(CloseCode::Away, "the engine server is shutting down")).await;
                 break "server shutdown";
             }
-            Some(frame) = out_rx.recv() => {
+            Some(frame) = requests.next(), if !requests.is_empty() => {
+                if let ServerFrame::Done { id, .. } = &frame {
+                    inflight.remove(id);
+                }
                 match tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await {
                     Ok(Ok(())) => {}
                     _ => break "the client stopped reading",
                 }
-            }
-            Some(id) = ended_rx.recv() => {
-                inflight.remove(&id);
             }
             () = idle => {
                 let _ = sink.send(close(CloseCode::Policy, "idle timeout")).await;
@@ -396,8 +397,8 @@ pub async fn serve_connection<Si, St, E>(
                             } else {
                                 let (cancel_tx, cancel_rx) = oneshot::channel();
                                 inflight.insert(id, InFlight { session: request.session.clone(), _cancel: cancel_tx });
-                                let job = Job { id, peer: peer.clone(), out: out_tx.clone(), ended: ended_tx.clone() };
-                                requests.spawn(run_request(job, Arc::clone(&engine), request, cancel_rx));
+                                let generation = engine.generate(request);
+                                requests.push(request_frames(id, peer.clone(), generation, cancel_rx));
                                 None
                             }
                         }
@@ -411,8 +412,8 @@ pub async fn serve_connection<Si, St, E>(
             }
         }
     };
-    // Dropping the tasks drops their Generations, which stops the engine's work.
-    requests.abort_all();
+    // Dropping the streams drops their Generations, which stops the engine's work.
+    drop(requests);
     tracing::info!(%peer, cancelled = inflight.len(), "client disconnected: {reason}");
 }
 
@@ -471,66 +472,64 @@ struct InFlight {
     _cancel: oneshot::Sender<()>,
 }
 
-struct Job {
+/// One request's frames: its chunks, then one `done` (also when `cancel` fires first, which drops
+/// the Generation and so stops the engine). Logs the request's timings at the end.
+fn request_frames(
     id: u64,
     peer: String,
-    out: mpsc::Sender<ServerFrame>,
-    ended: mpsc::UnboundedSender<u64>,
-}
-
-async fn run_request(
-    job: Job,
-    engine: Arc<dyn Engine>,
-    request: crate::GenerateRequest,
-    mut cancel: oneshot::Receiver<()>,
-) {
-    let started = Instant::now();
-    let id = job.id;
-    let mut generation = engine.generate(request);
-    let mut first_chunk_ms = None;
-    let done = loop {
-        tokio::select! {
-            _ = &mut cancel => {
-                drop(generation);
-                break ServerFrame::Done { id, reason: FinishReason::Cancelled, error: None, timings: Timings::default() };
-            }
-            chunk = generation.next_chunk() => match chunk {
-                Some(Chunk::Text(text)) => {
-                    first_chunk_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
-                    if job.out.send(ServerFrame::Chunk { id, text }).await.is_err() {
-                        return;
+    generation: Generation,
+    cancel: oneshot::Receiver<()>,
+) -> BoxStream<'static, ServerFrame> {
+    struct Run {
+        generation: Generation,
+        cancel: oneshot::Receiver<()>,
+        started: Instant,
+        first_chunk_ms: Option<f64>,
+    }
+    let run = Run { generation, cancel, started: Instant::now(), first_chunk_ms: None };
+    futures::stream::unfold(Some(run), move |run| {
+        let peer = peer.clone();
+        async move {
+            let mut run = run?;
+            let done = tokio::select! {
+                _ = &mut run.cancel => {
+                    ServerFrame::Done { id, reason: FinishReason::Cancelled, error: None, timings: Timings::default() }
+                }
+                chunk = run.generation.next_chunk() => match chunk {
+                    Some(Chunk::Text(text)) => {
+                        let started = run.started;
+                        run.first_chunk_ms.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1e3);
+                        return Some((ServerFrame::Chunk { id, text }, Some(run)));
                     }
-                }
-                Some(Chunk::Done(finish)) => {
-                    break ServerFrame::Done { id, reason: finish.reason, error: finish.error, timings: finish.timings };
-                }
-                None => {
-                    break ServerFrame::Done {
+                    Some(Chunk::Done(finish)) => {
+                        ServerFrame::Done { id, reason: finish.reason, error: finish.error, timings: finish.timings }
+                    }
+                    None => ServerFrame::Done {
                         id,
                         reason: FinishReason::Error,
                         error: Some("the engine stopped without finishing the generation".into()),
                         timings: Timings::default(),
-                    };
+                    },
                 }
+            };
+            if let ServerFrame::Done { reason, timings, .. } = &done {
+                tracing::info!(
+                    %peer,
+                    id,
+                    ?reason,
+                    first_chunk_ms = run.first_chunk_ms.unwrap_or(0.0),
+                    engine_ttft_ms = timings.ttft_ms,
+                    prompt_tokens = timings.prompt_tokens,
+                    cached_tokens = timings.cached_tokens,
+                    decode_tokens = timings.decode_tokens,
+                    total_ms = run.started.elapsed().as_secs_f64() * 1e3,
+                    "request"
+                );
             }
+            Some((done, None))
         }
-    };
-    if let ServerFrame::Done { reason, timings, .. } = &done {
-        tracing::info!(
-            peer = %job.peer,
-            id,
-            ?reason,
-            first_chunk_ms = first_chunk_ms.unwrap_or(0.0),
-            engine_ttft_ms = timings.ttft_ms,
-            prompt_tokens = timings.prompt_tokens,
-            cached_tokens = timings.cached_tokens,
-            decode_tokens = timings.decode_tokens,
-            total_ms = started.elapsed().as_secs_f64() * 1e3,
-            "request"
-        );
-    }
-    let _ = job.out.send(done).await;
-    let _ = job.ended.send(id);
+    })
+    .boxed()
 }
 
 #[cfg(test)]
