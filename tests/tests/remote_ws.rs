@@ -19,7 +19,7 @@ const PROGRAM: &str = env!("CARGO_BIN_EXE_glint-e2e");
 /// A running `glint engine serve` and the URL it listens on.
 struct EngineServer {
     /// Killed on drop.
-    _child: Child,
+    child: Child,
     url: String,
 }
 
@@ -52,7 +52,7 @@ impl EngineServer {
                 eprintln!("[engine serve] {line}");
             }
         });
-        EngineServer { _child: child, url }
+        EngineServer { child, url }
     }
 
     fn port(&self) -> u16 {
@@ -125,6 +125,29 @@ async fn an_lsp_session_completes_through_a_remote_engine_process_and_survives_i
     client.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cancels_remote_work_and_stops_the_engine_server() {
+    let mut server =
+        EngineServer::start("127.0.0.1:0", &format!("fake+delay=20:{}", "z".repeat(500)), Duration::from_secs(30))
+            .await;
+    let client =
+        glint_engine::ws::WsEngine::connect(glint_engine::ws::WsClientConfig::new(&server.url)).expect("client");
+    tokio::time::timeout(glint_tests::timeout(), client.connected()).await.expect("connects");
+    let mut generation = glint_engine::Engine::generate(&client, glint_engine::GenerateRequest::default());
+    let first = tokio::time::timeout(glint_tests::timeout(), generation.next_chunk()).await.expect("a chunk");
+    assert!(matches!(first, Some(glint_engine::Chunk::Text(_))), "{first:?}");
+
+    let pid = server.child.id().expect("a running server").to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().await.expect("run kill");
+    assert!(sent.success());
+    let status =
+        tokio::time::timeout(glint_tests::timeout(), server.child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    let (_, finish) = tokio::time::timeout(glint_tests::timeout(), generation.collect_text()).await.expect("ends");
+    assert_eq!(finish.reason, glint_engine::FinishReason::Error);
+    assert!(finish.error.unwrap_or_default().contains("shutting down"));
+}
+
 fn model_present() -> bool {
     if fetch::resolve_model(None).is_ok() {
         return true;
@@ -150,7 +173,12 @@ async fn with_the_real_model_the_remote_completion_equals_the_local_one() {
     let options = json!({"debounceMs": 0, "maxTokens": 32, "threads": 1});
 
     let local = LspClient::in_process(ServerOptions::default());
-    local.initialize(capabilities(&["utf-16"]), json!({"engine": "local", "debounceMs": 0, "maxTokens": 32, "threads": 1})).await;
+    local
+        .initialize(
+            capabilities(&["utf-16"]),
+            json!({"engine": "local", "debounceMs": 0, "maxTokens": 32, "threads": 1}),
+        )
+        .await;
     wait_ready(&local).await;
     let local_text = complete_once(&local).await;
     local.shutdown().await;
