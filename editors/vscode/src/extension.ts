@@ -13,6 +13,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { LANGUAGES, autoCompletionsEnabled, resolveBinary, serverSettings } from "./config";
+import { rewriteMiddleware, rewriteSelection } from "./rewrite";
 import { type EngineStatus, StatusBar } from "./status";
 import { InlineStreams, type Progress } from "./streaming";
 
@@ -41,7 +42,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command("glint.showLogs", () => output.show(true));
   command("glint.showStatus", showStatus);
   command("glint.restartServer", restart);
-  command("glint.rewriteSelection", rewriteSelection);
+  command("glint.rewriteSelection", () => rewriteSelection(client));
   command("glint.statusMenu", statusMenu);
 
   context.subscriptions.push(
@@ -95,7 +96,7 @@ async function start(): Promise<void> {
     ]),
     initializationOptions: { glint: serverSettings() },
     outputChannel: output,
-    middleware: streams.middleware(),
+    middleware: { ...streams.middleware(), ...rewriteMiddleware() },
   };
   client = new LanguageClient("glint", "Glint", serverOptions, clientOptions);
   client.onNotification(PROGRESS, (progress) => streams.onProgress(progress));
@@ -198,38 +199,6 @@ async function showStatus(): Promise<void> {
   const result = await refreshStatus();
   output.info(`glint/status: ${JSON.stringify(result ?? null, null, 2)}`);
   output.show(true);
-}
-
-/**
- * Experimental: the server's `glint.rewrite` command is not implemented yet, so this only sends
- * the request; the server answers with an error until it is.
- */
-async function rewriteSelection(): Promise<void> {
-  const editor = vscode.window.activeTextEditor;
-  if (!editor || !client || editor.selection.isEmpty) {
-    void vscode.window.showInformationMessage("Glint: select the code to rewrite first.");
-    return;
-  }
-  const instruction = await vscode.window.showInputBox({ prompt: "Rewrite the selection: instruction" });
-  if (!instruction) {
-    return;
-  }
-  const converter = client.code2ProtocolConverter;
-  try {
-    await client.sendRequest("workspace/executeCommand", {
-      command: "glint.rewrite",
-      arguments: [
-        {
-          uri: converter.asUri(editor.document.uri),
-          version: editor.document.version,
-          range: converter.asRange(editor.selection),
-          instruction,
-        },
-      ],
-    });
-  } catch (error) {
-    void vscode.window.showWarningMessage(`Glint: rewrite failed: ${String(error)}`);
-  }
 }
 
 async function statusMenu(): Promise<void> {

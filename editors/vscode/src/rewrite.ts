@@ -1,0 +1,72 @@
+// Rewrites by an instruction: the server's `glint.rewrite` command takes {uri, range, version?,
+// instruction?}, computes the edit and applies it with `workspace/applyEdit`. The code action
+// "Glint: Rewrite the selection…" carries the command without an instruction, so the middleware
+// asks for one before the command reaches the server; the palette command does the same for the
+// selection.
+import * as vscode from "vscode";
+import type { LanguageClient, Middleware } from "vscode-languageclient/node";
+
+export const REWRITE_COMMAND = "glint.rewrite";
+
+/** Asks for the instruction; undefined when the user cancels or leaves it empty. */
+export async function askInstruction(): Promise<string | undefined> {
+  const instruction = await vscode.window.showInputBox({
+    title: "Glint: Rewrite the selection",
+    prompt: "Instruction, e.g. “use iterators” or “handle the error case”",
+    ignoreFocusOut: true,
+  });
+  return instruction?.trim() ? instruction : undefined;
+}
+
+function isRewriteArgument(value: unknown): value is { instruction?: unknown } {
+  return typeof value === "object" && value !== null && "uri" in value && "range" in value;
+}
+
+/** Client middleware: asks for the rewrite instruction; never resolves the rewrite action. */
+export function rewriteMiddleware(): Middleware {
+  return {
+    executeCommand: async (command, args, next) => {
+      const [first, ...rest] = args;
+      if (command !== REWRITE_COMMAND || !isRewriteArgument(first) || typeof first.instruction === "string") {
+        return next(command, args);
+      }
+      const instruction = await askInstruction();
+      if (instruction === undefined) {
+        return undefined;
+      }
+      return next(command, [{ ...first, instruction }, ...rest]);
+    },
+    // The rewrite action is complete as listed (a command, no edit): there is nothing to resolve.
+    resolveCodeAction: (item, token, next) =>
+      item.command?.command === REWRITE_COMMAND && item.edit === undefined ? item : next(item, token),
+  };
+}
+
+/** The palette command: rewrites the selection of the active editor by an instruction. */
+export async function rewriteSelection(client: LanguageClient | undefined): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor || !client || editor.selection.isEmpty) {
+    void vscode.window.showInformationMessage("Glint: select the code to rewrite first.");
+    return;
+  }
+  const instruction = await askInstruction();
+  if (!instruction) {
+    return;
+  }
+  const converter = client.code2ProtocolConverter;
+  try {
+    await client.sendRequest("workspace/executeCommand", {
+      command: REWRITE_COMMAND,
+      arguments: [
+        {
+          uri: converter.asUri(editor.document.uri),
+          version: editor.document.version,
+          range: converter.asRange(editor.selection),
+          instruction,
+        },
+      ],
+    });
+  } catch (error) {
+    void vscode.window.showWarningMessage(`Glint: rewrite failed: ${String(error)}`);
+  }
+}
