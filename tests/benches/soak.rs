@@ -97,12 +97,12 @@ async fn main() -> anyhow::Result<()> {
     let mut pending_line: Vec<char> = Vec::new();
     while typed < keys {
         // Switch files every 600 keystrokes, at a line boundary.
-        if typed % 600 == 0 && pending_line.is_empty() {
+        if typed.is_multiple_of(600) && pending_line.is_empty() {
             current = (typed / 600) % files.len();
         }
         // Every 1,000 keystrokes a scratch file is opened and another closed; every 3,000 an
         // edited file is closed and reopened (its tree must go with it).
-        if typed % 1000 == 0 {
+        if typed.is_multiple_of(1000) {
             scratch += 1;
             let uri = format!("file:///soak/scratch{scratch}.rs");
             client.open(&uri, "rust", &corpus::source("rust", 2000)).await;
@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("completion failed at keystroke {typed}: {response}");
         }
         typed += 1;
-        if typed % SAMPLE_EVERY == 0 {
+        if typed.is_multiple_of(SAMPLE_EVERY) {
             let rss = rss_kib(pid, "VmRSS:");
             samples.push((typed, rss));
             println!(
