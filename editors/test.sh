@@ -169,6 +169,13 @@ if wanted vscode || wanted vscode-protocol; then
             fail vscode-streaming-cache "node --test failed" "$LOGS/streams.log"
           fi
         fi
+        if [ -f "$EDITORS/tests/vscode_rewrite.test.js" ]; then
+          if (cd "$VSC" && timeout 60 node --test "$EDITORS/tests/vscode_rewrite.test.js") >"$LOGS/rewrite.log" 2>&1; then
+            pass vscode-rewrite-glue
+          else
+            fail vscode-rewrite-glue "node --test failed" "$LOGS/rewrite.log"
+          fi
+        fi
       fi
       if wanted vscode-protocol && [ -f "$EDITORS/tests/vscode_protocol.js" ]; then
         if (cd "$VSC" && GLINT_BIN="$GLINT" timeout 60 node "$EDITORS/tests/vscode_protocol.js") >"$LOGS/protocol.log" 2>&1; then
