@@ -1,7 +1,7 @@
 # Helix 25.01 (Debian trixie's hx in a private root) driven in tmux: the shipped languages.toml
 # starts glint next to the language's own server, a completion item (C-x) is accepted, and the
-# saved file holds the suggested text; a Glint code action picked from `Space a` is resolved,
-# applied and saved. Sourced by editors/test.sh.
+# saved file holds the suggested text; Glint code actions picked from `Space a` (the doc comment,
+# the rewrite) are applied and saved. Sourced by editors/test.sh.
 # shellcheck source=debroot.sh
 . "$EDITORS/tests/debroot.sh"
 
@@ -97,48 +97,58 @@ helix_check() {
 }
 helix_check
 
-# Code actions: on `add` in a Rust file, `Space a` opens the menu with Glint's actions; picking
-# "Glint: Write the doc comment of `add`" resolves it (the engine answers "Returns the sum.") and
-# applies the edit; `:write` saves exactly the expected file.
-helix_actions_check() {
+# Code actions in a Rust file: `Space a` opens the menu with Glint's actions; picking one resolves
+# it (Helix sends codeAction/resolve, or runs the action's command when that fails) and applies the
+# edit; `:write` saves exactly the expected file. The scripted engine answers FAKE to everything.
+# Usage: helix_action NAME FAKE POSITION SELECT_KEYS TITLE EXPECTED_FILE
+helix_action() {
+  local name="$1" fake="$2" position="$3" select_keys="$4" title="$5" expected="$6"
   local root="$CACHE/helix-25.01" hx
   hx="$root/usr/lib/hx/hx"
   if ! HELIX_RUNTIME="$root/usr/lib/hx/runtime" "$hx" --version 2>/dev/null | grep -q '^helix 25\.01'; then
-    skip helix-actions "Helix 25.01 is not installed (the helix check installs it)"
+    skip "$name" "Helix 25.01 is not installed (the helix check installs it)"
     return
   fi
-  local dir="$WORK/helix-actions" start=$SECONDS session="glint-hx-actions-$$" i
+  local dir="$WORK/$name" start=$SECONDS session="glint-$name-$$" i
   mkdir -p "$dir/config/helix" "$dir/home"
   sed -e "s|^command = \"glint\"|command = \"$GLINT\"|" \
-    -e 's|^args = \["lsp"\]|args = ["lsp", "--engine", "fake:Returns the sum."]|' \
+    -e "s|^args = \\[\"lsp\"\\]|args = [\"lsp\", \"--engine\", \"fake:$fake\"]|" \
     "$EDITORS/helix/languages.toml" >"$dir/config/helix/languages.toml"
   cp "$EDITORS/helix/config.toml" "$dir/config/helix/config.toml"
   printf 'pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n' >"$dir/lib.rs"
-  printf '/// Returns the sum.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n' >"$dir/expected.rs"
+  printf '%s' "$expected" >"$dir/expected.rs"
   tmx kill-session -t "$session" 2>/dev/null
   tmx new-session -d -s "$session" -x 120 -y 30 \
-    "cd '$dir' && env HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' HELIX_RUNTIME='$root/usr/lib/hx/runtime' '$hx' -v --log '$dir/helix.log' lib.rs:1:8"
+    "cd '$dir' && env HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' HELIX_RUNTIME='$root/usr/lib/hx/runtime' '$hx' -v --log '$dir/helix.log' lib.rs:$position"
   for i in $(seq 1 100); do
     grep -q '"serverInfo"' "$dir/helix.log" 2>/dev/null && break
     sleep 0.1
   done
   sleep 0.3
+  if [ -n "$select_keys" ]; then
+    # shellcheck disable=SC2086 # one key per word
+    tmx send-keys -t "$session" $select_keys
+    sleep 0.2
+  fi
   tmx send-keys -t "$session" Space a
   for i in $(seq 1 50); do
-    tmx capture-pane -p -t "$session" | grep -q 'Glint: Write the doc comment' && break
+    tmx capture-pane -p -t "$session" | grep -qF "$title" && break
     sleep 0.1
   done
   tmx capture-pane -p -t "$session" >"$dir/screen-menu.txt"
-  # The menu lists one action per line; move down to the doc comment action and pick it.
+  # The menu lists one action per line; move down to the wanted one and pick it.
   local index
-  index="$(grep -o 'Glint: [A-Z][a-z]*' "$dir/screen-menu.txt" | grep -n 'Glint: Write' | head -1 | cut -d: -f1)"
+  index="$(grep -o 'Glint: .*' "$dir/screen-menu.txt" | grep -nF "$title" | head -1 | cut -d: -f1)"
   for i in $(seq 2 "${index:-1}"); do
     tmx send-keys -t "$session" Down
     sleep 0.1
   done
   tmx send-keys -t "$session" Enter
+  # Wait until the first line the edit adds is on screen.
+  local added
+  added="$(diff "$dir/lib.rs" "$dir/expected.rs" | grep '^>' | head -1 | cut -c3-)"
   for i in $(seq 1 50); do
-    tmx capture-pane -p -t "$session" | grep -q '/// Returns the sum.' && break
+    tmx capture-pane -p -t "$session" | grep -qF -- "$added" && break
     sleep 0.1
   done
   tmx capture-pane -p -t "$session" >"$dir/screen-applied.txt"
@@ -150,7 +160,7 @@ helix_actions_check() {
   tmx send-keys -t "$session" ":quit!" Enter
   sleep 0.2
   tmx kill-session -t "$session" 2>/dev/null
-  cp "$dir/helix.log" "$LOGS/helix-actions.log" 2>/dev/null
+  cp "$dir/helix.log" "$LOGS/$name.log" 2>/dev/null
   {
     echo "== screen with the code action menu"
     cat "$dir/screen-menu.txt"
@@ -158,12 +168,12 @@ helix_actions_check() {
     cat "$dir/screen-applied.txt"
     echo "== file"
     cat "$dir/lib.rs"
-  } >>"$LOGS/helix-actions.log"
+  } >>"$LOGS/$name.log"
   local ok=1
-  if grep -q 'Glint: Write the doc comment of `add`' "$dir/screen-menu.txt"; then
-    echo "    ok   Space a lists \"Glint: Write the doc comment of \`add\`\""
+  if grep -qF "$title" "$dir/screen-menu.txt"; then
+    echo "    ok   Space a lists \"$title\""
   else
-    echo "    FAIL no Glint action in the code action menu"
+    echo "    FAIL \"$title\" is not in the code action menu"
     ok=0
   fi
   if grep -q 'codeAction/resolve' "$dir/helix.log"; then
@@ -173,15 +183,21 @@ helix_actions_check() {
     ok=0
   fi
   if cmp -s "$dir/lib.rs" "$dir/expected.rs"; then
-    echo "    ok   the edit is applied and :write saved exactly the doc comment above add"
+    echo "    ok   the edit is applied and :write saved exactly the expected file"
   else
     echo "    FAIL the saved file is $(head -c 300 "$dir/lib.rs" | tr '\n' '|')"
     ok=0
   fi
   if [ $ok -eq 1 ]; then
-    pass helix-actions "$((SECONDS - start)) s"
+    pass "$name" "$((SECONDS - start)) s"
   else
-    fail helix-actions "a Glint code action in Helix" "$LOGS/helix-actions.log"
+    fail "$name" "a Glint code action in Helix" "$LOGS/$name.log"
   fi
 }
-helix_actions_check
+# The doc comment action on `add` (cursor on its name).
+helix_action helix-actions "Returns the sum." 1:8 "" 'Glint: Write the doc comment of `add`' \
+  $'/// Returns the sum.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n'
+# The rewrite action on the selection `a + b`: Helix cannot ask for an instruction, so the command
+# goes to the server as listed and the server's default rewrite is applied (workspace/applyEdit).
+helix_action helix-rewrite "a.wrapping_add(b)" 2:5 "v l l l l" 'Glint: Rewrite the selection' \
+  $'pub fn add(a: i32, b: i32) -> i32 {\n    a.wrapping_add(b)\n}\n'
