@@ -2,7 +2,10 @@
 //! behind each transport: one persistent WebSocket (`glint engine serve` and the `ws://` client
 //! engine) against a fresh HTTP/1.1 connection per completion (as llm-ls does) and against pooled
 //! keep-alive HTTP with SSE streaming. Overhead = client-side time to the first chunk minus the
-//! engine's own time to its first token. Prints p50/p99 and ratios; asserts nothing.
+//! engine's own time to its first token. Prints p50/p99 and ratios; asserts nothing. Runs once in
+//! plain text and once with TLS (`wss://` against `https://`, a self-signed certificate), since a
+//! remote engine beyond loopback is reached over TLS, where a fresh connection also pays a TLS
+//! handshake.
 //!
 //! `cargo bench -p glint-tests --bench remote_overhead` (`GLINT_BENCH_REQUESTS` sets the count for
 //! the fast engine, default 1000; the real model section runs 50 when the model is fetched).
@@ -61,8 +64,11 @@ async fn main() -> anyhow::Result<()> {
     let fast: Arc<dyn Engine> = Arc::new(FakeEngine::fixed("let total = a + b;"));
     let request =
         GenerateRequest { prefix: "fn add(a: i32, b: i32) -> i32 {\n    ".into(), ..GenerateRequest::default() };
+    let tls = Tls::generate()?;
     println!("## Fast scripted engine, {requests} requests per transport (interleaved), loopback\n");
-    run(fast, request, requests, 50).await?;
+    run(Arc::clone(&fast), request.clone(), requests, 50, None).await?;
+    println!("\n## Fast scripted engine over TLS, {requests} requests per transport (interleaved), loopback\n");
+    run(fast, request, requests, 50, Some(&tls)).await?;
 
     match fetch::resolve_model(None) {
         Ok(path) => {
@@ -75,30 +81,76 @@ async fn main() -> anyhow::Result<()> {
                 ..GenerateRequest::default()
             };
             println!("\n## Real model ({}), 50 requests per transport, end to end\n", path.display());
-            run(Arc::new(engine), request, 50, 5).await?;
+            run(Arc::new(engine), request, 50, 5, None).await?;
         }
         Err(e) => println!("\nSKIP real model section: {e}"),
     }
     Ok(())
 }
 
-async fn run(engine: Arc<dyn Engine>, request: GenerateRequest, requests: usize, warmup: usize) -> anyhow::Result<()> {
+/// A self-signed certificate for `localhost`, in PEM files.
+struct Tls {
+    cert_pem: String,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Tls {
+    fn generate() -> anyhow::Result<Tls> {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+        let dir = std::env::temp_dir().join(format!("glint-bench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let cert_pem = certified.cert.pem();
+        std::fs::write(&cert, &cert_pem)?;
+        std::fs::write(&key, certified.signing_key.serialize_pem())?;
+        Ok(Tls { cert_pem, cert, key })
+    }
+}
+
+async fn run(
+    engine: Arc<dyn Engine>,
+    request: GenerateRequest,
+    requests: usize,
+    warmup: usize,
+    tls: Option<&Tls>,
+) -> anyhow::Result<()> {
+    let acceptor = match tls {
+        Some(tls) => Some(glint_engine::ws::load_tls(&tls.cert, &tls.key)?),
+        None => None,
+    };
     let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ws_addr = ws_listener.local_addr()?;
     let (stop_ws, ws_stopped) = tokio::sync::oneshot::channel::<()>();
     let ws_engine = Arc::clone(&engine);
+    let ws_acceptor = acceptor.clone();
     let ws_server = tokio::spawn(async move {
-        let _ = glint_engine::ws::serve(ws_listener, ws_engine, ServeConfig::default(), async {
+        let config = ServeConfig { tls: ws_acceptor, ..ServeConfig::default() };
+        let _ = glint_engine::ws::serve(ws_listener, ws_engine, config, async {
             let _ = ws_stopped.await;
         })
         .await;
     });
-    let http_addr = start_http(Arc::clone(&engine)).await?;
+    let http_addr = start_http(Arc::clone(&engine), acceptor).await?;
 
-    let ws = WsEngine::connect(WsClientConfig::new(format!("ws://{ws_addr}")))?;
+    let (ws_url, url) = match tls {
+        Some(_) => {
+            (format!("wss://localhost:{}", ws_addr.port()), format!("https://localhost:{}/generate", http_addr.port()))
+        }
+        None => (format!("ws://{ws_addr}"), format!("http://{http_addr}/generate")),
+    };
+    let mut ws_config = WsClientConfig::new(ws_url);
+    ws_config.ca_file = tls.map(|tls| tls.cert.clone());
+    let ws = WsEngine::connect(ws_config)?;
     tokio::time::timeout(Duration::from_secs(10), ws.connected()).await?;
-    let pooled = reqwest::Client::new();
-    let url = format!("http://{http_addr}/generate");
+    let http_client = || -> anyhow::Result<reqwest::ClientBuilder> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = tls {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(tls.cert_pem.as_bytes())?);
+        }
+        Ok(builder)
+    };
+    let pooled = http_client()?.build()?;
 
     let mut samples: [Vec<Sample>; 3] = Default::default();
     for i in 0..warmup + requests {
@@ -107,7 +159,8 @@ async fn run(engine: Arc<dyn Engine>, request: GenerateRequest, requests: usize,
                 Transport::WebSocket => over_ws(&ws, request.clone()).await?,
                 Transport::PooledHttp => over_http(&pooled, &url, &request).await?,
                 Transport::FreshHttp => {
-                    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+                    // Built before the clock starts: only the new connection is measured.
+                    let fresh = http_client()?.pool_max_idle_per_host(0).build()?;
                     over_http(&fresh, &url, &request).await?
                 }
             };
@@ -197,7 +250,7 @@ async fn over_http(client: &reqwest::Client, url: &str, request: &GenerateReques
 
 /// A minimal streaming HTTP engine: POST /generate with a `GenerateRequest`, answered as SSE
 /// (`data: TEXT` per chunk, then `event: done` with the timings).
-async fn start_http(engine: Arc<dyn Engine>) -> anyhow::Result<SocketAddr> {
+async fn start_http(engine: Arc<dyn Engine>, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<SocketAddr> {
     async fn generate(
         State(engine): State<Arc<dyn Engine>>,
         body: String,
@@ -216,14 +269,48 @@ async fn start_http(engine: Arc<dyn Engine>) -> anyhow::Result<SocketAddr> {
     let app = Router::new().route("/generate", post(generate)).with_state(engine);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    // Small SSE writes must not wait for Nagle's algorithm, as on the WebSocket side.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    match tls {
+        Some(acceptor) => {
+            tokio::spawn(async move {
+                let _ = axum::serve(TlsListener { tcp: listener, acceptor }, app).await;
+            });
+        }
+        None => {
+            // Small SSE writes must not wait for Nagle's algorithm, as on the WebSocket side.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+    }
     Ok(addr)
+}
+
+/// TCP plus a TLS handshake per accepted connection, for the HTTPS side.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
+            let _ = tcp.set_nodelay(true);
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 fn ms(d: Duration) -> f64 {
