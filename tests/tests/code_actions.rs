@@ -110,6 +110,9 @@ async fn actions_are_listed_with_data_and_no_edit_and_the_server_advertises_them
         "the test action is `refactor.glint.test`, not a rewrite"
     );
     assert_eq!(actions[1]["command"]["command"], "glint.rewrite");
+    // Clients that resolve every action get the command-only rewrite back as it is.
+    let resolved = client.call("codeAction/resolve", actions[1].clone()).await;
+    assert_eq!(resolved, actions[1]);
 }
 
 #[tokio::test]

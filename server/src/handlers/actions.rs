@@ -153,6 +153,11 @@ fn listed_action(candidate: &Candidate, data: &ActionData, diagnostic: Option<Di
 /// `codeAction/resolve`: runs the engine and fills in the edit.
 pub async fn resolve(state: &Arc<State>, client: &Client, mut action: CodeAction) -> Result<CodeAction> {
     let Some(data) = action.data.clone().and_then(|d| serde_json::from_value::<ActionData>(d).ok()) else {
+        // A command-only action (the rewrite, which needs an instruction first) is complete as it
+        // is; clients that resolve every action get it back unchanged and run its command.
+        if action.command.is_some() {
+            return Ok(action);
+        }
         return Err(Error::invalid_params("this code action carries no Glint data"));
     };
     let edit = compute(state, client, &data, &action.title).await?;
