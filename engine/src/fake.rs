@@ -22,9 +22,13 @@ pub struct FakeEngine {
     log: Arc<Mutex<FakeLog>>,
 }
 
+/// How many requests a `FakeEngine` remembers.
+pub const MAX_LOGGED_REQUESTS: usize = 1024;
+
 /// What a `FakeEngine` saw.
 #[derive(Debug, Default, Clone)]
 pub struct FakeLog {
+    /// The most recent requests (at most `MAX_LOGGED_REQUESTS`), oldest first.
     pub requests: Vec<GenerateRequest>,
     /// Generations that ended because the consumer cancelled or dropped them.
     pub cancelled: usize,
@@ -79,7 +83,15 @@ impl Engine for FakeEngine {
     fn generate(&self, request: GenerateRequest) -> Generation {
         let (generation, sender) = Generation::channel();
         let reply = (self.reply)(&request);
-        self.log.lock().requests.push(request.clone());
+        {
+            // Only the most recent requests are kept, so a long session (`glint lsp --engine
+            // fake:...`, the soak bench) does not grow by a prompt per keystroke.
+            let mut log = self.log.lock();
+            if log.requests.len() >= MAX_LOGGED_REQUESTS {
+                log.requests.remove(0);
+            }
+            log.requests.push(request.clone());
+        }
         let log = Arc::clone(&self.log);
         let delay = self.delay;
         let chunk_chars = self.chunk_chars.max(1);
