@@ -205,7 +205,10 @@ impl LanguageServer for Server {
 /// Tells the user once when a remote engine's connection is lost (or unreachable at startup) and
 /// once when it is back, however many reconnection attempts happen in between. Ends when the
 /// engine is dropped.
-async fn report_connection(mut connection: tokio::sync::watch::Receiver<glint_engine::ws::ConnectionState>, client: Client) {
+async fn report_connection(
+    mut connection: tokio::sync::watch::Receiver<glint_engine::ws::ConnectionState>,
+    client: Client,
+) {
     use glint_engine::ws::ConnectionStatus;
     let mut lost = false;
     loop {

@@ -92,14 +92,7 @@ impl LspClient {
         let inbox = Arc::new(Inbox::default());
         let writer = Arc::new(tokio::sync::Mutex::new(Some(writer)));
         tokio::spawn(read_loop(read, Arc::clone(&pending), Arc::clone(&inbox), Arc::clone(&writer)));
-        LspClient {
-            writer,
-            pending,
-            inbox,
-            next_id: AtomicI64::new(1),
-            child,
-            server,
-        }
+        LspClient { writer, pending, inbox, next_id: AtomicI64::new(1), child, server }
     }
 
     /// Sends raw bytes, for malformed-input tests.

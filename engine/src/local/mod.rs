@@ -188,7 +188,9 @@ impl Engine for LocalEngine {
 fn check_memory(path: &Path, available: Option<u64>) -> Result<(), EngineError> {
     let size = std::fs::metadata(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?.len();
     match available {
-        Some(available) if size > available => Err(EngineError::OutOfMemory { path: path.to_path_buf(), size, available }),
+        Some(available) if size > available => {
+            Err(EngineError::OutOfMemory { path: path.to_path_buf(), size, available })
+        }
         _ => Ok(()),
     }
 }
