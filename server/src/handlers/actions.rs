@@ -25,7 +25,8 @@ use crate::completion;
 use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::handlers::completion::content_modified;
-use crate::position::{self, LinePos};
+use crate::handlers::{char_index, lsp_position};
+use crate::position;
 use crate::state::State;
 
 /// The commands the server executes.
@@ -65,8 +66,7 @@ pub async fn code_action(
         return Ok(None);
     }
     let encoding = state.encoding();
-    let to_char =
-        |p: Position| position::to_char(&doc.rope, LinePos { line: p.line, character: p.character }, encoding);
+    let to_char = |p: Position| char_index(&doc.rope, p, encoding);
     let diagnostics: Vec<actions::Diagnostic> = params
         .context
         .diagnostics
@@ -257,8 +257,7 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         )));
     }
     let encoding = state.encoding();
-    let to_char =
-        |p: Position| position::to_char(&doc.rope, LinePos { line: p.line, character: p.character }, encoding);
+    let to_char = |p: Position| char_index(&doc.rope, p, encoding);
     let request = actions::Request {
         start: to_char(data.range.start),
         end: to_char(data.range.end),
@@ -416,10 +415,7 @@ fn fence_closed(raw: &str) -> bool {
 }
 
 fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding) -> WorkspaceEdit {
-    let lsp = |at: usize| {
-        let p = position::from_char(&doc.rope, at, encoding);
-        Position { line: p.line, character: p.character }
-    };
+    let lsp = |at: usize| lsp_position(&doc.rope, at, encoding);
     let text_edit =
         TextEdit { range: Range { start: lsp(edit.start), end: lsp(edit.end) }, new_text: edit.text.clone() };
     let uri: Uri = match doc.uri.parse() {

@@ -14,6 +14,7 @@ use tower_lsp_server::ls_types::*;
 use crate::completion;
 use crate::document::Document;
 use crate::engines::EngineSlot;
+use crate::handlers::{char_index, lsp_position};
 use crate::position::{self, LinePos};
 use crate::schedule::Suggestion;
 use crate::state::State;
@@ -58,7 +59,7 @@ pub async fn inline_completion(
         }
     }
     let encoding = state.encoding();
-    let cursor_pos = lsp_position(position::from_char(&outcome.doc.rope, outcome.cursor, encoding));
+    let cursor_pos = lsp_position(&outcome.doc.rope, outcome.cursor, encoding);
     let items = texts
         .into_iter()
         .map(|text| match &selected {
@@ -106,10 +107,8 @@ pub async fn completion(
     // user types through.
     let word_start = completion::word_start(rope, outcome.cursor);
     let word = rope.slice(word_start..outcome.cursor).to_string();
-    let range = Range {
-        start: lsp_position(position::from_char(rope, word_start, encoding)),
-        end: lsp_position(position::from_char(rope, outcome.cursor, encoding)),
-    };
+    let range =
+        Range { start: lsp_position(rope, word_start, encoding), end: lsp_position(rope, outcome.cursor, encoding) };
     let new_text = format!("{word}{}", outcome.text);
     let first_line = outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let label = format!("{word}{}", truncate(first_line, 60));
@@ -143,10 +142,6 @@ fn truncate(text: &str, max_chars: usize) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-fn lsp_position(pos: LinePos) -> Position {
-    Position { line: pos.line, character: pos.character }
 }
 
 pub fn content_modified() -> Error {
@@ -194,16 +189,8 @@ async fn run(
     let mut cursor = position::to_char(&doc.rope, at, encoding);
     if let Some(selected) = selected {
         // Complete as if the selected item were already inserted.
-        let start = position::to_char(
-            &doc.rope,
-            LinePos { line: selected.range.start.line, character: selected.range.start.character },
-            encoding,
-        );
-        let end = position::to_char(
-            &doc.rope,
-            LinePos { line: selected.range.end.line, character: selected.range.end.character },
-            encoding,
-        );
+        let start = char_index(&doc.rope, selected.range.start, encoding);
+        let end = char_index(&doc.rope, selected.range.end, encoding);
         let (start, end) = (start.min(end), start.max(end));
         doc.rope.remove(start..end);
         doc.rope.insert(start, &selected.text);
@@ -307,7 +294,7 @@ async fn run(
                     if streaming
                         && let Some(partial) = completion::postprocess(&doc, cursor, answer, mode)
                     {
-                        let pos = lsp_position(position::from_char(&doc.rope, cursor, encoding));
+                        let pos = lsp_position(&doc.rope, cursor, encoding);
                         client
                             .send_notification::<ProgressNotification>(json!({
                                 "uri": uri, "version": doc.version, "position": pos, "text": partial,
