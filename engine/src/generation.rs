@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::{Finish, FinishReason};
 
@@ -19,19 +19,40 @@ pub enum Chunk {
     Done(Finish),
 }
 
-/// A shared flag the producer polls between steps; set when the consumer goes away.
+/// A shared flag the producer polls between steps (a model loop) or awaits (a network peer); set
+/// when the consumer goes away.
 #[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+pub struct CancelFlag(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
 
 impl CancelFlag {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.cancelled.store(true, Ordering::Release);
+        self.0.notify.notify_waiters();
     }
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.cancelled.load(Ordering::Acquire)
+    }
+    /// Resolves once `cancel` was called; no polling, no timer.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a `cancel` between the two is not missed.
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -131,12 +152,10 @@ impl GenerationSender {
     /// Resolves once the consumer dropped the generation or cancelled it, for producers that wait
     /// on something else (a network peer) rather than stepping a model loop.
     pub async fn cancelled(&self) {
-        while !self.cancel.is_cancelled() {
-            // A drop closes the channel at once; a `cancel()` without a drop only sets the flag.
-            tokio::select! {
-                () = self.tx.closed() => return,
-                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
-            }
+        // A drop closes the channel (and sets the flag); a `cancel()` without a drop sets the flag.
+        tokio::select! {
+            () = self.tx.closed() => {}
+            () = self.cancel.cancelled() => {}
         }
     }
 
@@ -171,6 +190,29 @@ mod tests {
         drop(generation);
         assert!(sender.is_cancelled());
         assert!(!sender.send_text("late"));
+    }
+
+    #[tokio::test]
+    async fn cancelled_resolves_on_cancel_and_on_drop_without_polling() {
+        let (generation, sender) = Generation::channel();
+        let waiter = tokio::spawn({
+            let sender = sender.clone();
+            async move { sender.cancelled().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        generation.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("cancel noticed").expect("join");
+
+        let (generation, sender) = Generation::channel();
+        let waiter = tokio::spawn(async move { sender.cancelled().await });
+        drop(generation);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("drop noticed").expect("join");
+
+        // Cancelled before anyone waits: resolves at once.
+        let flag = CancelFlag::new();
+        flag.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), flag.cancelled()).await.expect("already cancelled");
     }
 
     #[tokio::test]

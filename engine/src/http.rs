@@ -497,7 +497,7 @@ async fn produce(inner: Arc<Inner>, request: GenerateRequest, sender: Generation
     let mut progress = Progress::default();
     let outcome = tokio::select! {
         biased;
-        () = cancelled(&sender) => Outcome::Cancelled,
+        () = sender.cancelled() => Outcome::Cancelled,
         result = tokio::time::timeout(limit, stream(&inner, &request, &sender, &mut progress, started)) => {
             match result {
                 Ok(outcome) => outcome,
@@ -537,13 +537,6 @@ async fn produce(inner: Arc<Inner>, request: GenerateRequest, sender: Generation
             total_ms: total.as_secs_f64() * 1e3,
         },
     });
-}
-
-/// Resolves once the consumer cancelled or dropped the generation.
-async fn cancelled(sender: &GenerationSender) {
-    while !sender.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn stream(
