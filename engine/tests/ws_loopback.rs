@@ -226,6 +226,27 @@ async fn an_oversized_message_is_refused_and_the_connection_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refuses_an_oversized_request_alone_and_keeps_the_connection() {
+    let config = ServeConfig { max_message_bytes: 64 << 10, ..ServeConfig::default() };
+    let engine = FakeEngine::fixed("ok");
+    let server = Server::start(Arc::new(engine.clone()), config).await;
+    let client = connected_client(&server.url()).await;
+    let slow = client.generate(request("other", "x = "));
+    let huge = GenerateRequest { prefix: "z".repeat(200 << 10), ..GenerateRequest::default() };
+    let (_, finish) = collect(client.generate(huge)).await;
+    assert_eq!(finish.reason, FinishReason::Error);
+    let error = finish.error.unwrap_or_default();
+    assert!(error.contains("over the remote engine's limit of 65536 bytes"), "{error}");
+    // Nothing of it reached the server, and the connection (and the other request) lives on.
+    let (text, finish) = collect(slow).await;
+    assert_eq!((text.as_str(), finish.reason), ("ok", FinishReason::Stop));
+    let (text, _) = collect(client.generate(request("b", "y = "))).await;
+    assert_eq!(text, "ok");
+    assert_eq!(engine.log().requests.len(), 2);
+    assert_eq!(client.connection().unwrap().borrow().connects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_mismatch_is_a_clear_error_for_the_client() {
     let server = Server::start(Arc::new(FakeEngine::fixed("ok")), ServeConfig::default()).await;
     let mut ws = raw(&server.url()).await;

@@ -10,18 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
 use parking_lot::RwLock;
 use rand::Rng;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{ConnectionState, ConnectionStatus};
-use crate::protocol::{ClientFrame, Incoming, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame};
+use crate::protocol::{ClientFrame, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, message, next_frame, send_frame};
 use crate::{Engine, EngineInfo, Finish, FinishReason, GenerateRequest, Generation, GenerationSender};
 
 /// How the client connects.
@@ -92,10 +93,11 @@ pub struct WsEngine {
     fallback: Option<Arc<dyn Engine>>,
 }
 
-#[allow(clippy::large_enum_variant)] // Commands are moved once, from a request to the connection.
-enum Command {
-    Generate { id: u64, request: GenerateRequest, sender: GenerationSender },
-    Cancel { id: u64 },
+/// A request for the connection, moved once from `generate` to the connection loop.
+struct Command {
+    id: u64,
+    request: GenerateRequest,
+    sender: GenerationSender,
 }
 
 impl WsEngine {
@@ -111,12 +113,7 @@ impl WsEngine {
         let (state_tx, state) = watch::channel(initial);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let remote = Arc::new(RwLock::new(None));
-        let manager = Manager {
-            config: config.clone(),
-            state: state_tx,
-            remote: Arc::clone(&remote),
-            commands: commands.downgrade(),
-        };
+        let manager = Manager { config: config.clone(), state: state_tx, remote: Arc::clone(&remote) };
         // On a multi-threaded runtime the connection lives there: a frame then reaches the
         // consumer without a hop through another thread. Elsewhere (a command-line tool without a
         // runtime, a single-threaded test) it gets a thread of its own.
@@ -194,8 +191,7 @@ impl Engine for WsEngine {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (generation, sender) = Generation::channel();
-        if let Err(mpsc::error::SendError(Command::Generate { sender, .. })) =
-            self.commands.send(Command::Generate { id, request, sender })
+        if let Err(mpsc::error::SendError(Command { sender, .. })) = self.commands.send(Command { id, request, sender })
         {
             sender.finish(failure("the WebSocket client has stopped"));
         }
@@ -227,13 +223,11 @@ struct Manager {
     config: WsClientConfig,
     state: watch::Sender<ConnectionState>,
     remote: Arc<RwLock<Option<EngineInfo>>>,
-    /// For per-request watchers to send `Cancel`; weak, so dropping the engine ends the thread.
-    commands: mpsc::WeakUnboundedSender<Command>,
 }
 
 struct Pending {
     sender: GenerationSender,
-    /// Dropped when the request ends, which ends its watcher.
+    /// Dropped when the request ends, which ends its watcher (see `watch`).
     _done: oneshot::Sender<()>,
 }
 
@@ -251,13 +245,13 @@ impl Manager {
                 () = commands_closed(&commands) => return,
             };
             let reason = match opened {
-                Ok((socket, info)) => {
+                Ok((socket, info, limits)) => {
                     connects += 1;
                     attempt = 0;
                     tracing::info!(url = %self.config.url, model = %info.model, "connected to the remote engine");
                     *self.remote.write() = Some(info);
                     self.set(ConnectionStatus::Connected, None, connects);
-                    match self.serve(socket, &mut commands).await {
+                    match self.serve(socket, &limits, &mut commands).await {
                         Some(reason) => reason,
                         None => return,
                     }
@@ -280,10 +274,9 @@ impl Manager {
                     () = &mut sleep => break,
                     command = commands.recv() => match command {
                         None => return,
-                        Some(Command::Generate { sender, .. }) => {
+                        Some(Command { sender, .. }) => {
                             sender.finish(failure(format!("the remote engine at {} is not connected: {reason}", self.config.url)));
                         }
-                        Some(Command::Cancel { .. }) => {}
                     },
                 }
             }
@@ -295,9 +288,15 @@ impl Manager {
     }
 
     /// Runs one connection until it is lost (the reason) or the engine is dropped (`None`).
-    async fn serve(&self, socket: Socket, commands: &mut mpsc::UnboundedReceiver<Command>) -> Option<String> {
+    async fn serve(
+        &self,
+        socket: Socket,
+        limits: &Limits,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<String> {
         let (mut sink, mut stream) = socket.split();
         let mut pending: HashMap<u64, Pending> = HashMap::new();
+        let mut watchers: FuturesUnordered<BoxFuture<'static, Option<u64>>> = FuturesUnordered::new();
         let mut ping = tokio::time::interval(self.config.keepalive);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -308,22 +307,33 @@ impl Manager {
                         let _ = sink.send(Message::Close(None)).await;
                         return None;
                     }
-                    Some(Command::Generate { id, request, sender }) => {
+                    Some(Command { id, request, sender }) => {
                         let (done, done_rx) = oneshot::channel();
-                        self.watch(id, &request, sender.clone(), done_rx);
-                        let frame = ClientFrame::Generate { id, request };
-                        if let Err(error) = send_frame(&mut sink, &frame).await {
+                        watchers.push(self.watch(id, &request, sender.clone(), done_rx));
+                        let frame = message(&ClientFrame::Generate { id, request });
+                        // The server would close the whole connection over an oversized message,
+                        // failing every other request on it: refuse this one alone, here.
+                        if frame.len() > limits.max_message_bytes {
+                            sender.finish(failure(format!(
+                                "the request is {} bytes, over the remote engine's limit of {} bytes; lower contextTokens",
+                                frame.len(),
+                                limits.max_message_bytes
+                            )));
+                            continue;
+                        }
+                        if let Err(error) = sink.send(frame).await {
                             sender.finish(failure(format!("sending to the remote engine failed: {error}")));
                             break format!("send failed: {error}");
                         }
                         pending.insert(id, Pending { sender, _done: done });
                     }
-                    Some(Command::Cancel { id }) => {
-                        if pending.remove(&id).is_some() && let Err(error) = send_frame(&mut sink, &ClientFrame::Cancel { id }).await {
-                            break format!("send failed: {error}");
-                        }
-                    }
                 },
+                // A consumer went away or a request ran out of time: the server stops its work.
+                Some(Some(id)) = watchers.next(), if !watchers.is_empty() => {
+                    if pending.remove(&id).is_some() && let Err(error) = send_frame(&mut sink, &ClientFrame::Cancel { id }).await {
+                        break format!("send failed: {error}");
+                    }
+                }
                 incoming = next_frame(&mut stream, ServerFrame::parse) => {
                     last_heard = Instant::now();
                     match incoming {
@@ -377,8 +387,16 @@ impl Manager {
         }
     }
 
-    /// Ends request `id` when its consumer goes away (sending `cancel`) or when its time is up.
-    fn watch(&self, id: u64, request: &GenerateRequest, sender: GenerationSender, done: oneshot::Receiver<()>) {
+    /// Ends with `Some(id)` when request `id`'s consumer goes away or its time is up (finishing it
+    /// with the deadline), and with `None` when the request ended by itself. Polled by the
+    /// connection loop: no task, no polling timer.
+    fn watch(
+        &self,
+        id: u64,
+        request: &GenerateRequest,
+        sender: GenerationSender,
+        done: oneshot::Receiver<()>,
+    ) -> BoxFuture<'static, Option<u64>> {
         let (limit, reason) = match request.deadline_ms {
             Some(ms) => (
                 (Duration::from_millis(ms) + self.config.deadline_grace).min(self.config.request_timeout),
@@ -386,22 +404,20 @@ impl Manager {
             ),
             None => (self.config.request_timeout, FinishReason::Error),
         };
-        let commands = self.commands.clone();
         let url = self.config.url.clone();
-        tokio::spawn(async move {
+        async move {
             tokio::select! {
-                _ = done => return,
-                () = sender.cancelled() => {}
+                _ = done => None,
+                () = sender.cancelled() => Some(id),
                 () = tokio::time::sleep(limit) => {
                     let message = format!("the remote engine at {url} did not finish within {} ms", limit.as_millis());
                     tracing::warn!("{message}");
                     sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
+                    Some(id)
                 }
             }
-            if let Some(commands) = commands.upgrade() {
-                let _ = commands.send(Command::Cancel { id });
-            }
-        });
+        }
+        .boxed()
     }
 }
 
@@ -419,8 +435,9 @@ fn backoff(config: &WsClientConfig, attempt: u32) -> Duration {
     exp.mul_f64(jitter)
 }
 
-/// Connects, sends `hello` and reads the server's; the remote engine's description on success.
-async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo), String> {
+/// Connects, sends `hello` and reads the server's; the remote engine's description and limits on
+/// success.
+async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo, Limits), String> {
     let mut request = config.url.as_str().into_client_request().map_err(|e| e.to_string())?;
     if let Some(token) = &config.token {
         let value =
@@ -428,9 +445,7 @@ async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo), String> {
         request.headers_mut().insert("authorization", value);
     }
     let connector = if config.url.starts_with("wss://") { Some(Connector::Rustls(tls_config(config)?)) } else { None };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_bytes))
-        .max_frame_size(Some(config.max_message_bytes));
+    let ws_config = super::websocket_config(config.max_message_bytes);
     let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config), true, connector)
         .await
         .map_err(|e| e.to_string())?;
@@ -440,13 +455,13 @@ async fn open(config: &WsClientConfig) -> Result<(Socket, EngineInfo), String> {
     loop {
         match next_frame(&mut socket, ServerFrame::parse).await {
             Some(Ok(Incoming::Alive)) => continue,
-            Some(Ok(Incoming::Frame(ServerFrame::Hello { version, model, .. }))) => {
+            Some(Ok(Incoming::Frame(ServerFrame::Hello { version, model, limits }))) => {
                 if version != PROTOCOL_VERSION {
                     return Err(format!(
                         "protocol version mismatch: the server speaks version {version}, this client speaks version {PROTOCOL_VERSION}"
                     ));
                 }
-                return Ok((socket, model));
+                return Ok((socket, model, limits));
             }
             Some(Ok(Incoming::Frame(ServerFrame::Error { message, .. }))) => {
                 return Err(format!("the engine server refused the connection: {message}"));

@@ -6,6 +6,7 @@ pub mod client;
 pub mod server;
 
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use client::{ClientError, WsClientConfig, WsEngine};
 pub use server::{ServeConfig, ServeError, check_listen_policy, load_tls, serve, serve_connection, token_matches};
@@ -29,4 +30,14 @@ pub enum ConnectionStatus {
     Connecting,
     Connected,
     Disconnected,
+}
+
+/// The WebSocket settings of both ends. tungstenite zeroes its whole read buffer before every
+/// read of the socket (128 KiB by default, a memset per frame that showed in profiles); frames
+/// here are a few KiB, and larger ones still arrive, over more reads.
+fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
 }

@@ -78,9 +78,7 @@ impl ServeConfig {
     }
 
     fn websocket(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .max_message_size(Some(self.max_message_bytes))
-            .max_frame_size(Some(self.max_message_bytes))
+        super::websocket_config(self.max_message_bytes)
     }
 }
 
@@ -328,8 +326,11 @@ pub async fn serve_connection<Si, St, E>(
     let mut requests: SelectAll<BoxStream<'static, ServerFrame>> = SelectAll::new();
     let mut last_heard = tokio::time::Instant::now();
     let send_timeout = config.idle_timeout;
+    // One timer for the whole connection, moved on only when it fires early: a frame does not
+    // touch the timer wheel.
+    let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
+    tokio::pin!(idle);
     let reason = loop {
-        let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
         tokio::select! {
             biased;
             _ = stop.changed() => {
@@ -349,7 +350,12 @@ pub async fn serve_connection<Si, St, E>(
                     _ => break "the client stopped reading",
                 }
             }
-            () = idle => {
+            () = &mut idle => {
+                let until = last_heard + config.idle_timeout;
+                if until > tokio::time::Instant::now() {
+                    idle.as_mut().reset(until);
+                    continue;
+                }
                 let _ = sink.send(close(CloseCode::Policy, "idle timeout")).await;
                 break "idle timeout";
             }
