@@ -95,8 +95,10 @@ impl Engine for FakeEngine {
         let log = Arc::clone(&self.log);
         let delay = self.delay;
         let chunk_chars = self.chunk_chars.max(1);
+        // The engine's clock starts with the request, as the local engine's does: the thread's
+        // start belongs to the engine's time to first token, not to whoever measures around it.
+        let started = Instant::now();
         std::thread::spawn(move || {
-            let started = Instant::now();
             let text = match reply {
                 Ok(text) => text,
                 Err(message) => {
