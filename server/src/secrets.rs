@@ -279,7 +279,8 @@ pub struct RemoteGuard {
 type Compiled = (RemoteContext, Vec<PathBuf>, Arc<Policy>);
 
 impl RemoteGuard {
-    /// Sets the workspace folders (absolute paths), from `initialize`.
+    /// Sets the workspace folders (absolute paths), from `initialize` and
+    /// `workspace/didChangeWorkspaceFolders`.
     pub fn set_folders(&self, folders: Vec<PathBuf>) {
         *self.folders.write() = folders;
     }

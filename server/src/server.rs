@@ -185,6 +185,12 @@ impl LanguageServer for Server {
         self.report_setting_errors(errors).await;
     }
 
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        guard_sync("workspace/didChangeWorkspaceFolders", || {
+            handlers::lifecycle::change_workspace_folders(&self.state, &params)
+        });
+    }
+
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         guard("textDocument/codeAction", handlers::actions::code_action(&self.state, &self.client, params)).await
     }

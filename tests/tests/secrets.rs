@@ -203,3 +203,52 @@ async fn remote_context_settings_widen_and_narrow_what_is_sent() {
     assert!(client.call("textDocument/inlineCompletion", inline(&generated, 0, 4)).await.is_null());
     assert_eq!(engine.log().requests.len(), requests);
 }
+
+#[tokio::test]
+async fn workspace_folder_changes_move_the_line_at_once() {
+    let (workspace, outside) = folders();
+    let engine = FakeEngine::fixed("x");
+    let scripted = Scripted { fake: engine.clone(), kind: "http" };
+    let client =
+        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(scripted)), ..ServerOptions::default() });
+    let result = client
+        .call(
+            "initialize",
+            json!({
+                "processId": null,
+                "workspaceFolders": [{"uri": uri(&workspace), "name": "project"}],
+                "capabilities": capabilities(&["utf-16"]),
+            }),
+        )
+        .await;
+    let folders_capability = &result["capabilities"]["workspace"]["workspaceFolders"];
+    assert_eq!(folders_capability["changeNotifications"], json!(true), "{result}");
+    client.notify("initialized", json!({})).await;
+    let inside = uri(&workspace.join("a.py"));
+    let far = uri(&outside.join("b.py"));
+    client.open(&inside, "python", "a = \n").await;
+    client.open(&far, "python", "b = \n").await;
+    let completes = |doc: String| {
+        let client = &client;
+        async move { client.call("textDocument/inlineCompletion", inline(&doc, 0, 4)).await.is_array() }
+    };
+    assert!(completes(inside.clone()).await);
+    assert!(!completes(far.clone()).await, "a file outside the workspace reached the remote engine");
+
+    // The other folder joins the workspace: its files may go.
+    let change = |added: &PathBuf, removed: &PathBuf| {
+        json!({"event": {
+            "added": [{"uri": uri(added), "name": "added"}],
+            "removed": [{"uri": uri(removed), "name": "removed"}],
+        }})
+    };
+    client.notify("workspace/didChangeWorkspaceFolders", change(&outside, &workspace)).await;
+    assert!(completes(far.clone()).await, "the added folder's file is still refused");
+    // The first folder left the workspace: its files stop at once (typed into, so no earlier
+    // answer can be reused).
+    edit(&client, &inside, 2, 0).await;
+    let before = engine.log().requests.len();
+    let result = client.call("textDocument/inlineCompletion", inline(&inside, 0, 5)).await;
+    assert!(result.is_null(), "a removed folder's file still reaches the remote engine: {result}");
+    assert_eq!(engine.log().requests.len(), before, "{}", everything_sent(&engine));
+}

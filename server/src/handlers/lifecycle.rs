@@ -66,6 +66,14 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
                 commands: crate::handlers::actions::COMMANDS.iter().map(|c| c.to_string()).collect(),
                 work_done_progress_options: WorkDoneProgressOptions::default(),
             }),
+            // Folders added or removed later move the line of what a remote engine may see.
+            workspace: Some(WorkspaceServerCapabilities {
+                workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                    supported: Some(true),
+                    change_notifications: Some(OneOf::Left(true)),
+                }),
+                file_operations: None,
+            }),
             experimental: Some(serde_json::json!({"glint": {"inlineCompletionProgress": true}})),
             ..ServerCapabilities::default()
         },
@@ -88,6 +96,22 @@ fn workspace_folders(params: &InitializeParams) -> Vec<std::path::PathBuf> {
     };
     tracing::debug!(?folders, "workspace folders");
     folders
+}
+
+/// `workspace/didChangeWorkspaceFolders`: the folders a remote engine may see files of follow the
+/// workspace, so a removed folder's files stop being sent at once.
+pub fn change_workspace_folders(state: &State, params: &DidChangeWorkspaceFoldersParams) {
+    let path = |folder: &WorkspaceFolder| url::Url::parse(folder.uri.as_str()).ok().and_then(|u| u.to_file_path().ok());
+    let removed: Vec<_> = params.event.removed.iter().filter_map(path).collect();
+    let mut folders = state.remote.folders();
+    folders.retain(|f| !removed.contains(f));
+    for added in params.event.added.iter().filter_map(path) {
+        if !folders.contains(&added) {
+            folders.push(added);
+        }
+    }
+    tracing::info!(?folders, "workspace folders changed");
+    state.remote.set_folders(folders);
 }
 
 /// Merges client settings over the current ones, then re-applies command-line overrides.
