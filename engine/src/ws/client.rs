@@ -16,7 +16,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use parking_lot::RwLock;
 use rand::Rng;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -227,8 +227,14 @@ struct Manager {
 
 struct Pending {
     sender: GenerationSender,
-    /// Dropped when the request ends, which ends its watcher (see `watch`).
-    _done: oneshot::Sender<()>,
+}
+
+/// Why a request's watcher fired (see `Manager::watch`).
+enum Watched {
+    /// Its consumer cancelled or dropped the generation.
+    Cancelled(u64),
+    /// Its time ran out.
+    TimedOut { id: u64, limit: Duration, reason: FinishReason },
 }
 
 impl Manager {
@@ -296,7 +302,7 @@ impl Manager {
     ) -> Option<String> {
         let (mut sink, mut stream) = socket.split();
         let mut pending: HashMap<u64, Pending> = HashMap::new();
-        let mut watchers: FuturesUnordered<BoxFuture<'static, Option<u64>>> = FuturesUnordered::new();
+        let mut watchers: FuturesUnordered<BoxFuture<'static, Watched>> = FuturesUnordered::new();
         let mut ping = tokio::time::interval(self.config.keepalive);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -308,8 +314,7 @@ impl Manager {
                         return None;
                     }
                     Some(Command { id, request, sender }) => {
-                        let (done, done_rx) = oneshot::channel();
-                        watchers.push(self.watch(id, &request, sender.clone(), done_rx));
+                        watchers.push(self.watch(id, &request, sender.clone()));
                         let frame = message(&ClientFrame::Generate { id, request });
                         // The server would close the whole connection over an oversized message,
                         // failing every other request on it: refuse this one alone, here.
@@ -325,11 +330,27 @@ impl Manager {
                             sender.finish(failure(format!("sending to the remote engine failed: {error}")));
                             break format!("send failed: {error}");
                         }
-                        pending.insert(id, Pending { sender, _done: done });
+                        pending.insert(id, Pending { sender });
                     }
                 },
                 // A consumer went away or a request ran out of time: the server stops its work.
-                Some(Some(id)) = watchers.next(), if !watchers.is_empty() => {
+                // (A finished request's watcher fires too, later, and finds nothing to do.)
+                Some(watched) = watchers.next(), if !watchers.is_empty() => {
+                    let id = match watched {
+                        Watched::Cancelled(id) => id,
+                        Watched::TimedOut { id, limit, reason } => {
+                            if let Some(request) = pending.get(&id) {
+                                let message = format!(
+                                    "the remote engine at {} did not finish within {} ms",
+                                    self.config.url,
+                                    limit.as_millis()
+                                );
+                                tracing::warn!("{message}");
+                                request.sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
+                            }
+                            id
+                        }
+                    };
                     if pending.remove(&id).is_some() && let Err(error) = send_frame(&mut sink, &ClientFrame::Cancel { id }).await {
                         break format!("send failed: {error}");
                     }
@@ -387,16 +408,12 @@ impl Manager {
         }
     }
 
-    /// Ends with `Some(id)` when request `id`'s consumer goes away or its time is up (finishing it
-    /// with the deadline), and with `None` when the request ended by itself. Polled by the
-    /// connection loop: no task, no polling timer.
-    fn watch(
-        &self,
-        id: u64,
-        request: &GenerateRequest,
-        sender: GenerationSender,
-        done: oneshot::Receiver<()>,
-    ) -> BoxFuture<'static, Option<u64>> {
+    /// Fires when request `id`'s consumer goes away or its time is up. Polled by the connection
+    /// loop: no task of its own. It does not end when the request does (that would wake the
+    /// connection loop while it hands the request's last chunk to its consumer, and make the
+    /// runtime wake a second thread); it fires later, when the consumer drops the generation or at
+    /// the limit, and the loop ignores a request it no longer has.
+    fn watch(&self, id: u64, request: &GenerateRequest, sender: GenerationSender) -> BoxFuture<'static, Watched> {
         let (limit, reason) = match request.deadline_ms {
             Some(ms) => (
                 (Duration::from_millis(ms) + self.config.deadline_grace).min(self.config.request_timeout),
@@ -404,17 +421,10 @@ impl Manager {
             ),
             None => (self.config.request_timeout, FinishReason::Error),
         };
-        let url = self.config.url.clone();
         async move {
             tokio::select! {
-                _ = done => None,
-                () = sender.cancelled() => Some(id),
-                () = tokio::time::sleep(limit) => {
-                    let message = format!("the remote engine at {url} did not finish within {} ms", limit.as_millis());
-                    tracing::warn!("{message}");
-                    sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
-                    Some(id)
-                }
+                () = sender.cancelled() => Watched::Cancelled(id),
+                () = tokio::time::sleep(limit) => Watched::TimedOut { id, limit, reason },
             }
         }
         .boxed()
