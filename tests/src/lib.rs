@@ -37,6 +37,20 @@ pub fn timeout() -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// Waits (up to `timeout()`) until the scripted engine has recorded a cancelled generation, and
+/// returns how many it recorded; panics with the engine's log when none comes.
+pub async fn wait_engine_cancelled(engine: &glint_engine::fake::FakeEngine) -> usize {
+    let until = std::time::Instant::now() + timeout();
+    while std::time::Instant::now() < until {
+        let cancelled = engine.log().cancelled;
+        if cancelled >= 1 {
+            return cancelled;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the engine never saw the cancellation: {:?}", engine.log());
+}
+
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// One LSP connection to a Glint server.

@@ -220,7 +220,7 @@ async fn a_keystroke_cancels_a_running_resolve_down_to_the_engine() {
         .await;
     let response = tokio::time::timeout(Duration::from_secs(10), response).await.expect("answered").expect("response");
     assert_eq!(response["error"]["code"], -32801, "{response}");
-    wait_cancelled(&engine).await;
+    glint_tests::wait_engine_cancelled(&engine).await;
     client.wait_for("progress end", |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end").await;
 }
 
@@ -246,7 +246,7 @@ async fn the_client_cancels_by_request_or_by_progress_bar() {
         let response =
             tokio::time::timeout(Duration::from_secs(10), response).await.expect("answered").expect("response");
         assert!(response.get("error").is_some(), "cancelled: {response}");
-        wait_cancelled(&engine).await;
+        glint_tests::wait_engine_cancelled(&engine).await;
     }
 }
 
@@ -312,14 +312,4 @@ async fn clients_without_resolve_get_commands_or_eager_edits_when_invoked() {
     let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
     let text = apply_edits(RUST, edits_for(&actions[0], uri), "utf-16");
     assert!(text.starts_with("/// Returns the sum.\npub fn add"), "{text}");
-}
-
-async fn wait_cancelled(engine: &FakeEngine) {
-    for _ in 0..400 {
-        if engine.log().cancelled >= 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the engine never saw the cancellation: {:?}", engine.log());
 }

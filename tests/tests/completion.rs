@@ -15,15 +15,9 @@ async fn client_with(engine: FakeEngine, encodings: &[&str], options: Value) -> 
     client
 }
 
-/// Waits (a bounded time) until the engine has recorded exactly one cancelled generation.
+/// Waits until the engine has recorded a cancelled generation, and checks it was exactly one.
 async fn assert_engine_cancelled(engine: &FakeEngine) {
-    for _ in 0..200 {
-        if engine.log().cancelled == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the engine never saw the cancellation: {:?}", engine.log());
+    assert_eq!(glint_tests::wait_engine_cancelled(engine).await, 1, "{:?}", engine.log());
 }
 
 fn inline_params(uri: &str, line: u32, character: u32, trigger: u32) -> Value {
