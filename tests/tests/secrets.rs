@@ -54,6 +54,34 @@ fn inline(uri: &str, line: u32, character: u32) -> Value {
     json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": 1}})
 }
 
+/// A session with a scripted engine of `kind` (which records what it receives), initialized with
+/// one workspace folder and `options`; the `initialize` result comes back too.
+async fn session(
+    kind: &'static str,
+    reply: &str,
+    workspace: &std::path::Path,
+    options: Value,
+) -> (FakeEngine, LspClient, Value) {
+    let engine = FakeEngine::fixed(reply);
+    let scripted = Scripted { fake: engine.clone(), kind };
+    let client =
+        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(scripted)), ..ServerOptions::default() });
+    let result = client
+        .call(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": uri(workspace),
+                "workspaceFolders": [{"uri": uri(workspace), "name": "project"}],
+                "capabilities": capabilities(&["utf-16"]),
+                "initializationOptions": options,
+            }),
+        )
+        .await;
+    client.notify("initialized", json!({})).await;
+    (engine, client, result)
+}
+
 /// Types one character at the start of `line` of `uri` (version `version`), which records the
 /// region as a recent edit.
 async fn edit(client: &LspClient, uri: &str, version: i32, line: u32) {
@@ -78,23 +106,7 @@ struct Scenario {
 /// Opens the documents, edits each, and asks for one completion in the ordinary file.
 async fn scenario(kind: &'static str) -> Scenario {
     let (workspace, outside) = folders();
-    let engine = FakeEngine::fixed("total");
-    let scripted = Scripted { fake: engine.clone(), kind };
-    let client =
-        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(scripted)), ..ServerOptions::default() });
-    client
-        .call(
-            "initialize",
-            json!({
-                "processId": null,
-                "rootUri": uri(&workspace),
-                "workspaceFolders": [{"uri": uri(&workspace), "name": "project"}],
-                "capabilities": capabilities(&["utf-16"]),
-                "initializationOptions": {"contextTokens": 2048},
-            }),
-        )
-        .await;
-    client.notify("initialized", json!({})).await;
+    let (engine, client, _) = session(kind, "total", &workspace, json!({"contextTokens": 2048})).await;
 
     let util = uri(&workspace.join("src/util.py"));
     client
@@ -177,22 +189,8 @@ async fn an_in_process_engine_gets_the_same_documents_as_context() {
 #[tokio::test]
 async fn remote_context_settings_widen_and_narrow_what_is_sent() {
     let (workspace, _) = folders();
-    let engine = FakeEngine::fixed("x");
-    let scripted = Scripted { fake: engine.clone(), kind: "http" };
-    let client =
-        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(scripted)), ..ServerOptions::default() });
-    client
-        .call(
-            "initialize",
-            json!({
-                "processId": null,
-                "workspaceFolders": [{"uri": uri(&workspace), "name": "project"}],
-                "capabilities": capabilities(&["utf-16"]),
-                "initializationOptions": {"remoteContext": {"allow": ["*.example.env"], "deny": ["generated/**"]}},
-            }),
-        )
-        .await;
-    client.notify("initialized", json!({})).await;
+    let options = json!({"remoteContext": {"allow": ["*.example.env"], "deny": ["generated/**"]}});
+    let (engine, client, _) = session("http", "x", &workspace, options).await;
     let sample = uri(&workspace.join("sample.example.env"));
     let generated = uri(&workspace.join("generated/api.py"));
     client.open(&sample, "python", "x = \n").await;
@@ -207,23 +205,9 @@ async fn remote_context_settings_widen_and_narrow_what_is_sent() {
 #[tokio::test]
 async fn workspace_folder_changes_move_the_line_at_once() {
     let (workspace, outside) = folders();
-    let engine = FakeEngine::fixed("x");
-    let scripted = Scripted { fake: engine.clone(), kind: "http" };
-    let client =
-        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(scripted)), ..ServerOptions::default() });
-    let result = client
-        .call(
-            "initialize",
-            json!({
-                "processId": null,
-                "workspaceFolders": [{"uri": uri(&workspace), "name": "project"}],
-                "capabilities": capabilities(&["utf-16"]),
-            }),
-        )
-        .await;
+    let (engine, client, result) = session("http", "x", &workspace, json!({})).await;
     let folders_capability = &result["capabilities"]["workspace"]["workspaceFolders"];
     assert_eq!(folders_capability["changeNotifications"], json!(true), "{result}");
-    client.notify("initialized", json!({})).await;
     let inside = uri(&workspace.join("a.py"));
     let far = uri(&outside.join("b.py"));
     client.open(&inside, "python", "a = \n").await;
