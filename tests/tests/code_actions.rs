@@ -202,16 +202,26 @@ async fn a_stale_version_answers_content_modified() {
     assert_eq!(response["error"]["code"], -32801, "{response}");
 }
 
-#[tokio::test]
-async fn a_keystroke_cancels_a_running_resolve_down_to_the_engine() {
+/// A doc comment resolve on `file:///w/lib.rs` against an engine slow enough to be interrupted,
+/// started and past its progress `begin` (returned last, with the request's id and answer).
+async fn slow_resolve() -> (FakeEngine, LspClient, i64, tokio::sync::oneshot::Receiver<Value>, Value) {
     let engine =
         scripted("Adds the two numbers and returns the sum of them.", "", "").with_delay(Duration::from_millis(50));
     let client = client_with(engine.clone(), capabilities(&["utf-16"])).await;
     let uri = "file:///w/lib.rs";
     client.open(uri, "rust", RUST).await;
     let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
-    let (_, response) = client.start_request("codeAction/resolve", actions[0].clone()).await;
-    client.wait_for("progress begin", |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin").await;
+    let (id, response) = client.start_request("codeAction/resolve", actions[0].clone()).await;
+    let begin = client
+        .wait_for("progress begin", |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin")
+        .await;
+    (engine, client, id, response, begin)
+}
+
+#[tokio::test]
+async fn a_keystroke_cancels_a_running_resolve_down_to_the_engine() {
+    let (engine, client, _, response, _) = slow_resolve().await;
+    let uri = "file:///w/lib.rs";
     client
         .notify(
             "textDocument/didChange",
@@ -227,16 +237,7 @@ async fn a_keystroke_cancels_a_running_resolve_down_to_the_engine() {
 #[tokio::test]
 async fn the_client_cancels_by_request_or_by_progress_bar() {
     for by_progress in [false, true] {
-        let engine =
-            scripted("Adds the two numbers and returns the sum of them.", "", "").with_delay(Duration::from_millis(50));
-        let client = client_with(engine.clone(), capabilities(&["utf-16"])).await;
-        let uri = "file:///w/lib.rs";
-        client.open(uri, "rust", RUST).await;
-        let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
-        let (id, response) = client.start_request("codeAction/resolve", actions[0].clone()).await;
-        let begin = client
-            .wait_for("progress begin", |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin")
-            .await;
+        let (engine, client, id, response, begin) = slow_resolve().await;
         assert_eq!(begin["params"]["value"]["cancellable"], true);
         if by_progress {
             client.notify("window/workDoneProgress/cancel", json!({"token": begin["params"]["token"]})).await;
