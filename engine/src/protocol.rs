@@ -146,6 +146,10 @@ impl From<tokio_tungstenite::tungstenite::Error> for FrameError {
         match error {
             Error::Capacity(capacity) => FrameError::TooLarge(format!("message too large: {capacity}")),
             Error::ConnectionClosed | Error::AlreadyClosed => FrameError::Closed(String::new()),
+            // The peer's process ended (or dropped the socket) without a close frame.
+            Error::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                FrameError::Closed(" without a closing handshake".into())
+            }
             other => FrameError::Transport(other.to_string()),
         }
     }
@@ -240,6 +244,16 @@ mod tests {
             session: Some("file:///a.rs".into()),
             ..GenerateRequest::default()
         }
+    }
+
+    #[test]
+    fn a_peer_gone_without_a_close_frame_is_a_close_not_a_transport_error() {
+        use tokio_tungstenite::tungstenite::Error;
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
+        let gone = FrameError::from(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake));
+        assert_eq!(gone.to_string(), "the connection closed without a closing handshake");
+        assert!(matches!(FrameError::from(Error::ConnectionClosed), FrameError::Closed(_)));
+        assert!(matches!(FrameError::from(Error::Utf8(String::new())), FrameError::Transport(_)));
     }
 
     #[test]
