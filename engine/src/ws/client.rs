@@ -225,10 +225,6 @@ struct Manager {
     remote: Arc<RwLock<Option<EngineInfo>>>,
 }
 
-struct Pending {
-    sender: GenerationSender,
-}
-
 /// Why a request's watcher fired (see `Manager::watch`).
 enum Watched {
     /// Its consumer cancelled or dropped the generation.
@@ -301,7 +297,8 @@ impl Manager {
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Option<String> {
         let (mut sink, mut stream) = socket.split();
-        let mut pending: HashMap<u64, Pending> = HashMap::new();
+        // The requests sent and not yet ended, by id.
+        let mut pending: HashMap<u64, GenerationSender> = HashMap::new();
         let mut watchers: FuturesUnordered<BoxFuture<'static, Watched>> = FuturesUnordered::new();
         let mut ping = tokio::time::interval(self.config.keepalive);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -314,7 +311,7 @@ impl Manager {
                         return None;
                     }
                     Some(Command { id, request, sender }) => {
-                        watchers.push(self.watch(id, &request, sender.clone()));
+                        let watcher = self.watch(id, &request, sender.clone());
                         let frame = message(&ClientFrame::Generate { id, request });
                         // The server would close the whole connection over an oversized message,
                         // failing every other request on it: refuse this one alone, here.
@@ -330,7 +327,8 @@ impl Manager {
                             sender.finish(failure(format!("sending to the remote engine failed: {error}")));
                             break format!("send failed: {error}");
                         }
-                        pending.insert(id, Pending { sender });
+                        watchers.push(watcher);
+                        pending.insert(id, sender);
                     }
                 },
                 // A consumer went away or a request ran out of time: the server stops its work.
@@ -339,14 +337,14 @@ impl Manager {
                     let id = match watched {
                         Watched::Cancelled(id) => id,
                         Watched::TimedOut { id, limit, reason } => {
-                            if let Some(request) = pending.get(&id) {
+                            if let Some(sender) = pending.get(&id) {
                                 let message = format!(
                                     "the remote engine at {} did not finish within {} ms",
                                     self.config.url,
                                     limit.as_millis()
                                 );
                                 tracing::warn!("{message}");
-                                request.sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
+                                sender.finish(Finish { reason, error: Some(message), ..Finish::default() });
                             }
                             id
                         }
@@ -375,30 +373,28 @@ impl Manager {
             }
         };
         let lost = format!("the connection to the remote engine at {} was lost: {reason}", self.config.url);
-        for (_, request) in pending.drain() {
-            request.sender.finish(failure(lost.clone()));
+        for (_, sender) in pending.drain() {
+            sender.finish(failure(lost.clone()));
         }
         Some(reason)
     }
 
-    fn on_frame(&self, frame: ServerFrame, pending: &mut HashMap<u64, Pending>) {
+    fn on_frame(&self, frame: ServerFrame, pending: &mut HashMap<u64, GenerationSender>) {
         match frame {
             ServerFrame::Chunk { id, text } => {
                 // A consumer that went away is noticed by the request's watcher, which cancels.
-                if let Some(request) = pending.get(&id) {
-                    request.sender.send_text(text);
+                if let Some(sender) = pending.get(&id) {
+                    sender.send_text(text);
                 }
             }
             ServerFrame::Done { id, reason, error, timings } => {
-                if let Some(request) = pending.remove(&id) {
-                    request.sender.finish(Finish { reason, error, timings });
+                if let Some(sender) = pending.remove(&id) {
+                    sender.finish(Finish { reason, error, timings });
                 }
             }
             ServerFrame::Error { id: Some(id), code, message } => {
-                if let Some(request) = pending.remove(&id) {
-                    request
-                        .sender
-                        .finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
+                if let Some(sender) = pending.remove(&id) {
+                    sender.finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
                 }
             }
             ServerFrame::Error { id: None, code, message } => {
