@@ -394,9 +394,23 @@ async def test_code_actions_list_and_resolve(glint):
     # Resolving runs the model with work-done progress where the client shows it; pytest-lsp
     # already checked that each token was created before use. Each one begins and ends.
     if (s.params["capabilities"].get("window") or {}).get("workDoneProgress"):
+        # JSON-RPC does not order a notification against a response: the `end` sent just before
+        # the resolve's answer may arrive just after it. Give it a moment, then check.
+        await wait_until_progress_ended(s.client, timeout=5.0)
         for token, reports in s.client.progress_reports.items():
             assert reports and isinstance(reports[0], types.WorkDoneProgressBegin), f"{token}: {reports}"
             assert isinstance(reports[-1], types.WorkDoneProgressEnd), f"{token} never ended: {reports}"
+
+
+async def wait_until_progress_ended(client, timeout: float) -> None:
+    """Waits (at most `timeout` seconds) until every progress token's last report is an `end`."""
+
+    def ended() -> bool:
+        return all(r and isinstance(r[-1], types.WorkDoneProgressEnd) for r in client.progress_reports.values())
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not ended() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 async def test_code_action_resolve_after_an_edit_is_content_modified(glint):
