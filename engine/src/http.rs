@@ -495,10 +495,11 @@ async fn produce(inner: Arc<Inner>, request: GenerateRequest, sender: Generation
     let started = Instant::now();
     let limit = request.deadline_ms.map(Duration::from_millis).unwrap_or(inner.config.timeout);
     let mut progress = Progress::default();
+    let mut rest = None;
     let outcome = tokio::select! {
         biased;
         () = sender.cancelled() => Outcome::Cancelled,
-        result = tokio::time::timeout(limit, stream(&inner, &request, &sender, &mut progress, started)) => {
+        result = tokio::time::timeout(limit, stream(&inner, &request, &sender, &mut progress, started, &mut rest)) => {
             match result {
                 Ok(outcome) => outcome,
                 Err(_) if request.deadline_ms.is_some() => Outcome::Finished(FinishReason::Deadline),
@@ -510,7 +511,8 @@ async fn produce(inner: Arc<Inner>, request: GenerateRequest, sender: Generation
             }
         }
     };
-    // By now the response (and with it the connection, when unfinished) has been dropped.
+    // By now an unfinished response (and with it its connection) has been dropped; one whose
+    // answer ended before its last bytes is in `rest`.
     let (reason, error) = match outcome {
         Outcome::Finished(reason) => (reason, None),
         Outcome::Cancelled => (FinishReason::Cancelled, None),
@@ -537,14 +539,26 @@ async fn produce(inner: Arc<Inner>, request: GenerateRequest, sender: Generation
             total_ms: total.as_secs_f64() * 1e3,
         },
     });
+    // The answer is out; the end of the response (the chunked body's last bytes, usually already
+    // read) is read now, so the connection goes back to the pool instead of being closed.
+    if let Some(mut rest) = rest {
+        let _ = tokio::time::timeout(DRAIN_LIMIT, async { while rest.next().await.is_some() {} }).await;
+    }
 }
 
+/// How long the end of an answered response may take before its connection is given up.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// Streams one response into `sender`. When the answer ends before the response does (`[DONE]`,
+/// a final event), what is left of it goes to `rest`, to be read to its end after the consumer
+/// has its answer: only a response read to its end gives its connection back to the pool.
 async fn stream(
     inner: &Inner,
     request: &GenerateRequest,
     sender: &GenerationSender,
     progress: &mut Progress,
     started: Instant,
+    rest: &mut Option<Payloads>,
 ) -> Outcome {
     let url = inner.endpoint(&request.task);
     let response = match inner.client.post(&url).json(&inner.body(request)).send().await {
@@ -574,6 +588,7 @@ async fn stream(
             continue;
         }
         if payload == "[DONE]" {
+            *rest = Some(payloads);
             break;
         }
         let value: Value = match serde_json::from_str(payload) {
@@ -606,6 +621,7 @@ async fn stream(
         if let Some(finish) = event.finish {
             reason = Some(finish);
             if api != HttpApi::OpenAiCompletions {
+                *rest = Some(payloads);
                 break;
             }
         }
