@@ -352,6 +352,9 @@ async fn over_http(client: &reqwest::Client, url: &str, request: &GenerateReques
                 let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("{}");
                 let timings: glint_engine::Timings = serde_json::from_str(data)?;
                 let first = first.ok_or_else(|| anyhow::anyhow!("no chunk over HTTP"))?;
+                // Read to the end of the body (off the clock), or the pool could not reuse the
+                // connection and "pooled" would open a new one now and then.
+                while stream.next().await.is_some() {}
                 return Ok(Sample { first_chunk_ms: ms(first), engine_ttft_ms: timings.ttft_ms });
             }
             first.get_or_insert_with(|| started.elapsed());
