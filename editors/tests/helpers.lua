@@ -95,6 +95,24 @@ function H.picked_action(item)
   return item.action or item[2]
 end
 
+-- A stand-in for vim.ui.select in vim.lsp.buf.code_action that picks the action titled `title`.
+-- `seen.offered` holds the titles of the latest call, `seen.picked` the item it picked (or nil).
+function H.choose_action(title)
+  local seen = { offered = {}, picked = nil }
+  local function choose(items, _, on_choice)
+    seen.offered, seen.picked = {}, nil
+    for _, item in ipairs(items) do
+      local action = H.picked_action(item)
+      table.insert(seen.offered, action.title)
+      if action.title == title then
+        seen.picked = item
+      end
+    end
+    on_choice(seen.picked)
+  end
+  return choose, seen
+end
+
 -- AI code actions on a Rust buffer holding H.RUST, with the engine answering DOC for everything:
 -- (1) by hand: textDocument/codeAction at `add` lists the doc comment action with data and no
 -- edit, codeAction/resolve returns its WorkspaceEdit, applying it inserts `/// DOC`;
@@ -131,18 +149,9 @@ function H.code_action_checks(client, bufnr, doc)
 
   -- Through vim.lsp.buf.code_action, on `todo!()` in `later` (line 7 now).
   vim.api.nvim_win_set_cursor(0, { 7, 4 })
-  local offered, picked = {}, nil
   local select = vim.ui.select
-  vim.ui.select = function(items, _, on_choice)
-    for _, item in ipairs(items) do
-      local a = H.picked_action(item)
-      table.insert(offered, a.title)
-      if a.title == 'Glint: Write the doc comment of `later`' then
-        picked = item
-      end
-    end
-    on_choice(picked)
-  end
+  local choose, seen = H.choose_action('Glint: Write the doc comment of `later`')
+  vim.ui.select = choose
   vim.lsp.buf.code_action()
   want = vim.deepcopy(want)
   table.insert(want, 6, '/// ' .. doc)
@@ -150,7 +159,7 @@ function H.code_action_checks(client, bufnr, doc)
     return vim.deep_equal(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), want)
   end, 20)
   vim.ui.select = select
-  H.check('vim.lsp.buf.code_action offers the Glint actions at `later`', picked ~= nil, vim.inspect(offered))
+  H.check('vim.lsp.buf.code_action offers the Glint actions at `later`', seen.picked ~= nil, vim.inspect(seen.offered))
   H.check('picking it resolves and applies: the buffer text is exact', applied,
     vim.inspect(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)))
   return titles(actions)

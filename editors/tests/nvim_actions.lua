@@ -80,20 +80,10 @@ local function rewrite_checks()
   end
 
   local select, input = vim.ui.select, vim.ui.input
-  local offered, prompts = {}, {}
+  local prompts = {}
   local answer = nil
-  vim.ui.select = function(items, _, on_choice)
-    offered = {}
-    local picked
-    for _, item in ipairs(items) do
-      local action = H.picked_action(item)
-      table.insert(offered, action.title)
-      if action.title == 'Glint: Rewrite the selection…' then
-        picked = item
-      end
-    end
-    on_choice(picked)
-  end
+  local choose, seen = H.choose_action('Glint: Rewrite the selection…')
+  vim.ui.select = choose
   vim.ui.input = function(opts, on_confirm)
     table.insert(prompts, opts.prompt)
     on_confirm(answer)
@@ -106,8 +96,8 @@ local function rewrite_checks()
   local asked = vim.wait(10000, function()
     return #prompts == 1
   end, 20)
-  H.check('"Glint: Rewrite the selection…" is offered for a selection', vim.tbl_contains(offered, 'Glint: Rewrite the selection…'),
-    vim.inspect(offered))
+  H.check('"Glint: Rewrite the selection…" is offered for a selection', vim.tbl_contains(seen.offered, 'Glint: Rewrite the selection…'),
+    vim.inspect(seen.offered))
   H.check('picking it asks for the instruction with vim.ui.input', asked, vim.inspect(prompts))
   H.check('a cancelled prompt sends no command', #sent == 0, vim.inspect(sent))
 
