@@ -85,7 +85,6 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
 /// The workspace folders' paths, from `workspaceFolders`, else `rootUri`, else `rootPath`.
 #[allow(deprecated)]
 fn workspace_folders(params: &InitializeParams) -> Vec<std::path::PathBuf> {
-    let from_uri = |uri: &str| url::Url::parse(uri).ok().and_then(|u| u.to_file_path().ok());
     let folders: Vec<_> = match &params.workspace_folders {
         Some(folders) if !folders.is_empty() => folders.iter().filter_map(|f| from_uri(f.uri.as_str())).collect(),
         _ => match (&params.root_uri, &params.root_path) {
@@ -98,10 +97,15 @@ fn workspace_folders(params: &InitializeParams) -> Vec<std::path::PathBuf> {
     folders
 }
 
+/// The path of a `file:` URI; `None` for anything else.
+fn from_uri(uri: &str) -> Option<std::path::PathBuf> {
+    url::Url::parse(uri).ok().and_then(|u| u.to_file_path().ok())
+}
+
 /// `workspace/didChangeWorkspaceFolders`: the folders a remote engine may see files of follow the
 /// workspace, so a removed folder's files stop being sent at once.
 pub fn change_workspace_folders(state: &State, params: &DidChangeWorkspaceFoldersParams) {
-    let path = |folder: &WorkspaceFolder| url::Url::parse(folder.uri.as_str()).ok().and_then(|u| u.to_file_path().ok());
+    let path = |folder: &WorkspaceFolder| from_uri(folder.uri.as_str());
     let removed: Vec<_> = params.event.removed.iter().filter_map(path).collect();
     let mut folders = state.remote.folders();
     folders.retain(|f| !removed.contains(f));
