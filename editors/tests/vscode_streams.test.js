@@ -1,15 +1,18 @@
-// Unit tests of the extension's streaming cache (out/streaming.js) with a stand-in `vscode`
-// module: partial text re-triggers the inline suggestion, re-triggered calls are answered from
-// the cache without a second server request, VS Code's cancellation does not cancel the server
-// request, and the final answer replaces the last partial. Run from editors/vscode after compile.
+// Unit tests of the extension's streaming cache (out/streaming.js) against a stand-in `vscode`
+// module whose inline suggestion controller behaves like VS Code 1.139's
+// (`InlineCompletionsSource.fetch`): a running call is reused, an explicit result "satisfies"
+// every later request at the same version and position, an explicit trigger keeps the shown
+// item first in the new result, and hide clears everything. On that model the ghost text must
+// converge to the server's final answer, and accepting must insert exactly it.
+// Run from editors/vscode after compile.
 "use strict";
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const Module = require("node:module");
 const path = require("node:path");
 
-const executed = [];
-let activeEditor;
+const AUTOMATIC = 1;
+const INVOKE = 0;
 
 class Position {
   constructor(line, character) {
@@ -51,140 +54,235 @@ class CancellationTokenSource {
   }
   dispose() {}
 }
+
+/**
+ * VS Code's inline suggestion state for one editor, reduced to what decides which text is on
+ * screen: `fetch`'s reuse and "satisfies" checks, the explicit trigger's preserved item, and hide.
+ */
+class Controller {
+  constructor() {
+    this.document = { uri: { toString: () => uri }, version: 3 };
+    this.position = new Position(2, 0);
+    this.result = undefined; // { request, items }
+    this.operation = undefined; // { request, cancel, promise }
+    this.calls = 0;
+    this.shownHistory = [];
+  }
+  get shown() {
+    return this.result?.items[0]?.insertText;
+  }
+  satisfies(done, request) {
+    return (
+      done.position.isEqual(request.position) &&
+      done.version === request.version &&
+      (request.kind === AUTOMATIC || done.kind === INVOKE)
+    );
+  }
+  fetch(kind, preserve) {
+    const request = { position: this.position, version: this.document.version, kind };
+    if (this.operation && this.satisfies(this.operation.request, request)) {
+      return this.operation.promise;
+    }
+    if (this.result && this.satisfies(this.result.request, request)) {
+      return Promise.resolve();
+    }
+    this.operation?.cancel.cancel();
+    const cancel = new CancellationTokenSource();
+    const kept = preserve ? this.result?.items[0] : undefined;
+    this.calls++;
+    const promise = Promise.resolve(provide(this.document, this.position, { triggerKind: kind }, cancel.token, next)).then(
+      (answer) => {
+        if (cancel.token.isCancellationRequested || this.document.version !== request.version) {
+          return;
+        }
+        this.operation = undefined;
+        let items = Array.isArray(answer) ? answer : (answer?.items ?? []);
+        if (kept && !items.some((i) => i.insertText === kept.insertText)) {
+          items = [kept, ...items];
+        }
+        this.result = { request, items };
+        this.shownHistory.push(this.shown);
+      },
+    );
+    this.operation = { request, cancel, promise };
+    return promise;
+  }
+  /** A keystroke: the document moves on and VS Code asks automatically. */
+  type(text) {
+    this.document = { uri: this.document.uri, version: this.document.version + 1 };
+    this.position = new Position(this.position.line, this.position.character + text.length);
+    this.result = undefined;
+    return this.fetch(AUTOMATIC, false);
+  }
+  trigger() {
+    return this.fetch(INVOKE, true);
+  }
+  hide() {
+    this.operation?.cancel.cancel();
+    this.operation = undefined;
+    this.result = undefined;
+  }
+  /** Tab: what the editor would insert. */
+  accept() {
+    return this.shown;
+  }
+}
+
+let controller;
+let provide;
+let next;
+const executed = [];
 const vscode = {
   Position,
   Range,
   InlineCompletionItem,
   CancellationTokenSource,
-  InlineCompletionTriggerKind: { Invoke: 0, Automatic: 1 },
+  InlineCompletionTriggerKind: { Invoke: INVOKE, Automatic: AUTOMATIC },
   window: {
     get activeTextEditor() {
-      return activeEditor;
+      return controller && { document: controller.document, selection: { active: controller.position } };
     },
   },
-  commands: { executeCommand: async (id) => executed.push(id) },
+  commands: {
+    executeCommand: async (id) => {
+      executed.push(id);
+      if (id === "editor.action.inlineSuggest.trigger") {
+        await controller.trigger();
+      } else if (id === "editor.action.inlineSuggest.hide") {
+        controller.hide();
+      }
+    },
+  },
 };
 const originalLoad = Module._load;
 Module._load = function (request, ...rest) {
   return request === "vscode" ? vscode : originalLoad.call(this, request, ...rest);
 };
-const { InlineStreams } = require(path.join(process.cwd(), "out", "streaming.js"));
+const { InlineStreams, completeLines } = require(path.join(process.cwd(), "out", "streaming.js"));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const uri = "file:///w/add.py";
-function setup(autoEnabled = true) {
-  const document = { uri: { toString: () => uri }, version: 3 };
-  const position = new Position(2, 0);
-  activeEditor = { document, selection: { active: position } };
+const uri = "file:///w/sign.py";
+
+/** A fresh controller, stream cache and scripted server; `server.calls` are its requests. */
+function setup({ allowed = () => true } = {}) {
+  controller = new Controller();
   executed.length = 0;
-  const begun = [];
-  const streams = new InlineStreams({ autoEnabled: () => autoEnabled, begin: () => (latency) => begun.push(latency) });
-  return { streams, provide: streams.middleware().provideInlineCompletionItems, document, position, begun };
+  const server = { calls: [] };
+  next = (document, position, _context, token) =>
+    new Promise((resolve) => server.calls.push({ version: document.version, position, token, resolve }));
+  let begun = 0;
+  let ended = 0;
+  const streams = new InlineStreams({
+    allowed,
+    begin: () => {
+      begun++;
+      return () => ended++;
+    },
+  });
+  provide = streams.middleware().provideInlineCompletionItems;
+  const progress = (text) =>
+    streams.onProgress({ uri, version: controller.document.version, position: controller.position, text });
+  return { streams, server, progress, counts: () => ({ begun, ended }) };
 }
-function serverRequest() {
-  const calls = [];
-  const next = (_doc, _pos, _ctx, token) => {
-    let resolve;
-    const promise = new Promise((r) => (resolve = r));
-    calls.push({ token, resolve });
-    return promise;
-  };
-  return { next, calls };
-}
-const progress = (text) => ({ uri, version: 3, position: { line: 2, character: 0 }, text });
-const invoke = { triggerKind: 0 };
+const answer = (text) => [new InlineCompletionItem(text)];
 
-test("the first partial answers the waiting call; later text re-triggers and is served from the cache", async () => {
-  const { streams, provide, document, position, begun } = setup();
-  const { next, calls } = serverRequest();
-  const firstAnswer = provide(document, position, { triggerKind: 1 }, new CancellationTokenSource().token, next);
-  assert.equal(calls.length, 1);
+test("complete lines: a partial line is never shown, a complete one is", () => {
+  assert.equal(completeLines(" <="), undefined);
+  assert.equal(completeLines("\n    return"), undefined);
+  assert.equal(completeLines(":\n    return x\n    re"), ":\n    return x");
+  assert.equal(completeLines("a\n"), "a");
+});
 
-  // VS Code will not start a second call while this one runs, so the first partial answers it.
-  streams.onProgress(progress("print("));
-  assert.equal((await firstAnswer)[0].insertText, "print(");
-  await sleep(50);
-  assert.deepEqual(executed, []);
-
-  streams.onProgress(progress("print(add"));
-  await sleep(50);
-  assert.deepEqual(executed, ["editor.action.inlineSuggest.trigger"]);
-  const second = await provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(second[0].insertText, "print(add");
-  assert.equal(calls.length, 1, "a re-triggered call must not ask the server again");
-
-  // A partial that does not extend what is shown does not re-trigger.
-  streams.onProgress(progress("pr"));
-  await sleep(50);
-  assert.equal(executed.length, 1);
-
-  calls[0].resolve([new InlineCompletionItem("print(add(1, 2))")]);
-  await sleep(50);
-  assert.equal(executed.length, 2, "the final answer re-triggers once");
-  const last = await provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(last[0].insertText, "print(add(1, 2))");
-  assert.equal(calls.length, 1);
-  assert.equal(calls[0].token.isCancellationRequested, false);
-  assert.equal(begun.length, 1);
+test("the issue: partials ' <=', ' <= 0', ' <= 0:' then the final ' <= 0:' show the final, and Tab inserts it", async () => {
+  const { streams, server, progress } = setup();
+  controller.type("if n");
+  assert.equal(server.calls.length, 1);
+  progress(" <=");
+  progress(" <= 0");
+  progress(" <= 0:");
+  await sleep(60);
+  server.calls[0].resolve(answer(" <= 0:"));
+  await sleep(80);
+  assert.equal(controller.shown, " <= 0:");
+  assert.equal(controller.accept(), " <= 0:");
+  assert.deepEqual(controller.shownHistory, [" <= 0:"], "a one-line answer is shown once, final");
+  assert.equal(server.calls.length, 1);
   streams.dispose();
 });
 
-test("VS Code cancelling a waiting call does not cancel the server request", async () => {
-  const { streams, provide, document, position } = setup();
-  const { next, calls } = serverRequest();
-  const vscodeToken = new CancellationTokenSource();
-  const answer = provide(document, position, invoke, vscodeToken.token, next);
-  vscodeToken.cancel();
-  assert.equal(await answer, undefined);
-  assert.equal(calls[0].token.isCancellationRequested, false);
-  // The answer still arrives, and VS Code is asked to show it.
-  calls[0].resolve([new InlineCompletionItem("x = 1")]);
-  await sleep(50);
-  assert.deepEqual(executed, ["editor.action.inlineSuggest.trigger"]);
-  const again = await provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(again[0].insertText, "x = 1");
+test("a multi-line answer shows its first complete line, then converges to the final text", async () => {
+  const { streams, server, progress } = setup();
+  controller.type("x");
+  progress(":\n    ret");
+  await sleep(10);
+  assert.equal(controller.shown, ":", "the automatic call is answered with the first complete line");
+  progress(":\n    return 1\n");
+  await sleep(60);
+  assert.equal(controller.shown, ":\n    return 1");
+  server.calls[0].resolve(answer(":\n    return 1\n    # done"));
+  await sleep(80);
+  assert.equal(controller.shown, ":\n    return 1\n    # done");
+  assert.equal(controller.accept(), ":\n    return 1\n    # done");
+  for (const text of controller.shownHistory) {
+    assert.ok(":\n    return 1\n    # done".startsWith(text), `every text shown is a prefix of the final: ${JSON.stringify(text)}`);
+  }
+  assert.equal(server.calls.length, 1, "replacements are answered from the cache");
+  assert.equal(server.calls[0].token.isCancellationRequested, false, "VS Code's re-asking never cancels the server request");
+  assert.ok(executed.includes("editor.action.inlineSuggest.hide"), "a replacement hides the old text first");
   streams.dispose();
 });
 
-test("an answer that arrives before any cancel goes straight back", async () => {
-  const { streams, provide, document, position } = setup();
-  const { next, calls } = serverRequest();
-  const answer = provide(document, position, invoke, new CancellationTokenSource().token, next);
-  calls[0].resolve([new InlineCompletionItem("x = 1")]);
-  assert.equal((await answer)[0].insertText, "x = 1");
-  await sleep(50);
-  assert.deepEqual(executed, []);
+test("a final answer that is empty takes the partial off the screen", async () => {
+  const { streams, server, progress } = setup();
+  controller.type("x");
+  progress("a\nb");
+  await sleep(10);
+  assert.equal(controller.shown, "a");
+  server.calls[0].resolve(null);
+  await sleep(80);
+  assert.equal(controller.shown, undefined);
   streams.dispose();
 });
 
-test("progress for another version or position is ignored", async () => {
-  const { streams, provide, document, position } = setup();
-  const { next } = serverRequest();
-  provide(document, position, invoke, new CancellationTokenSource().token, next);
-  streams.onProgress({ ...progress("a"), version: 2 });
-  streams.onProgress({ ...progress("a"), position: { line: 2, character: 1 } });
-  await sleep(50);
-  assert.deepEqual(executed, []);
+test("a keystroke supersedes the request: its partial is gone and the new request's answer shows", async () => {
+  const { streams, server, progress, counts } = setup();
+  controller.type("i");
+  progress("f x:\n");
+  await sleep(10);
+  assert.equal(controller.shown, "f x:");
+  controller.type("f");
+  assert.equal(server.calls.length, 2);
+  assert.equal(server.calls[0].token.isCancellationRequested, true, "the older server request is cancelled");
+  assert.equal(controller.shown, undefined);
+  server.calls[0].resolve(answer("f x:\n    pass"));
+  // Progress for the superseded version changes nothing.
+  streams.onProgress({ uri, version: controller.document.version - 1, position: new Position(2, 1), text: "zzz\n" });
+  server.calls[1].resolve(answer(" y:"));
+  await sleep(80);
+  assert.equal(controller.shown, " y:");
+  assert.deepEqual(counts(), { begun: 2, ended: 2 });
   streams.dispose();
 });
 
-test("a new position cancels the older server request", async () => {
-  const { streams, provide, document, position } = setup();
-  const { next, calls } = serverRequest();
-  provide(document, position, invoke, new CancellationTokenSource().token, next);
-  provide({ ...document, version: 4 }, new Position(2, 1), invoke, new CancellationTokenSource().token, next);
-  assert.equal(calls.length, 2);
-  assert.equal(calls[0].token.isCancellationRequested, true);
-  assert.equal(calls[1].token.isCancellationRequested, false);
+test("an answer that comes after VS Code gave up on its call is still shown", async () => {
+  const { streams, server } = setup();
+  controller.type("x");
+  controller.operation.cancel.cancel();
+  controller.operation = undefined;
+  await sleep(10);
+  assert.equal(server.calls[0].token.isCancellationRequested, false);
+  server.calls[0].resolve(answer(" = 1"));
+  await sleep(80);
+  assert.equal(controller.shown, " = 1");
+  assert.equal(server.calls.length, 1);
   streams.dispose();
 });
 
-test("automatic requests are dropped when automatic completions are off", async () => {
-  const { streams, provide, document, position } = setup(false);
-  const { next, calls } = serverRequest();
-  assert.equal(await provide(document, position, { triggerKind: 1 }, new CancellationTokenSource().token, next), null);
-  assert.equal(calls.length, 0);
-  provide(document, position, invoke, new CancellationTokenSource().token, next);
-  assert.equal(calls.length, 1, "an explicit trigger still asks");
+test("automatic requests are refused when the hooks say so; an explicit one still asks", async () => {
+  const { streams, server } = setup({ allowed: (_doc, automatic) => !automatic });
+  await controller.type("x");
+  assert.equal(server.calls.length, 0);
+  void controller.trigger();
+  assert.equal(server.calls.length, 1, "an explicit trigger still asks");
   streams.dispose();
 });

@@ -1,5 +1,5 @@
 // Reading the extension's settings: what goes to the server (the README's Configuration schema)
-// and what stays in the client (binary path, automatic-completion switch).
+// and what stays in the client (binary path, on/off and automatic-completion switches).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -44,6 +44,17 @@ export function serverSettings(): Record<string, unknown> {
     settings[key] = value === undefined || value === "" ? null : value;
   }
   return settings;
+}
+
+/** The master switch: off stops the server and shows nothing. */
+export function glintEnabled(): boolean {
+  return vscode.workspace.getConfiguration("glint").get<boolean>("enable", true);
+}
+
+/** The `glint.languages` switch for one language id; languages not listed are on. */
+export function languageEnabled(languageId: string): boolean {
+  const languages = vscode.workspace.getConfiguration("glint").get<Record<string, boolean>>("languages", {});
+  return languages?.[languageId] !== false;
 }
 
 export function autoCompletionsEnabled(): boolean {

@@ -1,12 +1,23 @@
-// Streamed ghost text. VS Code's inline completion API has no way to update a suggestion that is
-// already shown: a provider answers once per call, and VS Code will not start a second call for
-// the same position and document version while one is still running (it reuses the running one).
-// So the server's `glint/inlineCompletionProgress` notifications (text so far) are kept here: a
-// waiting provider call is answered with the first partial text at once, and each later partial
-// that extends what is on screen re-triggers the inline suggestion; the provider call that
-// follows is answered from this cache without a new server request, while the one real request
-// keeps running (with its own cancellation token, so VS Code's re-trigger does not cancel it).
-// The final answer replaces the last partial the same way.
+// Streamed ghost text that converges to the server's final answer.
+//
+// VS Code's inline completion API cannot update a suggestion that is already shown: a provider
+// answers once per call, VS Code reuses a running call for the same position and document
+// version, and (VS Code 1.139, `InlineCompletionsSource.fetch`) an explicit trigger both keeps the
+// suggestion on screen as the *first* item of the new result ("preserve current completion") and
+// makes every later trigger at the same version and position a no-op (an explicit result
+// "satisfies" any request). So a partial answered once and followed by a plain
+// `editor.action.inlineSuggest.trigger` stays on screen for good, and Tab inserts it: the bug
+// users saw. Two rules follow:
+//
+// 1. Show little that can go stale. A waiting provider call is answered with the final answer, or
+//    earlier with the complete lines of the streamed text (never a half-written line), so a
+//    one-line answer is shown once, already final.
+// 2. Replace what is shown by hiding it first. A newer text for a shown request is brought on
+//    screen with `editor.action.inlineSuggest.hide` (which clears VS Code's state, so nothing is
+//    preserved and nothing "satisfies") and then `editor.action.inlineSuggest.trigger`; the call
+//    that follows is answered from this cache without a new server request, while the one server
+//    request keeps running with its own cancellation token. A final answer that is empty hides
+//    the partial it replaces.
 import * as vscode from "vscode";
 import type { Middleware } from "vscode-languageclient/node";
 
@@ -31,22 +42,26 @@ interface Stream {
   uri: string;
   version: number;
   position: vscode.Position;
-  partial?: string;
+  /** The complete lines of the latest streamed text, when there are any. */
+  lines?: string;
+  /** The text VS Code was last given for this request (undefined: nothing yet). */
   shown?: string;
   done: boolean;
   final: Answer;
-  pending: Promise<Answer>;
-  /** Provider calls waiting for the next text (partial or final). */
+  /** Provider calls waiting for the next text (complete lines or final). */
   waiters: ((answer: Answer) => void)[];
   cancel: vscode.CancellationTokenSource;
 }
 
 export interface StreamingHooks {
-  /** Whether automatic (as-you-type) requests are allowed. */
-  autoEnabled(): boolean;
-  /** Called when a server request starts; the returned function is called with its latency. */
-  begin(): (latencyMs?: number) => void;
+  /** Whether VS Code may ask for this document now (off, snoozed, language, automatic). */
+  allowed(document: vscode.TextDocument, automatic: boolean): boolean;
+  /** Called when a server request starts; the returned function is called when it ends. */
+  begin(): () => void;
 }
+
+/** How long a replacement waits for more text before it re-triggers VS Code. */
+export const RETRIGGER_MS = 30;
 
 export class InlineStreams implements vscode.Disposable {
   private readonly streams = new Map<string, Stream>();
@@ -74,14 +89,15 @@ export class InlineStreams implements vscode.Disposable {
     ) {
       return;
     }
-    const shown = stream.shown ?? "";
-    stream.partial = progress.text;
-    if (progress.text.length > shown.length && progress.text.startsWith(shown)) {
-      if (stream.waiters.length > 0) {
-        this.answerWaiters(stream, partialItem(stream, progress.text));
-      } else {
-        this.scheduleTrigger(stream);
-      }
+    const lines = completeLines(progress.text);
+    if (lines === undefined || lines === stream.lines) {
+      return;
+    }
+    stream.lines = lines;
+    if (stream.waiters.length > 0) {
+      this.answerWaiters(stream, item(stream, lines));
+    } else if (stream.shown !== undefined && stream.shown !== lines) {
+      this.scheduleReplace(stream);
     }
   }
 
@@ -107,29 +123,28 @@ export class InlineStreams implements vscode.Disposable {
     token: vscode.CancellationToken,
     next: ProvideInlineCompletionItemsSignature,
   ): Promise<Answer> {
-    if (context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && !this.hooks.autoEnabled()) {
+    if (!this.hooks.allowed(document, context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic)) {
       return null;
     }
     const uri = document.uri.toString();
     if (context.selectedCompletionInfo) {
       // Extending a selected suggest-widget item is a different question; do not mix it into the cache.
       const finish = this.hooks.begin();
-      const started = Date.now();
       try {
         return await next(document, position, context, token);
       } finally {
-        finish(Date.now() - started);
+        finish();
       }
     }
     const existing = this.streams.get(uri);
     if (existing && existing.version === document.version && existing.position.isEqual(position)) {
       if (existing.done) {
-        existing.shown = firstText(existing.final);
+        existing.shown = firstText(existing.final) ?? "";
         return existing.final;
       }
-      if (existing.partial !== undefined && existing.partial !== existing.shown) {
-        existing.shown = existing.partial;
-        return partialItem(existing, existing.partial);
+      if (existing.lines !== undefined && existing.lines !== existing.shown) {
+        existing.shown = existing.lines;
+        return item(existing, existing.lines);
       }
       return this.wait(existing, token);
     }
@@ -137,7 +152,6 @@ export class InlineStreams implements vscode.Disposable {
     existing?.cancel.cancel();
     const cancel = new vscode.CancellationTokenSource();
     const finish = this.hooks.begin();
-    const started = Date.now();
     const stream: Stream = {
       uri,
       version: document.version,
@@ -146,34 +160,36 @@ export class InlineStreams implements vscode.Disposable {
       final: undefined,
       waiters: [],
       cancel,
-      pending: Promise.resolve(undefined),
     };
-    stream.pending = Promise.resolve(next(document, position, context, cancel.token)).then(
-      (answer) => {
-        stream.done = true;
-        stream.final = answer;
-        finish(Date.now() - started);
-        const text = firstText(answer);
-        if (stream.waiters.length > 0) {
-          this.answerWaiters(stream, answer);
-        } else if (text !== undefined && text !== stream.shown && this.streams.get(uri) === stream) {
-          this.scheduleTrigger(stream);
-        }
-        return answer;
-      },
-      () => {
-        stream.done = true;
-        stream.final = null;
-        finish();
-        this.answerWaiters(stream, null);
-        return null;
-      },
-    );
     this.streams.set(uri, stream);
+    void Promise.resolve(next(document, position, context, cancel.token)).then(
+      (answer) => this.settle(stream, answer, finish),
+      () => this.settle(stream, null, finish),
+    );
     return this.wait(stream, token);
   }
 
-  /** Waits for the stream's next text (partial or final) unless VS Code gives up on this call first. */
+  /** The server answered: waiting calls get the answer, and a stale text on screen is replaced. */
+  private settle(stream: Stream, answer: Answer, finish: () => void): void {
+    stream.done = true;
+    stream.final = answer;
+    finish();
+    if (stream.waiters.length > 0) {
+      this.answerWaiters(stream, answer);
+      return;
+    }
+    const text = firstText(answer) ?? "";
+    if (this.streams.get(stream.uri) !== stream || text === (stream.shown ?? "")) {
+      return;
+    }
+    // Either a partial is on screen and must become the final text (or vanish when the final is
+    // empty), or VS Code gave up on its call before any text came and should now show the answer.
+    if (text !== "" || stream.shown !== undefined) {
+      this.scheduleReplace(stream);
+    }
+  }
+
+  /** Waits for the stream's next text unless VS Code gives up on this call first. */
   private wait(stream: Stream, token: vscode.CancellationToken): Promise<Answer> {
     return new Promise<Answer>((resolve) => {
       const waiter = (answer: Answer) => {
@@ -192,35 +208,64 @@ export class InlineStreams implements vscode.Disposable {
   private answerWaiters(stream: Stream, answer: Answer): void {
     const waiters = stream.waiters;
     stream.waiters = [];
-    stream.shown = firstText(answer);
+    stream.shown = firstText(answer) ?? "";
     for (const waiter of waiters) {
       waiter(answer);
     }
   }
 
-  /** Re-triggers the inline suggestion, at most once per 30 ms, if the editor is still there. */
-  private scheduleTrigger(stream: Stream): void {
+  /**
+   * Brings the stream's newest text on screen: hide (so VS Code keeps nothing of the old text and
+   * asks again), then trigger. At most one replacement per RETRIGGER_MS; it reads the stream's
+   * state when it fires, so a final answer that arrives meanwhile is what VS Code gets.
+   */
+  private scheduleReplace(stream: Stream): void {
     if (this.triggerTimer) {
       return;
     }
     this.triggerTimer = setTimeout(() => {
       this.triggerTimer = undefined;
       const editor = vscode.window.activeTextEditor;
+      const current = this.streams.get(stream.uri);
       if (
+        !current ||
         !editor ||
-        editor.document.uri.toString() !== stream.uri ||
-        editor.document.version !== stream.version ||
-        !editor.selection.active.isEqual(stream.position) ||
-        this.streams.get(stream.uri) !== stream
+        editor.document.uri.toString() !== current.uri ||
+        editor.document.version !== current.version ||
+        !editor.selection.active.isEqual(current.position)
       ) {
         return;
       }
-      void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
-    }, 30);
+      const newest = current.done ? (firstText(current.final) ?? "") : current.lines;
+      if (newest === undefined || newest === (current.shown ?? "")) {
+        return;
+      }
+      void (async () => {
+        await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+        current.shown = "";
+        if (newest !== "") {
+          await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+        }
+      })();
+    }, RETRIGGER_MS);
   }
 }
 
-function partialItem(stream: Stream, text: string): vscode.InlineCompletionItem[] {
+/**
+ * The part of a streamed text worth showing: its complete lines, without the last line break, or
+ * undefined while the first line is still being written. A half-written line would be replaced
+ * a moment later, and a replacement costs VS Code a hide and a new request.
+ */
+export function completeLines(text: string): string | undefined {
+  const end = text.lastIndexOf("\n");
+  if (end <= 0) {
+    return undefined;
+  }
+  const lines = text.slice(0, end);
+  return lines.trim() === "" ? undefined : lines;
+}
+
+function item(stream: Stream, text: string): vscode.InlineCompletionItem[] {
   return [new vscode.InlineCompletionItem(text, new vscode.Range(stream.position, stream.position))];
 }
 
