@@ -169,6 +169,13 @@ if wanted vscode || wanted vscode-protocol; then
             fail vscode-streaming-cache "node --test failed" "$LOGS/streams.log"
           fi
         fi
+        if [ -f "$EDITORS/tests/vscode_units.test.js" ]; then
+          if (cd "$VSC" && timeout 60 node --test "$EDITORS/tests/vscode_units.test.js") >"$LOGS/units.log" 2>&1; then
+            pass vscode-units "model names, stderr levels"
+          else
+            fail vscode-units "node --test failed" "$LOGS/units.log"
+          fi
+        fi
         if [ -f "$EDITORS/tests/vscode_rewrite.test.js" ]; then
           if (cd "$VSC" && timeout 60 node --test "$EDITORS/tests/vscode_rewrite.test.js") >"$LOGS/rewrite.log" 2>&1; then
             pass vscode-rewrite-glue

@@ -1,0 +1,45 @@
+// Unit tests of the extension's pure parts: readable model names (out/models.js) and the level
+// at which a server stderr line is shown (out/logs.js, with a stand-in `vscode` module).
+// Run from editors/vscode after compile.
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const Module = require("node:module");
+const path = require("node:path");
+
+const originalLoad = Module._load;
+Module._load = function (request, ...rest) {
+  return request === "vscode" ? {} : originalLoad.call(this, request, ...rest);
+};
+const { displayModelName, CATALOG } = require(path.join(process.cwd(), "out", "models.js"));
+const { stderrLevel } = require(path.join(process.cwd(), "out", "logs.js"));
+
+test("model names: GGUF noise is dropped and families are spelled as their authors do", () => {
+  assert.equal(displayModelName("Smollm2 135M 8k Lc100K Mix1 Ep2"), "SmolLM2 135M");
+  assert.equal(displayModelName("SmolLM2-135M-Instruct.Q4_1.gguf"), "SmolLM2 135M");
+  assert.equal(displayModelName("/home/a/.cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), "Qwen2.5 Coder 0.5B");
+  assert.equal(displayModelName("Qwen2.5 Coder 1.5B Instruct"), "Qwen2.5 Coder 1.5B");
+  assert.equal(displayModelName("qwen2.5-coder-1.5b"), "Qwen2.5 Coder 1.5B");
+  assert.equal(displayModelName("smollm2-135m"), "SmolLM2 135M");
+  assert.equal(displayModelName("scripted"), "scripted", "a name without a size stays as it is");
+  assert.equal(displayModelName(""), "");
+  assert.equal(displayModelName(undefined), "");
+});
+
+test("model names: every catalog entry has a readable label", () => {
+  assert.deepEqual(
+    CATALOG.map((m) => m.name),
+    ["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"],
+  );
+  for (const model of CATALOG) {
+    assert.equal(displayModelName(model.name), model.label);
+  }
+});
+
+test("stderr: log lines repeat window/logMessage and go to trace; panics and strays are shown", () => {
+  assert.equal(stderrLevel("2026-12-02T05:14:25.123456Z  INFO glint: completion total_ms=85"), "trace");
+  assert.equal(stderrLevel("2026-12-02T05:14:25.123456Z ERROR glint: the engine failed"), "trace");
+  assert.equal(stderrLevel("thread 'main' panicked at server/src/x.rs:1:2:"), "error");
+  assert.equal(stderrLevel("error: unknown flag --foo"), "error");
+  assert.equal(stderrLevel("Segmentation fault"), "warn");
+});
