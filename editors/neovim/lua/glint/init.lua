@@ -1,6 +1,7 @@
 -- glint.nvim: starts Glint (from lsp/glint.lua) and shows its completions as ghost text, streamed
 -- while the model generates, on Neovim 0.9+. Ghost text is an extmark in the `glint.ghost`
--- namespace; <Tab> accepts it only while one is visible.
+-- namespace; <Tab> accepts it only while one is visible. While a request streams, the ghost text
+-- shows its complete lines; its final answer (or nothing, when it has none) replaces them.
 --
 -- On 0.12+ Neovim can show `textDocument/inlineCompletion` itself (vim.lsp.inline_completion);
 -- `ghost_text = 'auto'` uses that there and this plugin's renderer on older versions.
@@ -87,6 +88,8 @@ local function byte_col(bufnr, row, character, encoding)
   return ok and col or #line
 end
 
+local show, hide
+
 local function clear_marks(bufnr)
   if bufnr and api.nvim_buf_is_valid(bufnr) then
     api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
@@ -116,6 +119,18 @@ local function render()
     end
   end
   pcall(api.nvim_buf_set_extmark, current.bufnr, ns, current.row, current.col, opts)
+end
+
+-- Shows `text`, the newest answer (partial or final) of the request at `state`; it replaces
+-- whatever that request showed before.
+show = function(state, text)
+  state.text = text
+  render()
+end
+
+hide = function(state)
+  state.text = nil
+  clear_marks(state.bufnr)
 end
 
 --- Whether a ghost suggestion is on screen.
@@ -180,16 +195,11 @@ function M.request(invoked)
       return
     end
     state.done = true
-    if err or not result then
-      if not err then
-        state.text = nil
-        clear_marks(bufnr)
-      end
-      return
-    end
-    local items = result.items or result
+    local items = (not err and result) and (result.items or result) or {}
     local item = items[1]
     if not item or not at_cursor(state) then
+      -- No answer (or an error): a streamed partial must not outlive its request.
+      hide(state)
       return
     end
     local text = type(item.insertText) == 'table' and item.insertText.value or item.insertText
@@ -203,8 +213,7 @@ function M.request(invoked)
         end
       end
     end
-    state.text = text
-    render()
+    show(state, text)
   end, bufnr)
   if ok then
     state.request_id = request_id
@@ -232,8 +241,33 @@ function M.on_progress(_, params, _, _)
   if not at_cursor(state) then
     return
   end
-  state.text = params.text
-  render()
+  local lines = M.complete_lines(params.text or '')
+  if lines and lines ~= state.text then
+    show(state, lines)
+  end
+end
+
+--- The part of a streamed text worth showing: its complete lines without the last line break,
+--- or nil while the first line is still being written. Tab on a half-written line would insert
+--- text the final answer replaces a moment later; whole lines are what the final answer keeps.
+function M.complete_lines(text)
+  local last = nil
+  local from = 1
+  while true do
+    local at = text:find('\n', from, true)
+    if not at then
+      break
+    end
+    last, from = at, at + 1
+  end
+  if not last or last <= 1 then
+    return nil
+  end
+  local lines = text:sub(1, last - 1)
+  if vim.trim(lines) == '' then
+    return nil
+  end
+  return lines
 end
 
 -- Inserts `text` at the suggestion's position and keeps the rest of the suggestion on screen.
@@ -249,12 +283,18 @@ local function insert(text)
   local col = (#lines == 1 and state.col or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { row + 1, col })
   local rest = state.text:sub(#text + 1)
-  if rest == '' then
+  if not state.done then
+    -- Accepted while still streaming: the edit makes the server drop that request, so ask again
+    -- at the new cursor rather than keep a partial whose request is gone.
+    M.dismiss()
+    vim.schedule(function()
+      M.request(false)
+    end)
+  elseif rest == '' then
     clear_marks(state.bufnr)
     current = nil
   else
     state.row, state.col, state.text = row, col, rest
-    state.done = true
     render()
   end
 end
