@@ -1,6 +1,7 @@
 //! Glint's engines: the `Engine` trait every backend implements, the structured request the server
 //! sends, and the streamed `Generation` that cancels its work when dropped. Knows nothing of LSP.
 
+pub mod catalog;
 mod error;
 pub mod fake;
 pub mod fetch;
