@@ -24,7 +24,8 @@ pub fn document(language: &str, name: &str) -> Task {
         system: system(language),
         instruction: format!(
             "Write the documentation for `{name}` above: one or two plain sentences that say what it does \
-             and what it returns. Answer with the sentences only, no code, no comment markers."
+             and what it returns, starting with a verb (for example \"Returns the number of ...\"). \
+             Answer with the sentences only: no code, no comment markers, and do not repeat this request."
         ),
     }
 }

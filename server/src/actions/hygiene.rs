@@ -114,6 +114,149 @@ pub fn extract_prose(answer: &str, name: &str) -> Option<String> {
     Some(text)
 }
 
+/// The prose of a doc comment for `name`, or why the answer is no documentation: nothing left
+/// after extraction, a restatement of the request ("The documentation for `greet` is:"), an
+/// introduction without what it introduces, or words that say nothing beyond the name. The
+/// reason becomes the action's error, so the retry loop tries again and the user learns why.
+pub fn doc_prose(answer: &str, name: &str) -> Result<String, String> {
+    let prose = extract_prose(answer, name).ok_or("the model's answer held no description")?;
+    match prose_problem(&prose, name) {
+        Some(problem) => Err(format!("the model's description {problem} ({prose:?})")),
+        None => Ok(prose),
+    }
+}
+
+/// The code of an answer that should be code, or why it is not: nothing left after extraction,
+/// or only sentences that describe a change instead of making it.
+pub fn code_answer(answer: &str) -> Result<String, String> {
+    let code = extract_code(answer).ok_or("the model's answer held no code")?;
+    if describes_instead_of_code(&code) {
+        return Err(format!("the model described the change instead of writing code ({:?})", short(&code)));
+    }
+    Ok(code)
+}
+
+// How a model talks about the documentation it was asked for instead of writing it: one of
+// these nouns, "for" or "of", then the definition itself ("The documentation for `greet`").
+const DOC_NOUNS: &[&str] = &["documentation", "docstring", "doc comment", "comment", "description", "summary"];
+const SELF_REFERENCES: &[&str] = &[
+    "the function",
+    "this function",
+    "the method",
+    "this method",
+    "the class",
+    "this class",
+    "the code",
+    "this code",
+    "the above",
+    "it",
+    "this",
+];
+const RESTATEMENT_OPENINGS: &[&str] =
+    &["this docstring", "this documentation", "this comment", "i will", "i'll", "let me", "here is", "here's"];
+
+// Words that carry no meaning of their own in a one-line description of a definition.
+const EMPTY_WORDS: &[&str] = &[
+    "a",
+    "an",
+    "the",
+    "this",
+    "that",
+    "is",
+    "are",
+    "be",
+    "of",
+    "for",
+    "to",
+    "in",
+    "it",
+    "its",
+    "and",
+    "or",
+    "function",
+    "method",
+    "class",
+    "struct",
+    "type",
+    "interface",
+    "enum",
+    "code",
+    "definition",
+    "above",
+    "below",
+    "given",
+    "following",
+    "documentation",
+    "docstring",
+    "comment",
+    "here",
+    "named",
+    "called",
+];
+
+/// Why `prose` (from `extract_prose`) documents nothing, or `None` when it is a description.
+pub fn prose_problem(prose: &str, name: &str) -> Option<&'static str> {
+    let plain = prose.replace('`', "");
+    let lower = plain.to_lowercase();
+    let body = lower.trim_end_matches(['.', '!', '?']).trim_end();
+    if body.ends_with(':') {
+        return Some("introduces a description instead of giving one");
+    }
+    let name = name.to_lowercase();
+    let names_itself = DOC_NOUNS.iter().any(|noun| {
+        [" for ", " of "].iter().any(|link| {
+            let phrase = format!("{noun}{link}");
+            lower.match_indices(&phrase).any(|(at, _)| {
+                let rest = &lower[at + phrase.len()..];
+                let is_word_end = |tail: &str| tail.chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+                (!name.is_empty() && rest.starts_with(&name) && is_word_end(&rest[name.len()..]))
+                    || SELF_REFERENCES.iter().any(|r| rest.starts_with(r) && is_word_end(&rest[r.len()..]))
+            })
+        })
+    });
+    if names_itself
+        || lower.contains("as requested")
+        || RESTATEMENT_OPENINGS.iter().any(|opening| lower.starts_with(opening))
+    {
+        return Some("restates the request instead of documenting");
+    }
+    let says_something = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|word| !word.is_empty())
+        .any(|word| word != name && !EMPTY_WORDS.contains(&word));
+    if !says_something {
+        return Some("says nothing about it");
+    }
+    None
+}
+
+/// Whether every line of an answer that should be code is an English sentence: several words,
+/// a capital first letter, mostly plain words, and none of the punctuation code is made of.
+fn describes_instead_of_code(code: &str) -> bool {
+    let lines: Vec<&str> = code.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    !lines.is_empty()
+        && lines.iter().all(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let plain = words
+                .iter()
+                .filter(|w| w.trim_end_matches(['.', ',', '!', '?']).chars().all(|c| c.is_alphabetic() || c == '\''))
+                .count();
+            words.len() >= 4
+                && line.starts_with(|c: char| c.is_uppercase())
+                && plain * 5 >= words.len() * 4
+                && !line.contains(['(', ')', '{', '}', '[', ']', ';', '=', '<', '>'])
+        })
+}
+
+fn short(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("");
+    if first.chars().count() > 80 {
+        format!("{}…", first.chars().take(80).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
 /// `Sure! Returns x` → `Returns x`.
 fn strip_interjection(line: &str) -> &str {
     for word in ["Sure", "Certainly", "Of course", "Okay", "OK"] {

@@ -293,7 +293,7 @@ impl Plan {
             Plan::Instruct { code, start, end, shape, .. } => {
                 let text = match shape {
                     Shape::Lines { indent } => {
-                        let code_answer = extract_code(answer).ok_or("the model's answer held no code")?;
+                        let code_answer = hygiene::code_answer(answer)?;
                         let mut text = hygiene::reindent(&code_answer, indent);
                         if code.ends_with('\n') && !text.ends_with('\n') {
                             text.push('\n');
@@ -304,7 +304,7 @@ impl Plan {
                         text
                     }
                     Shape::Insert { before, indent, after, must_contain } => {
-                        let mut code_answer = extract_code(answer).ok_or("the model's answer held no code")?;
+                        let mut code_answer = hygiene::code_answer(answer)?;
                         if !code_answer.contains(must_contain.as_str()) {
                             return Err(format!("the model's answer holds no `{must_contain}`"));
                         }
@@ -314,7 +314,7 @@ impl Plan {
                         format!("{before}{}{after}", hygiene::reindent(&code_answer, indent))
                     }
                     Shape::DocComment { style, indent, name } => {
-                        let prose = extract_prose(answer, name).ok_or("the model's answer held no description")?;
+                        let prose = hygiene::doc_prose(answer, name)?;
                         hygiene::format_doc_comment(&prose, *style, indent, name, start == end)
                     }
                 };

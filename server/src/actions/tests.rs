@@ -1,3 +1,4 @@
+use super::hygiene::{code_answer, prose_problem};
 use super::*;
 
 fn doc(language: &str, path: &str, text: &str) -> Document {
@@ -265,4 +266,52 @@ fn code_extraction() {
     );
     assert_eq!(ActionKind::from_id("document"), Some(ActionKind::Document));
     assert!(ActionKind::ALL.iter().all(|k| ActionKind::from_id(k.id()) == Some(*k)));
+}
+
+#[test]
+fn doc_comments_that_say_nothing_are_refused_with_the_reason() {
+    let python = doc("python", "m.py", "def greet(name):\n    return f\"Hello, {name}\"\n");
+    let cursor = at(&python, "return");
+    let docs = plan(&python, ActionKind::Document, &Request { start: cursor, end: cursor, ..Request::default() })
+        .expect("a plan");
+    // The answer users saw applied: it parses, and says nothing.
+    let why = docs.finish(&python, "The documentation for `greet` is:").expect_err("a restatement is refused");
+    assert!(why.contains("introduces a description"), "{why}");
+    for (answer, reason) in [
+        ("The docstring for greet: it greets.", "restates the request"),
+        ("Sure, I will document this function as requested.", "restates the request"),
+        ("This docstring documents greet.", "restates the request"),
+        ("The `greet` function.", "says nothing"),
+        ("greet", "held no description"),
+        ("", "held no description"),
+    ] {
+        let why = docs.finish(&python, answer).expect_err(answer);
+        assert!(why.contains(reason), "{answer:?}: {why}");
+    }
+    // Descriptions that merely use the same nouns are documentation.
+    let edit = docs.finish(&python, "Returns a greeting for `name`.").expect("an edit");
+    assert!(apply(&python, &edit).contains("\"\"\"Returns a greeting for `name`.\"\"\""), "{}", apply(&python, &edit));
+    assert_eq!(prose_problem("Returns the comment for a post.", "comment_of"), None);
+    assert_eq!(prose_problem("Fetches the documentation for a crate.", "docs"), None);
+    assert_eq!(prose_problem("Runs it.", "run"), None);
+}
+
+#[test]
+fn rewrites_that_describe_instead_of_doing_are_refused() {
+    let python = doc("python", "m.py", "def total(xs):\n    t = 0\n    for x in xs:\n        t += x\n    return t\n");
+    let start = at(&python, "    t = 0");
+    let end = at(&python, "    return t");
+    let rewrite = plan(
+        &python,
+        ActionKind::Rewrite,
+        &Request { start, end, instruction: Some("use sum".into()), ..Request::default() },
+    )
+    .expect("a plan");
+    let why = rewrite
+        .finish(&python, "You could replace the loop with the built in sum function")
+        .expect_err("a description is refused");
+    assert!(why.contains("described the change instead of writing code"), "{why}");
+    let edit = rewrite.finish(&python, "```python\nt = sum(xs)\n```").expect("code is taken");
+    assert!(apply(&python, &edit).contains("    t = sum(xs)\n    return t\n"), "{}", apply(&python, &edit));
+    assert_eq!(code_answer("from os import path as p").as_deref(), Ok("from os import path as p"));
 }
