@@ -18,6 +18,8 @@ type ReplyFn = dyn Fn(&GenerateRequest) -> Result<String, String> + Send + Sync;
 pub struct FakeEngine {
     reply: Arc<ReplyFn>,
     delay: Duration,
+    /// How long starting it takes (`fake+load=MS:TEXT`), to stand in for a model that loads.
+    pub load: Duration,
     chunk_chars: usize,
     log: Arc<Mutex<FakeLog>>,
 }
@@ -45,7 +47,13 @@ impl FakeEngine {
 
     /// Replies whatever `reply` computes from the request; `Err` becomes an engine error.
     pub fn with_reply(reply: impl Fn(&GenerateRequest) -> Result<String, String> + Send + Sync + 'static) -> Self {
-        FakeEngine { reply: Arc::new(reply), delay: Duration::ZERO, chunk_chars: 3, log: Arc::default() }
+        FakeEngine {
+            reply: Arc::new(reply),
+            delay: Duration::ZERO,
+            load: Duration::ZERO,
+            chunk_chars: 3,
+            log: Arc::default(),
+        }
     }
 
     /// Sleeps this long before each chunk, to stand in for a slow model.
@@ -54,7 +62,8 @@ impl FakeEngine {
         self
     }
 
-    /// Parses `fake:TEXT` or `fake+delay=MS:TEXT`.
+    /// Parses `fake:TEXT`, `fake+delay=MS:TEXT` (each chunk takes MS) or `fake+load=MS:TEXT`
+    /// (starting takes MS); options combine (`fake+delay=5+load=800:TEXT`).
     pub fn from_spec(spec: &str) -> Option<Self> {
         let rest = spec.strip_prefix("fake")?;
         let (options, text) = rest.split_once(':')?;
@@ -63,6 +72,7 @@ impl FakeEngine {
             let (key, value) = option.split_once('=')?;
             match key {
                 "delay" => engine.delay = Duration::from_millis(value.parse().ok()?),
+                "load" => engine.load = Duration::from_millis(value.parse().ok()?),
                 _ => return None,
             }
         }
@@ -206,6 +216,8 @@ mod tests {
         assert!(FakeEngine::from_spec("fake:hello\\nworld").is_some());
         assert_eq!(FakeEngine::from_spec("fake+delay=20:x").map(|e| e.delay), Some(Duration::from_millis(20)));
         assert!(FakeEngine::from_spec("fake+bogus=1:x").is_none());
+        let both = FakeEngine::from_spec("fake+delay=5+load=800:x").expect("options combine");
+        assert_eq!((both.delay, both.load), (Duration::from_millis(5), Duration::from_millis(800)));
         assert!(FakeEngine::from_spec("local").is_none());
     }
 }

@@ -25,8 +25,11 @@ pub enum Template {
     /// `<fim_prefix>`/`<fim_suffix>`/`<fim_middle>` (StarCoder, SmolLM), suffix-first when `spm`.
     StarCoder { spm: bool },
     /// `<|fim_prefix|>`/`<|fim_suffix|>`/`<|fim_middle|>` (Qwen2.5-Coder), other files as
-    /// `<|file_sep|>` entries when the vocabulary has them.
-    Qwen { repo: bool },
+    /// `<|file_sep|>` entries when the vocabulary has them. With `line_in_middle`, the cursor
+    /// line's text before the cursor follows `<|fim_middle|>` (as llama.cpp's `/infill` places
+    /// its `prompt`), so typing on a line only appends to the prompt and the KV cache keeps
+    /// everything before it, the suffix included.
+    Qwen { repo: bool, line_in_middle: bool },
     /// `<PRE>`/`<SUF>`/`<MID>` (CodeLlama), suffix-first when `spm`.
     CodeLlama { spm: bool },
     /// `<｜fim▁begin｜>`/`<｜fim▁hole｜>`/`<｜fim▁end｜>` (DeepSeek-Coder).
@@ -42,8 +45,17 @@ pub struct PromptFormat {
 }
 
 /// Template names accepted by `LocalConfig::template`.
-pub const TEMPLATE_NAMES: &[&str] =
-    &["prefix-only", "starcoder", "starcoder-psm", "qwen", "qwen-plain", "codellama", "codellama-psm", "deepseek"];
+pub const TEMPLATE_NAMES: &[&str] = &[
+    "prefix-only",
+    "starcoder",
+    "starcoder-psm",
+    "qwen",
+    "qwen-psm",
+    "qwen-plain",
+    "codellama",
+    "codellama-psm",
+    "deepseek",
+];
 
 impl PromptFormat {
     /// Picks the template from the vocabulary (`has` answers whether a token exists), or from
@@ -56,8 +68,13 @@ impl PromptFormat {
                     "prefix-only" | "prefix" | "none" => Template::PrefixOnly,
                     "starcoder" | "starcoder-spm" | "smollm" => Template::StarCoder { spm: true },
                     "starcoder-psm" => Template::StarCoder { spm: false },
-                    "qwen" => Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>") },
-                    "qwen-plain" => Template::Qwen { repo: false },
+                    "qwen" => {
+                        Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>"), line_in_middle: true }
+                    }
+                    "qwen-psm" => {
+                        Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>"), line_in_middle: false }
+                    }
+                    "qwen-plain" => Template::Qwen { repo: false, line_in_middle: true },
                     "codellama" | "codellama-spm" => Template::CodeLlama { spm: true },
                     "codellama-psm" => Template::CodeLlama { spm: false },
                     "deepseek" => Template::DeepSeek,
@@ -75,7 +92,7 @@ impl PromptFormat {
             }
             None => {
                 if has("<|fim_prefix|>") && has("<|fim_suffix|>") && has("<|fim_middle|>") {
-                    Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>") }
+                    Template::Qwen { repo: has("<|file_sep|>") && has("<|repo_name|>"), line_in_middle: true }
                 } else if has("<fim_prefix>") && has("<fim_suffix>") && has("<fim_middle>") {
                     Template::StarCoder { spm: true }
                 } else if has("<｜fim▁begin｜>") && has("<｜fim▁hole｜>") && has("<｜fim▁end｜>") {
@@ -116,10 +133,10 @@ impl Template {
         match self {
             Template::PrefixOnly => &[],
             Template::StarCoder { .. } => &["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
-            Template::Qwen { repo: true } => {
+            Template::Qwen { repo: true, .. } => {
                 &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|repo_name|>"]
             }
-            Template::Qwen { repo: false } => &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
+            Template::Qwen { repo: false, .. } => &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
             Template::CodeLlama { .. } => &["<PRE>", "<SUF>", "<MID>"],
             Template::DeepSeek => &["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"],
         }
@@ -149,7 +166,7 @@ impl Template {
                 Piece::Text(suffix),
                 Piece::Token("<fim_middle>"),
             ],
-            Template::Qwen { repo } => {
+            Template::Qwen { repo, line_in_middle } => {
                 let mut pieces = Vec::new();
                 let prefix_text = if repo && !request.snippets.is_empty() {
                     pieces.push(Piece::Token("<|repo_name|>"));
@@ -164,6 +181,12 @@ impl Template {
                 } else {
                     headed_prefix()
                 };
+                let mut prefix_text = prefix_text;
+                let line = match prefix_text.rfind('\n') {
+                    Some(at) if line_in_middle => prefix_text.split_off(at + 1),
+                    None if line_in_middle => std::mem::take(&mut prefix_text),
+                    _ => String::new(),
+                };
                 pieces.extend([
                     Piece::Token("<|fim_prefix|>"),
                     Piece::Text(prefix_text),
@@ -171,6 +194,9 @@ impl Template {
                     Piece::Text(suffix),
                     Piece::Token("<|fim_middle|>"),
                 ]);
+                if !line.is_empty() {
+                    pieces.push(Piece::Text(line));
+                }
                 pieces
             }
             // CodeLlama's infilling format puts a space after <PRE> and before <MID>; in SPM mode
@@ -394,12 +420,35 @@ mod tests {
     fn qwen_vocabulary_gets_repo_style_fim() {
         let tokens = &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>", "<|repo_name|>"];
         let format = PromptFormat::detect(vocab(tokens), None).unwrap();
-        assert_eq!(format.template, Template::Qwen { repo: true });
+        assert_eq!(format.template, Template::Qwen { repo: true, line_in_middle: true });
         assert_eq!(
             show(&format.render(&request())),
             "[<|repo_name|>]workspace\n[<|file_sep|>]util.py\ndef sub(a, b):\n    return a - b\n[<|file_sep|>]main.py\n\
-             [<|fim_prefix|>]def add(a, b):\n    return [<|fim_suffix|>]\n\nprint(add(1, 2))\n[<|fim_middle|>]"
+             [<|fim_prefix|>]def add(a, b):\n[<|fim_suffix|>]\n\nprint(add(1, 2))\n[<|fim_middle|>]    return "
         );
+        // The classic layout keeps the whole prefix before the suffix.
+        let psm = PromptFormat::detect(vocab(tokens), Some("qwen-psm")).unwrap();
+        let r = GenerateRequest { snippets: vec![], path: None, ..request() };
+        assert_eq!(
+            show(&psm.render(&r)),
+            "[<|fim_prefix|>]def add(a, b):\n    return [<|fim_suffix|>]\n\nprint(add(1, 2))\n[<|fim_middle|>]"
+        );
+    }
+
+    #[test]
+    fn typing_on_the_cursor_line_only_appends_to_a_qwen_prompt() {
+        let tokens = &["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"];
+        let format = PromptFormat::detect(vocab(tokens), None).unwrap();
+        let at = |prefix: &str| {
+            show(&format.render(&GenerateRequest {
+                prefix: prefix.into(),
+                suffix: "\nrest\n".into(),
+                ..GenerateRequest::default()
+            }))
+        };
+        let (before, after) = (at("def f(n):\n    ret"), at("def f(n):\n    retu"));
+        assert!(after.starts_with(&before), "{before:?} is not a prefix of {after:?}");
+        assert_eq!(at("x"), "[<|fim_prefix|>][<|fim_suffix|>]\nrest\n[<|fim_middle|>]x");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use glint_engine::{Chunk, FinishReason, fetch};
+use glint_engine::catalog::{self, CatalogModel};
+use glint_engine::fetch::{self, FetchEvent, ModelStatus};
+use glint_engine::{Chunk, FinishReason};
 
-use crate::completion;
 use crate::document::Document;
 use crate::engines::{self, EngineSpec};
 use crate::position::{self, Encoding, LinePos};
@@ -306,13 +307,11 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
 
     let prepared = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine)
         .map_err(|why| anyhow::anyhow!("no completion here: {why}"))?;
-    let mode = prepared.mode;
-    let healed = prepared.healed.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let finish = runtime.block_on(async {
-        let mut generation = engine.generate(prepared.request);
+        let (request, mut answer) = prepared.into_parts(&doc, cursor);
+        let mut generation = engine.generate(request);
         let mut out = std::io::stdout().lock();
-        let mut raw = String::new();
         let mut shown = String::new();
         let mut finish = None;
         let mut complete = false;
@@ -320,20 +319,18 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
             match chunk {
                 Chunk::Text(_) if complete => {}
                 Chunk::Text(text) => {
-                    raw.push_str(&text);
+                    complete = answer.push(&text);
                     // Stream the cleaned text as it grows; it only ever extends what was shown.
-                    let answer = completion::heal(&raw, &healed);
-                    let cleaned = completion::postprocess(&doc, cursor, answer, mode).unwrap_or_default();
+                    let cleaned = answer.text().unwrap_or_default();
                     if let Some(new) = cleaned.strip_prefix(shown.as_str()) {
                         let stable = new.rfind('\n').map_or("", |at| &new[..=at]);
                         out.write_all(stable.as_bytes())?;
                         out.flush()?;
                         shown.push_str(stable);
                     }
-                    if completion::is_complete(&doc, cursor, answer, mode) {
+                    if complete {
                         // Stop the model, but read on to its final chunk for the timings.
                         generation.cancel();
-                        complete = true;
                     }
                 }
                 Chunk::Done(done) => {
@@ -342,8 +339,8 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        tracing::debug!(raw = ?raw, healed = ?healed, "model text");
-        let cleaned = completion::postprocess(&doc, cursor, completion::heal(&raw, &healed), mode).unwrap_or_default();
+        tracing::debug!(raw = ?answer.raw(), "model text");
+        let cleaned = answer.text().unwrap_or_default();
         if let Some(rest) = cleaned.strip_prefix(shown.as_str()) {
             out.write_all(rest.as_bytes())?;
         }

@@ -3,7 +3,7 @@
 
 use glint_engine::{Engine, GenerateRequest};
 
-use crate::config::Settings;
+use crate::config::{ContextStrategy, Settings};
 use crate::context::{self, ContextInput, Decision, RecentEdit};
 use crate::document::Document;
 use crate::postprocess::PostInput;
@@ -35,6 +35,32 @@ mod tests {
         assert_eq!(cut_trailing_blanks(&mut prefix), "");
     }
 
+    fn cut(text: &str, raw: &str) -> (Option<String>, bool) {
+        let cursor = text.find("$0").expect("a cursor marker");
+        let doc = Document::new("file:///t/a.py", "python", 1, &text.replacen("$0", "", 1));
+        plain_fim_cut(&doc, doc.rope.byte_to_char(cursor), raw)
+    }
+
+    #[test]
+    fn plain_fim_cuts_at_a_line_indented_less_than_the_cursor_line() {
+        let doc = "def f(n):\n    if n$0\n\nprint(f(3))\n";
+        let (text, done) = cut(doc, " <= 1:\n        return n\n    return f(n - 1)\nprint(f(2))\n");
+        assert_eq!(text.as_deref(), Some(" <= 1:\n        return n\n    return f(n - 1)"));
+        assert!(done);
+        // An unfinished answer is shown as far as it goes and is not complete.
+        let (text, done) = cut(doc, " <= 1:\n        ret");
+        assert_eq!((text.as_deref(), done), (Some(" <= 1:\n        ret"), false));
+    }
+
+    #[test]
+    fn plain_fim_drops_a_tail_that_repeats_the_suffix() {
+        let doc = "def f(n):\n    total = 0$0\n    return total\n";
+        let (text, done) = cut(doc, "\n    for i in range(n):\n        total += i\n    return total\n");
+        assert_eq!(text.as_deref(), Some("\n    for i in range(n):\n        total += i"));
+        assert!(done);
+        assert_eq!(cut(doc, "   \n  "), (None, false), "blank text is not shown");
+    }
+
     #[test]
     fn on_a_blank_line_a_leading_break_and_the_indentation_are_skipped() {
         let healed = Healing::BlankLine("    ".into());
@@ -51,10 +77,101 @@ pub use crate::context::Mode;
 pub struct Prepared {
     pub request: GenerateRequest,
     pub mode: Mode,
-    /// The naive baseline: show the model's raw text, without post-processing.
-    pub raw: bool,
+    /// How the context was built, which decides how the answer is cut.
+    pub strategy: ContextStrategy,
     /// How the answer continues the user's text (see [`Healing`]).
     pub healed: Healing,
+}
+
+impl Prepared {
+    /// The request for the engine, and the answer its chunks build.
+    pub fn into_parts<'a>(self, doc: &'a Document, cursor: usize) -> (GenerateRequest, Answer<'a>) {
+        let answer =
+            Answer { doc, cursor, mode: self.mode, strategy: self.strategy, healed: self.healed, raw: String::new() };
+        (self.request, answer)
+    }
+}
+
+/// A completion's answer as the model writes it: chunks are pushed in, and it says when the
+/// answer is complete and what to show. Pure: no LSP types, no engine; the LSP handlers, code
+/// action fills and `glint complete` all read a generation through it.
+pub struct Answer<'a> {
+    doc: &'a Document,
+    cursor: usize,
+    mode: Mode,
+    strategy: ContextStrategy,
+    healed: Healing,
+    raw: String,
+}
+
+impl Answer<'_> {
+    /// Adds the model's next chunk; true when the answer is complete and generation may stop.
+    pub fn push(&mut self, text: &str) -> bool {
+        self.raw.push_str(text);
+        self.is_complete()
+    }
+
+    /// The model's text so far, as it came.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether generation can stop: the answer is complete for its mode and strategy.
+    pub fn is_complete(&self) -> bool {
+        match self.strategy {
+            ContextStrategy::Naive => false,
+            ContextStrategy::PlainFim => plain_fim_cut(self.doc, self.cursor, &self.raw).1,
+            ContextStrategy::Syntax => is_complete(self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+        }
+    }
+
+    /// What to show for the text so far; `None` when there is nothing worth showing.
+    pub fn text(&self) -> Option<String> {
+        match self.strategy {
+            ContextStrategy::Naive => Some(self.raw.clone()).filter(|t| !t.trim().is_empty()),
+            ContextStrategy::PlainFim => plain_fim_cut(self.doc, self.cursor, &self.raw).0,
+            ContextStrategy::Syntax => postprocess(self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+        }
+    }
+}
+
+/// llama.vscode's cut rules on a FIM model's text: keep whole lines up to the first generated
+/// line (after the first) that is indented less than the cursor's line, or that repeats the
+/// suffix's first non-blank line; drop trailing blank lines. Returns what to show and whether a
+/// cut was made (the answer is complete).
+pub fn plain_fim_cut(doc: &Document, cursor: usize, raw: &str) -> (Option<String>, bool) {
+    let rope = &doc.rope;
+    let cursor = cursor.min(rope.len_chars());
+    let line = rope.line(rope.char_to_line(cursor));
+    let indent_of = |text: &str| text.chars().take_while(|c| *c == ' ' || *c == '\t').count();
+    let cursor_indent = line.chars().take_while(|c| *c == ' ' || *c == '\t').count();
+    let suffix_line = rope
+        .slice(cursor..)
+        .lines()
+        .map(|l| l.to_string())
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string());
+    let mut kept = 0;
+    let mut cut = false;
+    for (i, generated) in raw.split_inclusive('\n').enumerate() {
+        let body = generated.trim_end_matches(['\n', '\r']);
+        if i > 0 && !body.trim().is_empty() {
+            let repeats = suffix_line.as_deref().is_some_and(|s| s == body.trim());
+            // Only a finished line is judged, so a partial one can still grow its indentation.
+            let finished = generated.ends_with('\n');
+            if repeats && finished || indent_of(body) < cursor_indent {
+                cut = true;
+                break;
+            }
+        }
+        kept += generated.len();
+    }
+    let text = raw[..kept].trim_end();
+    ((!text.trim().is_empty()).then(|| text.to_string()), cut)
 }
 
 /// What to undo at the start of the model's answer before showing it.
@@ -98,22 +215,23 @@ pub fn prepare(
         recent_edits: around.recent_edits,
     };
     let count = |text: &str| engine.count_tokens(text);
-    let naive = settings.context_strategy == "naive";
-    let window = if naive {
-        context::naive(&input, &count)
-    } else {
-        match context::build(&input, &count) {
+    let strategy = settings.context_strategy;
+    let window = match strategy {
+        ContextStrategy::Naive => context::naive(&input, &count),
+        ContextStrategy::PlainFim => context::plain_fim(&input, &count),
+        ContextStrategy::Syntax => match context::build(&input, &count) {
             Decision::Complete(window) => window,
             Decision::Skip(why) => return Err(why),
-        }
+        },
     };
-    let (max_tokens, stop) = match window.mode {
-        Mode::SingleLine => (settings.max_tokens.min(48), vec!["\n".to_string()]),
-        Mode::MultiLine => (settings.max_tokens, vec!["\n\n\n".to_string()]),
+    let (max_tokens, stop) = match (strategy, window.mode) {
+        (ContextStrategy::PlainFim, _) => (settings.max_tokens.min(128), Vec::new()),
+        (_, Mode::SingleLine) => (settings.max_tokens.min(48), vec!["\n".to_string()]),
+        (_, Mode::MultiLine) => (settings.max_tokens, vec!["\n\n\n".to_string()]),
     };
     let mut prefix = window.prefix;
     let line_before = prefix.rsplit('\n').next().unwrap_or("");
-    let healed = if naive {
+    let healed = if strategy != ContextStrategy::Syntax {
         Healing::None
     } else if line_before.trim().is_empty() {
         Healing::BlankLine(line_before.to_string())
@@ -131,7 +249,7 @@ pub fn prepare(
         session: Some(doc.uri.to_string()),
         ..GenerateRequest::default()
     };
-    Ok(Prepared { request, mode: window.mode, raw: naive, healed })
+    Ok(Prepared { request, mode: window.mode, strategy, healed })
 }
 
 fn cut_trailing_blanks(prefix: &mut String) -> String {

@@ -39,9 +39,8 @@ pub struct Settings {
     pub streaming: bool,
     /// Threads for the local engine; `None` means one per physical core.
     pub threads: Option<u32>,
-    /// `syntax` (tree-sitter context and post-processing) or `naive` (plain prefix/suffix window,
-    /// raw model text): the baseline for quality evaluation.
-    pub context_strategy: String,
+    /// How the context window is built and the answer cut (see [`ContextStrategy`]).
+    pub context_strategy: ContextStrategy,
     /// What a `ws://`/`wss://` engine does while disconnected: `none` (requests fail at once) or
     /// `local` (the in-process engine answers).
     pub fallback: String,
@@ -53,6 +52,36 @@ pub struct Settings {
     pub api_key_env: String,
     /// Globs that widen or narrow what remote engines may see (see `secrets`).
     pub remote_context: crate::secrets::RemoteContext,
+}
+
+/// How a completion's context is built and its answer cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextStrategy {
+    /// Tree-sitter context (syntactic window, headers, snippets) and Glint's post-processing.
+    #[default]
+    Syntax,
+    /// The evaluation baseline peers use: the text around the cursor cut by characters, raw model
+    /// text with no cut at all.
+    Naive,
+    /// The strongest simple baseline (llama.vscode's): the last 256 lines of prefix and the first
+    /// 64 of suffix in the model's FIM template, greedy, at most 128 tokens, cut at a generated
+    /// line indented less than the cursor's line or repeating the suffix's first non-blank line.
+    PlainFim,
+}
+
+impl ContextStrategy {
+    /// The setting's values, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["syntax", "naive", "plain-fim"];
+
+    pub fn parse(name: &str) -> Option<ContextStrategy> {
+        match name {
+            "syntax" => Some(ContextStrategy::Syntax),
+            "naive" => Some(ContextStrategy::Naive),
+            "plain-fim" => Some(ContextStrategy::PlainFim),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -68,7 +97,7 @@ impl Default for Settings {
             completion_items: true,
             streaming: false,
             threads: None,
-            context_strategy: "syntax".into(),
+            context_strategy: ContextStrategy::Syntax,
             fallback: "none".into(),
             api: "openai-completions".into(),
             fim: "none".into(),
@@ -149,8 +178,12 @@ impl Settings {
             "streaming" => self.streaming = if reset { defaults.streaming } else { boolean(value)? },
             "threads" => self.threads = if reset { None } else { Some(integer(value, 1, 256)? as u32) },
             "contextStrategy" => {
-                self.context_strategy =
-                    if reset { defaults.context_strategy.clone() } else { one_of(value, &["syntax", "naive"])? };
+                self.context_strategy = if reset {
+                    defaults.context_strategy
+                } else {
+                    ContextStrategy::parse(&one_of(value, ContextStrategy::NAMES)?)
+                        .ok_or_else(|| format!("expected one of {}", ContextStrategy::NAMES.join(", ")))?
+                };
             }
             "api" => {
                 self.api = if reset { defaults.api.clone() } else { one_of(value, glint_engine::HttpApi::NAMES)? };

@@ -105,9 +105,13 @@ fn start_ws(url: &str, spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Res
 pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
     let engine = spec.engine.as_str();
     if engine.starts_with("fake") {
-        return FakeEngine::from_spec(engine)
-            .map(|e| Arc::new(e) as Arc<dyn Engine>)
-            .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"));
+        let fake = FakeEngine::from_spec(engine)
+            .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"))?;
+        if !fake.load.is_zero() {
+            progress("loading the scripted engine");
+            std::thread::sleep(fake.load);
+        }
+        return Ok(Arc::new(fake));
     }
     if engine.starts_with("http://") || engine.starts_with("https://") {
         return start_http(engine, spec);

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::Value;
@@ -64,7 +65,7 @@ impl Server {
     /// Starts (or restarts) the engine when its settings changed, off the async runtime.
     fn start_engine(&self) {
         if let Some(engine) = &self.state.options.injected_engine {
-            *self.state.engine.write() = EngineSlot::Ready(Arc::clone(engine));
+            self.state.set_engine(EngineSlot::Ready(Arc::clone(engine)));
             return;
         }
         let settings = self.state.settings.read().clone();
@@ -80,16 +81,36 @@ impl Server {
             return;
         }
         *self.state.engine_spec.write() = Some(spec.clone());
-        *self.state.engine.write() = EngineSlot::Loading;
+        self.state.set_engine(EngineSlot::Loading);
         let state = Arc::clone(&self.state);
         let client = self.client.clone();
         tokio::spawn(async move {
             let wanted = spec.clone();
-            let started = tokio::task::spawn_blocking(move || {
-                engines::start(&wanted, &mut |message| tracing::info!("{message}"))
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("the engine failed to start: {e}")));
+            // Loading a model takes seconds: when a start takes longer than a moment, clients that
+            // show work-done progress get a "Loading model" bar fed by the loader's own messages.
+            let (messages, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let handle = tokio::task::spawn_blocking(move || {
+                engines::start(&wanted, &mut |message| {
+                    tracing::info!("{message}");
+                    let _ = messages.send(message.to_string());
+                })
+            });
+            tokio::pin!(handle);
+            let mut progress = LoadProgress::none();
+            let started = tokio::select! {
+                result = &mut handle => result,
+                _ = tokio::time::sleep(LOAD_PROGRESS_AFTER) => {
+                    progress = LoadProgress::begin(&state, &client, spec.model.as_deref()).await;
+                    loop {
+                        tokio::select! {
+                            result = &mut handle => break result,
+                            Some(message) = received.recv() => progress.report(&message).await,
+                        }
+                    }
+                }
+            };
+            let started = started.unwrap_or_else(|e| Err(format!("the engine failed to start: {e}")));
+            progress.end(if started.is_ok() { "ready" } else { "failed" }).await;
             // Settings may have changed while the model loaded; only the newest spec wins.
             if state.engine_spec.read().as_ref() != Some(&spec) {
                 return;
@@ -100,11 +121,11 @@ impl Server {
                     if let Some(connection) = engine.connection() {
                         tokio::spawn(report_connection(connection, client.clone()));
                     }
-                    *state.engine.write() = EngineSlot::Ready(engine);
+                    state.set_engine(EngineSlot::Ready(engine));
                 }
                 Err(message) => {
                     tracing::error!("engine `{}` failed: {message}", spec.engine);
-                    *state.engine.write() = EngineSlot::Failed(message.clone());
+                    state.set_engine(EngineSlot::Failed(message.clone()));
                     client.show_message(MessageType::ERROR, format!("Glint: {message}")).await;
                 }
             }
@@ -275,4 +296,68 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// How long an engine start may take before the client is shown a "Loading model" progress.
+const LOAD_PROGRESS_AFTER: Duration = Duration::from_millis(150);
+
+/// The "Loading model" work-done progress of one engine start; inert for clients without
+/// `window.workDoneProgress`.
+#[derive(Clone)]
+struct LoadProgress {
+    client: Option<Client>,
+    token: NumberOrString,
+}
+
+impl LoadProgress {
+    fn none() -> LoadProgress {
+        LoadProgress { client: None, token: NumberOrString::String(String::new()) }
+    }
+
+    async fn begin(state: &State, client: &Client, model: Option<&str>) -> LoadProgress {
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if !state.client.read().work_done_progress {
+            return LoadProgress::none();
+        }
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = NumberOrString::String(format!("glint/loadingModel/{n}"));
+        let create = client
+            .send_request::<request::WorkDoneProgressCreate>(WorkDoneProgressCreateParams { token: token.clone() });
+        if !matches!(tokio::time::timeout(Duration::from_secs(2), create).await, Ok(Ok(()))) {
+            return LoadProgress::none();
+        }
+        let progress = LoadProgress { client: Some(client.clone()), token };
+        progress
+            .send(WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "Glint: Loading model".into(),
+                cancellable: Some(false),
+                message: model.map(str::to_string),
+                percentage: None,
+            }))
+            .await;
+        progress
+    }
+
+    async fn report(&self, message: &str) {
+        self.send(WorkDoneProgress::Report(WorkDoneProgressReport {
+            cancellable: Some(false),
+            message: Some(message.to_string()),
+            percentage: None,
+        }))
+        .await;
+    }
+
+    async fn end(&self, message: &str) {
+        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message.to_string()) })).await;
+    }
+
+    async fn send(&self, value: WorkDoneProgress) {
+        let Some(client) = &self.client else { return };
+        client
+            .send_notification::<notification::Progress>(ProgressParams {
+                token: self.token.clone(),
+                value: ProgressParamsValue::WorkDone(value),
+            })
+            .await;
+    }
 }

@@ -47,6 +47,8 @@ pub struct State {
     pub client: RwLock<ClientFeatures>,
     shutdown_requested: AtomicBool,
     pub engine: RwLock<EngineSlot>,
+    /// Woken whenever `engine` changes (see [`State::set_engine`]), for requests waiting on a load.
+    engine_changed: tokio::sync::Notify,
     /// What `engine` was started from, to restart it when the settings change.
     pub engine_spec: RwLock<Option<EngineSpec>>,
     pub inflight: Inflight,
@@ -81,6 +83,31 @@ impl State {
     }
 
     /// An O(1) copy of a document for readers; no lock is held afterwards.
+    /// Replaces the engine slot and wakes the requests waiting for a load to end.
+    pub fn set_engine(&self, slot: EngineSlot) {
+        *self.engine.write() = slot;
+        self.engine_changed.notify_waiters();
+    }
+
+    /// The engine slot once it is no longer `Loading`, waiting at most `limit` (what it holds then,
+    /// possibly still `Loading`). Dropping the future stops the wait.
+    pub async fn engine_when_loaded(&self, limit: std::time::Duration) -> EngineSlot {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.engine_changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a change between the check and the wait still wakes it.
+            notified.as_mut().enable();
+            let slot = self.engine.read().clone();
+            if !matches!(slot, EngineSlot::Loading) {
+                return slot;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.engine.read().clone();
+            }
+        }
+    }
+
     pub fn snapshot(&self, uri: &str) -> Option<Document> {
         self.documents.lock().get(uri).cloned()
     }

@@ -136,6 +136,34 @@ pub fn naive(input: &ContextInput, count_tokens: &dyn Fn(&str) -> usize) -> Cont
     }
 }
 
+/// llama.vscode's window, the strongest simple baseline: the last 256 lines before the cursor
+/// (the cursor line's text before it included) and the first 64 lines from it, then cut to the
+/// same token budget as Glint's window (a quarter for the suffix). No syntax, no snippets; always
+/// multi-line, since the model sees the suffix and the cut rules decide where the answer ends.
+pub fn plain_fim(input: &ContextInput, count_tokens: &dyn Fn(&str) -> usize) -> Context {
+    const PREFIX_LINES: usize = 256;
+    const SUFFIX_LINES: usize = 64;
+    let doc = input.doc;
+    let rope = &doc.rope;
+    let cursor = input.cursor.min(rope.len_chars());
+    let line = rope.char_to_line(cursor);
+    let first = rope.line_to_char(line.saturating_sub(PREFIX_LINES));
+    let last_line = (line + SUFFIX_LINES).min(rope.len_lines());
+    let end = if last_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(last_line) };
+    let suffix_budget = input.budget_tokens / 4;
+    let prefix_budget = input.budget_tokens - suffix_budget;
+    let prefix = window::tail_chars(rope.slice(first..cursor), prefix_budget, count_tokens);
+    let suffix = window::head_chars(rope.slice(cursor..end), suffix_budget, count_tokens);
+    Context {
+        prefix,
+        suffix,
+        snippets: Vec::new(),
+        mode: Mode::MultiLine,
+        path: display_path(&doc.uri),
+        language: doc.language_id.to_string(),
+    }
+}
+
 /// The last two components of a URI's path, percent-decoded: enough for a model to tell files
 /// apart without leaking the user's directory layout into prompts.
 pub fn display_path(uri: &str) -> String {

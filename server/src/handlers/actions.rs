@@ -241,7 +241,8 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
     }
     let kind = ActionKind::from_id(&data.kind)
         .ok_or_else(|| Error::invalid_params(format!("unknown Glint action `{}`", data.kind)))?;
-    let engine = match state.engine.read().clone() {
+    // An action picked while the model loads waits for it (bounded; `$/cancelRequest` drops the wait).
+    let engine = match state.engine_when_loaded(super::completion::LOAD_WAIT).await {
         EngineSlot::Ready(engine) => engine,
         EngineSlot::Loading => {
             return Err(request_failed("Glint: the model is still loading; try again in a moment".into()));

@@ -223,7 +223,17 @@ async fn run(
         }
     }
 
-    let engine = match state.engine.read().clone() {
+    // An invoked completion waits for a model that is still loading (bounded, and cancelled by
+    // the next keystroke like any request); an automatic one answers nothing meanwhile.
+    let slot = if invoked {
+        tokio::select! {
+            _ = token.cancelled() => return Err(content_modified()),
+            slot = state.engine_when_loaded(LOAD_WAIT) => slot,
+        }
+    } else {
+        state.engine.read().clone()
+    };
+    let engine = match slot {
         EngineSlot::Ready(engine) => engine,
         EngineSlot::Loading => {
             tracing::info!(uri, "no completion: the model is still loading");
@@ -268,12 +278,9 @@ async fn run(
         prepared.request.sampling =
             Sampling { temperature: 0.8, top_p: Some(0.95), seed: variant, ..Sampling::default() };
     }
-    let mode = prepared.mode;
-    let raw_output = prepared.raw;
-    let healed = prepared.healed;
     let streaming = settings.streaming;
-    let mut generation = engine.generate(prepared.request);
-    let mut raw = String::new();
+    let (request, mut answer) = prepared.into_parts(&doc, cursor);
+    let mut generation = engine.generate(request);
     let mut finish = None;
     let mut first_chunk_ms = None;
     loop {
@@ -286,14 +293,10 @@ async fn run(
             chunk = generation.next_chunk() => match chunk {
                 Some(Chunk::Text(text)) => {
                     first_chunk_ms.get_or_insert_with(|| ms(started.elapsed()));
-                    raw.push_str(&text);
-                    let answer = completion::heal(&raw, &healed);
-                    if !raw_output && completion::is_complete(&doc, cursor, answer, mode) {
+                    if answer.push(&text) {
                         break;
                     }
-                    if streaming
-                        && let Some(partial) = completion::postprocess(&doc, cursor, answer, mode)
-                    {
+                    if streaming && let Some(partial) = answer.text() {
                         let pos = lsp_position(&doc.rope, cursor, encoding);
                         client
                             .send_notification::<ProgressNotification>(json!({
@@ -317,16 +320,17 @@ async fn run(
         tracing::warn!(uri, "the engine failed: {}", done.error.as_deref().unwrap_or("unknown error"));
         return Ok(None);
     }
+    // Cut-off text is never an answer: a generation that ended cancelled (the engine superseded
+    // it, or it was dropped) answers like a superseded request.
+    if finish.as_ref().is_some_and(|done| done.reason == FinishReason::Cancelled) {
+        return Err(content_modified());
+    }
     // A request whose document moved on is stale even if nobody cancelled it.
     if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
         return Err(content_modified());
     }
-    tracing::debug!(uri, raw = ?raw, "model text");
-    let text = if raw_output {
-        Some(raw.clone()).filter(|t| !t.trim().is_empty())
-    } else {
-        completion::postprocess(&doc, cursor, completion::heal(&raw, &healed), mode)
-    };
+    tracing::debug!(uri, raw = ?answer.raw(), "model text");
+    let text = answer.text();
     let timings = finish.map(|f| f.timings).unwrap_or_default();
     let summary = json!({
         "uri": uri,
@@ -355,6 +359,9 @@ async fn run(
     }
     Ok(Some(Outcome { doc, cursor, text }))
 }
+
+/// How long an invoked completion or a code action waits for the model to finish loading.
+pub const LOAD_WAIT: Duration = Duration::from_secs(120);
 
 fn record(state: &State, summary: serde_json::Value) {
     *state.last_completion.write() = Some(summary);

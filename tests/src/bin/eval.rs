@@ -1,8 +1,10 @@
 //! Completion quality on the shared real-code cases, driven through the LSP server: exact match
 //! and edit similarity per language and kind, Glint's syntax-aware context and post-processing
-//! against a naive prefix/suffix window with the same model, budget and engine, in one run.
+//! against a baseline with the same model, budget and engine, in one run. The baseline is the
+//! strongest simple one, `plain-fim` (llama.vscode's window and cut rules); `naive` (raw model
+//! text) is available for comparison with older figures.
 //!
-//! `cargo run --release -p glint-tests --bin eval -- [--per-cell N] [--model PATH] [--cases FILE]`
+//! `cargo run --release -p glint-tests --bin eval -- [--per-cell N] [--model PATH] [--cases FILE] [--baseline plain-fim|naive]`
 
 #![allow(clippy::print_stdout)]
 
@@ -18,13 +20,17 @@ use glint_tests::{LspClient, ServerOptions, capabilities};
 use serde_json::json;
 
 struct Args {
+    baseline: String,
+    /// A prompt template for the local engine (see `prompt::TEMPLATE_NAMES`); detected when absent.
+    template: Option<String>,
     per_cell: usize,
     model: Option<PathBuf>,
     cases: PathBuf,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { per_cell: 4, model: None, cases: cases::default_path() };
+    let mut args =
+        Args { baseline: "plain-fim".into(), template: None, per_cell: 4, model: None, cases: cases::default_path() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
@@ -32,8 +38,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--per-cell" => args.per_cell = value()?.parse()?,
             "--model" => args.model = Some(PathBuf::from(value()?)),
             "--cases" => args.cases = PathBuf::from(value()?),
+            "--baseline" => args.baseline = value()?,
+            "--template" => args.template = Some(value()?),
             "--help" | "-h" => {
-                println!("usage: eval [--per-cell N (default 4; 0 = all)] [--model PATH] [--cases FILE]");
+                println!(
+                    "usage: eval [--per-cell N (default 4; 0 = all)] [--model PATH] [--cases FILE] [--baseline plain-fim|naive] [--template NAME]"
+                );
                 std::process::exit(0);
             }
             other => anyhow::bail!("unknown argument {other}"),
@@ -94,11 +104,13 @@ async fn main() -> anyhow::Result<()> {
         .values()
         .flat_map(|cells| cells.iter().take(if args.per_cell == 0 { usize::MAX } else { args.per_cell }).copied())
         .collect();
-    let engine: Arc<dyn Engine> = Arc::new(LocalEngine::load(&model, LocalConfig::default())?);
+    let config = LocalConfig { template: args.template.clone(), ..LocalConfig::default() };
+    let engine: Arc<dyn Engine> = Arc::new(LocalEngine::load(&model, config)?);
     println!("eval: {} cases ({} per language and kind), model {}", chosen.len(), args.per_cell, engine.info().model);
 
     let mut results: BTreeMap<&str, BTreeMap<(String, String), Cell>> = BTreeMap::new();
-    for (system, settings) in [("glint", json!({})), ("naive", json!({"contextStrategy": "naive"}))] {
+    let baseline = args.baseline.as_str();
+    for (system, settings) in [("glint", json!({})), (baseline, json!({"contextStrategy": baseline}))] {
         let started = Instant::now();
         let client = LspClient::in_process(ServerOptions {
             injected_engine: Some(Arc::clone(&engine)),
@@ -140,9 +152,9 @@ async fn main() -> anyhow::Result<()> {
         println!("{system}: {} cases in {:.1} s", chosen.len(), started.elapsed().as_secs_f64());
     }
 
-    println!("\n| language | kind | n | glint EM % | naive EM % | glint ES | naive ES | ES ratio |");
+    println!("\n| language | kind | n | glint EM % | {baseline} EM % | glint ES | {baseline} ES | ES ratio |");
     println!("|---|---|---|---|---|---|---|---|");
-    let (glint, naive) = (&results["glint"], &results["naive"]);
+    let (glint, naive) = (&results["glint"], &results[baseline]);
     let mut totals = (Cell::default(), Cell::default());
     let mut wins = 0;
     for (key, g) in glint {
@@ -155,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     let (g, n) = totals;
     print_row("all", "all", &g, &n);
     println!(
-        "\nglint wins on edit similarity in {wins} of {} cells; shown: glint {} / naive {} of {}",
+        "\nglint wins on edit similarity in {wins} of {} cells; shown: glint {} / {baseline} {} of {}",
         glint.len(),
         g.shown,
         n.shown,

@@ -1,0 +1,92 @@
+//! End to end: requests that arrive while the model loads. An invoked completion and a code action
+//! resolve wait for the load and succeed; an automatic completion answers nothing meanwhile;
+//! clients with work-done progress see "Loading model" begin and end; `glint/status` says loading,
+//! then ready.
+
+use std::time::{Duration, Instant};
+
+use glint_tests::{LspClient, ServerOptions, capabilities, range};
+use serde_json::{Value, json};
+
+/// A scripted engine that takes `LOAD_MS` to start.
+const LOAD_MS: u64 = 1500;
+
+async fn loading_client() -> LspClient {
+    let client = LspClient::in_process(ServerOptions::default());
+    let engine = format!("fake+load={LOAD_MS}:    return a + b\n");
+    client.initialize(capabilities(&["utf-16"]), json!({"engine": engine, "debounceMs": 0})).await;
+    client
+}
+
+const PY: &str = "def add(a, b):\n    pass\n";
+
+fn completion(uri: &str, line: u32, character: u32, trigger: u32) -> Value {
+    json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+           "context": {"triggerKind": trigger}})
+}
+
+#[tokio::test]
+async fn a_code_action_picked_while_the_model_loads_waits_and_succeeds() {
+    let started = Instant::now();
+    let client = loading_client().await;
+    let uri = "file:///w/add.py";
+    client.open(uri, "python", PY).await;
+    let status = client.call("glint/status", Value::Null).await;
+    assert_eq!(status["engine"]["state"], "loading", "{status}");
+
+    let actions = client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": range(1, 4, 1, 4), "context": {"diagnostics": []}}),
+        )
+        .await;
+    let body = actions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["title"].as_str().is_some_and(|t| t.contains("Complete the body")))
+        .cloned()
+        .unwrap_or_else(|| panic!("a complete-the-body action: {actions}"));
+    assert!(started.elapsed() < Duration::from_millis(LOAD_MS), "the action was listed before the load ended");
+    let resolved = client.request("codeAction/resolve", body).await;
+    assert!(resolved.get("error").is_none(), "the resolve waited for the model instead of failing: {resolved}");
+    let edits = resolved["result"]["edit"]["changes"][uri].as_array().cloned().unwrap_or_default();
+    assert!(
+        edits.iter().any(|e| e["newText"].as_str().is_some_and(|t| t.contains("return a + b"))),
+        "the engine's answer is in the edit: {resolved}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(LOAD_MS), "the answer came after the load");
+
+    let status = client.call("glint/status", Value::Null).await;
+    assert_eq!(status["engine"]["state"], "ready", "{status}");
+    let inbox = client.inbox();
+    let titles: Vec<&str> = inbox
+        .iter()
+        .filter(|m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin")
+        .filter_map(|m| m["params"]["value"]["title"].as_str())
+        .collect();
+    assert!(titles.contains(&"Glint: Loading model"), "a loading progress began: {titles:?}");
+    let load_token = inbox
+        .iter()
+        .find(|m| m["params"]["value"]["title"] == "Glint: Loading model")
+        .map(|m| m["params"]["token"].clone())
+        .unwrap_or_default();
+    let ended = inbox.iter().any(|m| m["params"]["token"] == load_token && m["params"]["value"]["kind"] == "end");
+    assert!(ended, "the loading progress ended: {inbox:?}");
+}
+
+#[tokio::test]
+async fn an_invoked_completion_waits_for_the_load_and_an_automatic_one_does_not() {
+    let client = loading_client().await;
+    let uri = "file:///w/add.py";
+    client.open(uri, "python", "def add(a, b):\n    \n").await;
+
+    let automatic = client.request("textDocument/inlineCompletion", completion(uri, 1, 4, 2)).await;
+    assert!(automatic.get("error").is_none(), "{automatic}");
+    assert!(automatic["result"].is_null() || automatic["result"] == json!([]), "nothing while loading: {automatic}");
+
+    let invoked = client.call("textDocument/inlineCompletion", completion(uri, 1, 4, 1)).await;
+    let items = invoked["items"].as_array().or(invoked.as_array()).cloned().unwrap_or_default();
+    let text = items.first().and_then(|i| i["insertText"].as_str()).unwrap_or_default();
+    assert!(text.contains("return a + b"), "the invoked completion answered after the load: {invoked}");
+}
