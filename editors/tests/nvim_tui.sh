@@ -1,9 +1,12 @@
 # Neovim in tmux, the real TUI. nvim012: Debian sid's Neovim 0.12 in a private root (a failed sid
 # download is a SKIP); glint.nvim's setup starts glint through lsp/glint.lua, Neovim's own
 # vim.lsp.inline_completion shows the ghost text, <Tab> accepts it. nvim011-tui: Neovim 0.11.4 with
-# the plugin's own streamed ghost text, asked for with <M-\>. Sourced by editors/test.sh.
+# the plugin's own streamed ghost text, asked for with <M-\>. nvim012 also types into a function
+# body key by key (nvim_typing.sh), in both ghost-text modes. Sourced by editors/test.sh.
 # shellcheck source=debroot.sh
 . "$EDITORS/tests/debroot.sh"
+# shellcheck source=nvim_typing.sh
+. "$EDITORS/tests/nvim_typing.sh"
 
 # Runs Neovim's TUI in tmux on add.py: enter insert mode on the empty line 3 (and press TRIGGER if
 # given), wait for the ghost text on screen, <Tab>, :wq, and check the file. MODE is glint.nvim's
@@ -98,6 +101,18 @@ nvim012_check() {
     return
   fi
   nvim_tui nvim012 "$nvim" auto "" "$runtime"
+  # Typing one key at a time, with Neovim's own ghost text and with glint.nvim's: a streaming
+  # scripted engine, then the real default model when it is installed (a release build if any).
+  local mode model="${GLINT_MODEL:-$HOME/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf}" model_bin="$GLINT"
+  [ -x "$CARGO_TARGET_DIR/release/glint" ] && model_bin="$CARGO_TARGET_DIR/release/glint"
+  for mode in auto plugin; do
+    nvim_typing "nvim012-typing-$mode" "$nvim" "$mode" "$runtime" "$GLINT" '{"engine":"fake+delay=40: <= 0:"}'
+    if [ -f "$model" ]; then
+      nvim_typing "nvim012-typing-$mode-model" "$nvim" "$mode" "$runtime" "$model_bin" "{\"model\":\"$model\"}"
+    else
+      skip "nvim012-typing-$mode-model" "no model at $model (glint model fetch)"
+    fi
+  done
   # Headless on the same binary: code actions, and glint.rewrite through glint.nvim's command glue.
   run_nvim nvim012-actions "$nvim" nvim_actions.lua VIMRUNTIME="$runtime" GLINT_REWRITE=1
 }

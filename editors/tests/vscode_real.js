@@ -191,8 +191,14 @@ function typing(label, fileName, original, line, keys, logs) {
     for (let i = 0; i < line; i++) await page.keyboard.press("ArrowDown");
     await page.keyboard.press("End");
     await sleep(5000);
-    await page.keyboard.type(keys, { delay: 100 });
-    const typedAt = Date.now();
+    // One key every 100 ms; the clock starts at the last key (keyboard.type's delay would also
+    // hold each key down that long).
+    let typedAt = 0;
+    for (const [i, key] of [...keys].entries()) {
+      if (i > 0) await sleep(100);
+      await page.keyboard.press(key === " " ? "Space" : key);
+      typedAt = Date.now();
+    }
     const lines = original.split("\n");
     const position = { line, character: lines[line].length + keys.length };
     const ghostNow = async () =>

@@ -1,0 +1,52 @@
+"""The server's final answer to the last inline completion request at a position, from what a
+recording shim saw the server read (IN) and write (OUT). Prints JSON {"text", "progress"}, or
+nothing while the server has not answered that request. Usage: final_answer.py IN OUT LINE CHARACTER
+"""
+
+import json
+import re
+import sys
+
+
+def messages(path):
+    try:
+        data = open(path, encoding="utf-8", errors="replace", newline="").read()
+    except FileNotFoundError:
+        return []
+    out = []
+    for body in re.split(r"Content-Length: \d+\r\n(?:[^\r\n]+\r\n)*\r\n", data):
+        try:
+            out.append(json.loads(body))
+        except ValueError:
+            pass
+    return out
+
+
+def at(message, line, character):
+    position = message.get("params", {}).get("position", {})
+    return position.get("line") == line and position.get("character") == character
+
+
+def main():
+    inp, outp, line, character = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    asked = [m for m in messages(inp) if m.get("method") == "textDocument/inlineCompletion" and at(m, line, character)]
+    written = messages(outp)
+    progress = sum(1 for m in written if m.get("method") == "glint/inlineCompletionProgress" and at(m, line, character))
+    for request in reversed(asked):
+        response = next(
+            (m for m in written if m.get("id") == request["id"] and "method" not in m and ("result" in m or "error" in m)),
+            None,
+        )
+        if response is None:
+            return
+        if "error" in response:
+            continue  # superseded by a later keystroke
+        result = response.get("result") or []
+        items = result if isinstance(result, list) else result.get("items", [])
+        first = items[0].get("insertText", "") if items else ""
+        text = first if isinstance(first, str) else first.get("value", "")
+        print(json.dumps({"text": text, "progress": progress}))
+        return
+
+
+main()
