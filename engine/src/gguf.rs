@@ -2,7 +2,7 @@
 //! a corrupt or truncated file into an error naming the file and the problem.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -24,10 +24,19 @@ impl GgufFile {
         let file = File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
         let file_len = file.metadata().map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?.len();
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| EngineError::InvalidModel {
-            path: path.to_path_buf(),
-            message: format!("not a readable GGUF file ({file_len} bytes): {e}"),
-        })?;
+        let invalid = |message: String| EngineError::InvalidModel { path: path.to_path_buf(), message };
+        // candle's parser divides by `general.alignment` without checking it for zero; a file is
+        // untrusted input, so a panic in the parser becomes an error like any other bad header.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
+        let content = match parsed {
+            Ok(Ok(content)) => content,
+            Ok(Err(e)) => return Err(invalid(format!("not a readable GGUF file ({file_len} bytes): {e}"))),
+            Err(_) => {
+                return Err(invalid(format!(
+                    "not a readable GGUF file ({file_len} bytes): its header is inconsistent (for example `general.alignment` is 0)"
+                )));
+            }
+        };
         let gguf = GgufFile { path: path.to_path_buf(), content, reader };
         gguf.check_tensor_bounds(file_len)?;
         Ok(gguf)
@@ -35,20 +44,26 @@ impl GgufFile {
 
     fn check_tensor_bounds(&self, file_len: u64) -> Result<(), EngineError> {
         for (name, info) in &self.content.tensor_infos {
-            let elements = info.shape.elem_count();
+            // Dimensions come from the file: multiply with overflow checks before trusting them.
+            let elements = info.shape.dims().iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            let Some(elements) = elements else {
+                return Err(self.invalid(format!("tensor `{name}` has an impossible shape {:?}", info.shape.dims())));
+            };
             let block = info.ggml_dtype.block_size();
-            if block == 0 || elements % block != 0 {
+            if block == 0 || !elements.is_multiple_of(block) {
                 return Err(self.invalid(format!(
                     "tensor `{name}` has {elements} elements, not a multiple of its block size {block}"
                 )));
             }
-            let bytes = (elements / block) as u64 * info.ggml_dtype.type_size() as u64;
-            let end = self.content.tensor_data_offset + info.offset + bytes;
-            if end > file_len {
+            let end = ((elements / block) as u64)
+                .checked_mul(info.ggml_dtype.type_size() as u64)
+                .and_then(|bytes| bytes.checked_add(info.offset))
+                .and_then(|end| end.checked_add(self.content.tensor_data_offset));
+            let Some(_) = end.filter(|&end| end <= file_len) else {
                 return Err(self.invalid(format!(
-                    "the file is truncated: tensor `{name}` ends at byte {end} but the file has only {file_len} bytes"
+                    "the file is truncated: tensor `{name}` ends past byte {file_len}, the end of the file"
                 )));
-            }
+            };
         }
         Ok(())
     }
@@ -135,6 +150,11 @@ impl GgufFile {
             .collect()
     }
 
+    /// Tensors in the file.
+    pub(crate) fn tensor_count(&self) -> usize {
+        self.content.tensor_infos.len()
+    }
+
     pub(crate) fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
     }
@@ -144,7 +164,25 @@ impl GgufFile {
         self.content.tensor_infos.get(name).map(|info| info.shape.dims().to_vec())
     }
 
-    /// Reads one tensor, converting quantizations without a fast CPU kernel to Q8_0.
+    /// The format and shape (candle's order) of a tensor.
+    pub(crate) fn tensor_info(&self, name: &str) -> Result<(GgmlDType, Vec<usize>), EngineError> {
+        let info =
+            self.content.tensor_infos.get(name).ok_or_else(|| self.invalid(format!("tensor `{name}` is missing")))?;
+        Ok((info.ggml_dtype, info.shape.dims().to_vec()))
+    }
+
+    /// Reads `out.len()` bytes of a tensor's data from byte `start` of that data (checked against
+    /// the file's length when it was opened).
+    pub(crate) fn read_tensor_bytes(&mut self, name: &str, start: u64, out: &mut [u8]) -> Result<(), EngineError> {
+        let info =
+            self.content.tensor_infos.get(name).ok_or_else(|| self.invalid(format!("tensor `{name}` is missing")))?;
+        let at = self.content.tensor_data_offset.checked_add(info.offset).and_then(|at| at.checked_add(start));
+        let at = at.ok_or_else(|| self.invalid(format!("tensor `{name}` lies beyond any file")))?;
+        let result = self.reader.seek(SeekFrom::Start(at)).and_then(|_| self.reader.read_exact(out));
+        result.map_err(|e| self.invalid(format!("cannot read tensor `{name}`: {e}")))
+    }
+
+    /// Reads one tensor as a candle tensor, in its own format.
     pub(crate) fn tensor(&mut self, name: &str) -> Result<QTensor, EngineError> {
         if !self.has_tensor(name) {
             return Err(self.invalid(format!("tensor `{name}` is missing")));
@@ -165,20 +203,4 @@ impl GgufFile {
             .map_err(|e| self.invalid(format!("cannot dequantize tensor `{name}`: {e}")))?;
         Ok(values)
     }
-}
-
-/// Whether candle has a SIMD CPU kernel for this quantization; the others are converted to Q8_0,
-/// which holds 4- and 5-bit blocks almost exactly and runs several times faster.
-pub(crate) fn has_fast_kernel(dtype: GgmlDType) -> bool {
-    matches!(
-        dtype,
-        GgmlDType::Q4_0
-            | GgmlDType::Q8_0
-            | GgmlDType::Q2K
-            | GgmlDType::Q3K
-            | GgmlDType::Q4K
-            | GgmlDType::Q5K
-            | GgmlDType::Q6K
-            | GgmlDType::F32
-    )
 }

@@ -1,7 +1,10 @@
-//! CPU kernels for Q8_0 matrix products: weights and activations both quantized to 8 bits in blocks
-//! of 32 with an `f32` scale per block, multiplied in register tiles with AVX-512 VNNI or AVX2
-//! (picked at run time), and a portable fallback. Work is split over column ranges on candle's
-//! thread pool, so each worker keeps its weights in cache while it walks all activation rows.
+//! CPU kernels for quantized matrix products: weights in 8-, 5- or 4-bit blocks of 32 (see
+//! `Format`; `convert` repacks GGUF blocks into them) and activations quantized to 8 bits,
+//! multiplied in register tiles with AVX-512 VNNI or AVX2 (picked at run time), and a portable
+//! fallback. Work is split over column ranges on candle's thread pool, so each worker keeps its
+//! weights in cache while it walks all activation rows.
+
+mod convert;
 
 /// Values per quantization block.
 pub(crate) const BLOCK: usize = 32;
@@ -12,14 +15,20 @@ const GROUP_BLOCK_BYTES: usize = GROUP * 4 + GROUP * BLOCK;
 /// Bytes of one block of one group in `Format::Q4`: four `f16` scales, four `f16` minimums, then
 /// four rows of 16 bytes holding 32 nibbles (ggml Q4_1 order: low nibbles first).
 const Q4_GROUP_BLOCK_BYTES: usize = GROUP * 2 + GROUP * 2 + GROUP * BLOCK / 2;
+/// Bytes of one block of one group in `Format::Q5`: four `f16` scales, four `f16` minimums, four
+/// `u32` masks of fifth bits (bit `i` for value `i`), then the nibbles as in `Format::Q4`.
+const Q5_GROUP_BLOCK_BYTES: usize = GROUP * 2 + GROUP * 2 + GROUP * 4 + GROUP * BLOCK / 2;
 
 /// How a packed matrix stores its blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
     /// `w = d * q`, `q` in -127..=127 (ggml Q8_0 with an `f32` scale).
     Q8,
-    /// `w = d * q + m`, `q` in 0..=15 (ggml Q4_1, kept exactly as shipped).
+    /// `w = d * q + m`, `q` in 0..=15 (ggml Q4_1 kept exactly; Q4_0 and Q4_K fit it too).
     Q4,
+    /// `w = d * q + m`, `q` in 0..=31 (ggml Q5_1 kept exactly; Q5_0 and Q5_K fit it too). Decoding
+    /// reads 24 bytes per 32 weights instead of Q8's 36.
+    Q5,
 }
 
 impl Format {
@@ -27,6 +36,7 @@ impl Format {
         match self {
             Format::Q8 => GROUP_BLOCK_BYTES,
             Format::Q4 => Q4_GROUP_BLOCK_BYTES,
+            Format::Q5 => Q5_GROUP_BLOCK_BYTES,
         }
     }
 }
@@ -47,7 +57,17 @@ pub(crate) struct PackedMatrix {
 /// every token. Small ones, or any when that allocation fails, stay in a plain vector.
 pub(crate) enum WeightBytes {
     Vec(Vec<u8>),
-    Aligned { ptr: std::ptr::NonNull<u8>, len: usize, layout: std::alloc::Layout },
+    Aligned {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+        layout: std::alloc::Layout,
+    },
+    /// An anonymous memory mapping of `len` bytes (Linux).
+    #[cfg(target_os = "linux")]
+    Mapped {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    },
 }
 
 // SAFETY: `WeightBytes` owns its allocation exclusively, like a `Box<[u8]>`.
@@ -82,10 +102,78 @@ impl WeightBytes {
     }
 }
 
+impl WeightBytes {
+    /// `len` zero bytes, in huge-page memory when large enough; filled in place by the converters,
+    /// so that a large matrix never exists twice while loading.
+    fn zeroed(len: usize) -> WeightBytes {
+        if len < HUGE_PAGE * 3 / 4 {
+            return WeightBytes::Vec(vec![0; len]);
+        }
+        // Fresh anonymous pages are zero without being written, and advising huge pages before the
+        // first touch lets the kernel fault them in 2 MiB at a time; `alloc_zeroed` with a large
+        // alignment would instead write every byte through 4 KiB faults.
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: an anonymous private mapping of `len` bytes; no existing memory is affected.
+            let raw = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if raw != libc::MAP_FAILED
+                && let Some(ptr) = std::ptr::NonNull::new(raw.cast::<u8>())
+            {
+                // SAFETY: the range is the mapping just made; the advice only affects paging.
+                unsafe { libc::madvise(raw, len, libc::MADV_HUGEPAGE) };
+                return WeightBytes::Mapped { ptr, len };
+            }
+        }
+        let size = len.next_multiple_of(HUGE_PAGE);
+        let Ok(layout) = std::alloc::Layout::from_size_align(size, HUGE_PAGE) else {
+            return WeightBytes::Vec(vec![0; len]);
+        };
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            return WeightBytes::Vec(vec![0; len]);
+        };
+        #[cfg(target_os = "linux")]
+        // SAFETY: the range is the allocation just made; the advice only affects paging.
+        unsafe {
+            libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE);
+        }
+        WeightBytes::Aligned { ptr, len, layout }
+    }
+}
+
+impl std::ops::DerefMut for WeightBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            WeightBytes::Vec(bytes) => bytes,
+            // SAFETY: `ptr` points to `len` initialised bytes owned exclusively by `self`.
+            WeightBytes::Aligned { ptr, len, .. } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+            #[cfg(target_os = "linux")]
+            // SAFETY: `ptr` points to `len` mapped, writable bytes owned exclusively by `self`.
+            WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+        }
+    }
+}
+
 impl Drop for WeightBytes {
     fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let WeightBytes::Mapped { ptr, len } = self {
+            // SAFETY: mapped by `zeroed` with this length and unmapped only here.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
+        }
         if let WeightBytes::Aligned { ptr, layout, .. } = self {
-            // SAFETY: allocated by `std::alloc::alloc` with this layout in `from_vec`.
+            // SAFETY: allocated by `std::alloc::alloc` or `alloc_zeroed` with this layout in
+            // `from_vec` or `zeroed`.
             unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) };
         }
     }
@@ -110,6 +198,9 @@ impl std::ops::Deref for WeightBytes {
             WeightBytes::Vec(bytes) => bytes,
             // SAFETY: `ptr` points to `len` initialised bytes owned by `self`.
             WeightBytes::Aligned { ptr, len, .. } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            #[cfg(target_os = "linux")]
+            // SAFETY: `ptr` points to `len` mapped, readable bytes owned by `self`.
+            WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
         }
     }
 }
@@ -131,8 +222,9 @@ impl PackedMatrix {
     }
 
     /// Quantizes `rows x cols` values; the shape must be `supports`ed.
+    #[cfg(test)]
     pub(crate) fn quantize(values: &[f32], rows: usize, cols: usize) -> PackedMatrix {
-        debug_assert!(PackedMatrix::supports(rows, cols) && values.len() == rows * cols);
+        assert!(PackedMatrix::supports(rows, cols) && values.len() == rows * cols, "matrix shape mismatch");
         let mut qs = vec![0i8; rows * cols];
         let mut scales = vec![0f32; rows * cols / BLOCK];
         quantize_into(values, &mut qs, &mut scales);
@@ -140,46 +232,16 @@ impl PackedMatrix {
     }
 
     /// Builds a matrix from ggml Q8_0 blocks (an `f16` scale, then 32 `i8`), keeping them exactly.
+    #[cfg(test)]
     pub(crate) fn from_q8_0_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<PackedMatrix> {
-        let blocks = rows * cols / BLOCK;
-        if !PackedMatrix::supports(rows, cols) || bytes.len() != blocks * 34 {
-            return None;
-        }
-        let mut qs = Vec::with_capacity(rows * cols);
-        let mut scales = Vec::with_capacity(blocks);
-        for block in bytes.chunks_exact(34) {
-            scales.push(f16_to_f32(u16::from_le_bytes([block[0], block[1]])));
-            qs.extend(block[2..].iter().map(|&b| b as i8));
-        }
-        Some(PackedMatrix::interleave(&qs, &scales, rows, cols))
+        PackedMatrix::from_gguf_bytes(candle_core::quantized::GgmlDType::Q8_0, bytes, rows, cols)
     }
 
     /// Builds a matrix from ggml Q4_1 blocks (`f16` scale, `f16` minimum, 16 bytes of nibbles),
     /// keeping them exactly.
+    #[cfg(test)]
     pub(crate) fn from_q4_1_blocks(bytes: &[u8], rows: usize, cols: usize) -> Option<PackedMatrix> {
-        let blocks = cols / BLOCK;
-        if !PackedMatrix::supports(rows, cols) || bytes.len() != rows * blocks * 20 {
-            return None;
-        }
-        let mut data = Vec::with_capacity(rows / GROUP * blocks * Q4_GROUP_BLOCK_BYTES);
-        for g in 0..rows / GROUP {
-            for b in 0..blocks {
-                let block = |lane: usize| {
-                    let at = ((g * GROUP + lane) * blocks + b) * 20;
-                    &bytes[at..at + 20]
-                };
-                for lane in 0..GROUP {
-                    data.extend_from_slice(&block(lane)[0..2]);
-                }
-                for lane in 0..GROUP {
-                    data.extend_from_slice(&block(lane)[2..4]);
-                }
-                for lane in 0..GROUP {
-                    data.extend_from_slice(&block(lane)[4..20]);
-                }
-            }
-        }
-        Some(PackedMatrix { rows, cols, format: Format::Q4, data: WeightBytes::from_vec(data) })
+        PackedMatrix::from_gguf_bytes(candle_core::quantized::GgmlDType::Q4_1, bytes, rows, cols)
     }
 
     #[cfg(test)]
@@ -204,19 +266,26 @@ impl PackedMatrix {
                 }
                 (d, 0.0, q)
             }
-            Format::Q4 => {
+            Format::Q4 | Format::Q5 => {
                 let d = f16_to_f32(u16::from_le_bytes([data[lane * 2], data[lane * 2 + 1]]));
                 let m = f16_to_f32(u16::from_le_bytes([data[8 + lane * 2], data[8 + lane * 2 + 1]]));
-                let nibbles = &data[16 + lane * 16..16 + (lane + 1) * 16];
+                let (qh, at) = if self.format == Format::Q5 {
+                    let h = &data[16 + lane * 4..16 + lane * 4 + 4];
+                    (u32::from_le_bytes([h[0], h[1], h[2], h[3]]), 16 + GROUP * 4)
+                } else {
+                    (0, 16)
+                };
+                let nibbles = &data[at + lane * 16..at + (lane + 1) * 16];
                 for (i, &v) in nibbles.iter().enumerate() {
-                    q[i] = (v & 0x0f) as i8;
-                    q[i + 16] = (v >> 4) as i8;
+                    q[i] = ((v & 0x0f) | (((qh >> i) & 1) as u8) << 4) as i8;
+                    q[i + 16] = ((v >> 4) | (((qh >> (i + 16)) & 1) as u8) << 4) as i8;
                 }
                 (d, m, q)
             }
         }
     }
 
+    #[cfg(test)]
     fn interleave(qs: &[i8], scales: &[f32], rows: usize, cols: usize) -> PackedMatrix {
         let blocks = cols / BLOCK;
         let mut data = Vec::with_capacity(rows / GROUP * blocks * GROUP_BLOCK_BYTES);
@@ -241,15 +310,18 @@ impl PackedMatrix {
             return None;
         }
         let rows = parts.iter().map(|p| p.rows).sum();
-        let mut data = Vec::with_capacity(parts.iter().map(|p| p.data.len()).sum());
+        let mut data = WeightBytes::zeroed(parts.iter().map(|p| p.data.len()).sum());
+        let mut at = 0;
         for part in parts {
-            data.extend_from_slice(&part.data);
+            data[at..at + part.data.len()].copy_from_slice(&part.data);
+            at += part.data.len();
         }
-        Some(PackedMatrix { rows, cols: first.cols, format: first.format, data: WeightBytes::from_vec(data) })
+        Some(PackedMatrix { rows, cols: first.cols, format: first.format, data })
     }
 
-    /// Dequantizes one row into `out` (for embedding lookups).
+    /// Dequantizes one row into `out` (for embedding lookups); `row < self.rows()`.
     pub(crate) fn row_into(&self, row: usize, out: &mut [f32]) {
+        assert!(row < self.rows && out.len() >= self.cols, "row {row} outside a {}-row matrix", self.rows);
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate().take(self.cols / BLOCK) {
             let (d, m, q) = self.block(row, b);
             for (o, &q) in out.iter_mut().zip(&q) {
@@ -299,6 +371,35 @@ fn round_to_f16(x: f32) -> f32 {
     f32::from_bits(bits.wrapping_add(0x0fff + lsb) & !0x1fff)
 }
 
+/// The nearest `f16` (ties to even); out-of-range values become infinities, NaN stays NaN.
+fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    let mantissa = bits & 0x7f_ffff;
+    if exponent == 0xff {
+        return sign | 0x7c00 | if mantissa != 0 { 0x200 } else { 0 };
+    }
+    let e = exponent - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    let round = |value: u32, shift: u32| {
+        let half = 1u32 << (shift - 1);
+        let (r, rest) = (value >> shift, value & ((1u32 << shift) - 1));
+        if rest > half || rest == half && r & 1 == 1 { r + 1 } else { r }
+    };
+    if e <= 0 {
+        // A subnormal f16 (or zero): its units are 2^-24.
+        if e < -10 {
+            return sign;
+        }
+        return sign | round(mantissa | 0x80_0000, (14 - e) as u32) as u16;
+    }
+    // A carry out of the mantissa moves to the next exponent, up to infinity, as it should.
+    sign | round(((e as u32) << 23) | mantissa, 13) as u16
+}
+
 fn f16_to_f32(bits: u16) -> f32 {
     let sign = u32::from(bits >> 15) << 31;
     let exponent = u32::from((bits >> 10) & 0x1f);
@@ -324,11 +425,13 @@ fn f16_to_f32(bits: u16) -> f32 {
 /// `y = x · wᵀ`: `x` has `m` rows of `w.cols()`, `y` gets `m` rows of `w.rows()`.
 pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     let (m, n) = (x.rows, w.rows);
+    // The kernels read `x.cols` values of every weight row: a mismatch would read out of bounds.
+    assert_eq!(x.cols, w.cols, "activation width does not match the weight matrix");
+    assert_eq!(x.qs.len(), m * x.cols, "activation rows do not match their width");
     let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return y;
     }
-    debug_assert_eq!(x.cols, w.cols);
     let kernel = Kernel::detect();
     // Column groups per work item: enough to amortise scheduling, few enough to balance threads.
     let step = if m == 1 { 16 } else { 8 };
@@ -376,11 +479,16 @@ impl Kernel {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
                     && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
                     && std::env::var_os("GLINT_NO_AVX512").is_none()
                 {
                     return Kernel::Avx512Vnni;
                 }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // The 4- and 5-bit kernels convert their f16 scales with F16C instructions.
+                if is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+                {
                     return Kernel::Avx2;
                 }
             }
@@ -399,7 +507,8 @@ impl Kernel {
             Kernel::Avx512Vnni => unsafe {
                 match w.format {
                     Format::Q8 => x86::run_vnni(x, w, g0, g1, y, n),
-                    Format::Q4 => x86::run_q4_vnni(x, w, g0, g1, y, n),
+                    Format::Q4 => x86::run_q4_vnni::<false>(x, w, g0, g1, y, n),
+                    Format::Q5 => x86::run_q4_vnni::<true>(x, w, g0, g1, y, n),
                 }
             },
             #[cfg(target_arch = "x86_64")]
@@ -407,7 +516,8 @@ impl Kernel {
             Kernel::Avx2 => unsafe {
                 match w.format {
                     Format::Q8 => x86::run_avx2(x, w, g0, g1, y, n),
-                    Format::Q4 => x86::run_q4_avx2(x, w, g0, g1, y, n),
+                    Format::Q4 => x86::run_q4_avx2::<false>(x, w, g0, g1, y, n),
+                    Format::Q5 => x86::run_q4_avx2::<true>(x, w, g0, g1, y, n),
                 }
             },
             Kernel::Portable => {
@@ -444,7 +554,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, PackedMatrix, Q4_GROUP_BLOCK_BYTES, Q8Rows};
+    use super::{BLOCK, GROUP, GROUP_BLOCK_BYTES, PackedMatrix, Q4_GROUP_BLOCK_BYTES, Q5_GROUP_BLOCK_BYTES, Q8Rows};
 
     /// How many blocks ahead of the one being multiplied to prefetch.
     const PREFETCH_BLOCKS: usize = 24;
@@ -517,10 +627,12 @@ mod x86 {
                             let p = base.add(((g + h) * blocks + b) * GROUP_BLOCK_BYTES);
                             // Hardware prefetchers stop at page boundaries; ask for the data
                             // far enough ahead to hide memory latency across them.
-                            let ahead = p.add(PREFETCH_BLOCKS * GROUP_BLOCK_BYTES) as *const i8;
+                            // `wrapping_add`: near the end this points past the allocation, which
+                            // a prefetch may do but `add` may not.
+                            let ahead = p.wrapping_add(PREFETCH_BLOCKS * GROUP_BLOCK_BYTES) as *const i8;
                             _mm_prefetch::<_MM_HINT_T0>(ahead);
-                            _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
-                            _mm_prefetch::<_MM_HINT_T0>(ahead.add(128));
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
                             let scales = p as *const f32;
                             let mut wv = [_mm256_setzero_si256(); GROUP];
                             let mut wa = [_mm256_setzero_si256(); GROUP];
@@ -567,6 +679,16 @@ mod x86 {
         _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
     }
 
+    /// Byte `i` is all ones where bit `i` of `bits` is set (ggml's `bytes_from_bits_32`).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn bytes_from_bits(bits: u32) -> __m256i {
+        let shuffle = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
+        let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
+    }
+
     /// The horizontal sums of four vectors, as four lanes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -585,36 +707,43 @@ mod x86 {
             /// # Safety
             /// The CPU must have the features; `y` as in `Kernel::run`.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
+            pub(super) unsafe fn $name<const Q5: bool>(
+                x: &Q8Rows,
+                w: &PackedMatrix,
+                g0: usize,
+                g1: usize,
+                y: *mut f32,
+                n: usize,
+            ) {
                 let m = x.rows;
                 let mut g = g0;
                 if m == 1 {
                     while g + 2 <= g1 {
                         // SAFETY: rows and groups are in bounds by the loop conditions.
-                        unsafe { $tile::<1, 2>(x, w, 0, g, y, n) };
+                        unsafe { $tile::<1, 2, Q5>(x, w, 0, g, y, n) };
                         g += 2;
                     }
                 }
                 while g < g1 {
                     let mut r = 0;
                     while r + $rm <= m {
-                        unsafe { $tile::<$rm, 1>(x, w, r, g, y, n) };
+                        unsafe { $tile::<$rm, 1, Q5>(x, w, r, g, y, n) };
                         r += $rm;
                     }
                     // The remaining rows as one tile, so a keystroke's two or three tokens read
                     // the weights once, not once per token.
                     match m - r {
                         0 => {}
-                        1 => unsafe { $tile::<1, 1>(x, w, r, g, y, n) },
-                        2 => unsafe { $tile::<2, 1>(x, w, r, g, y, n) },
+                        1 => unsafe { $tile::<1, 1, Q5>(x, w, r, g, y, n) },
+                        2 => unsafe { $tile::<2, 1, Q5>(x, w, r, g, y, n) },
                         _ => {
                             let mut r = r;
                             while r + 3 <= m {
-                                unsafe { $tile::<3, 1>(x, w, r, g, y, n) };
+                                unsafe { $tile::<3, 1, Q5>(x, w, r, g, y, n) };
                                 r += 3;
                             }
                             while r < m {
-                                unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
+                                unsafe { $tile::<1, 1, Q5>(x, w, r, g, y, n) };
                                 r += 1;
                             }
                         }
@@ -627,7 +756,7 @@ mod x86 {
             /// Rows `r..r+RM` and groups `g..g+NG` exist; the CPU has the features.
             #[target_feature(enable = $features)]
             #[inline]
-            unsafe fn $tile<const RM: usize, const NG: usize>(
+            unsafe fn $tile<const RM: usize, const NG: usize, const Q5: bool>(
                 x: &Q8Rows,
                 w: &PackedMatrix,
                 r: usize,
@@ -645,22 +774,30 @@ mod x86 {
                     let xsum = x.sums.as_ptr().add(r * blocks);
                     let base = w.data.as_ptr();
                     let low = _mm_set1_epi8(0x0f);
+                    let fifth = _mm256_set1_epi8(0x10);
+                    let (block_bytes, nibbles) =
+                        if Q5 { (Q5_GROUP_BLOCK_BYTES, 16 + GROUP * 4) } else { (Q4_GROUP_BLOCK_BYTES, 16) };
                     for b in 0..blocks {
                         for h in 0..NG {
-                            let p = base.add(((g + h) * blocks + b) * Q4_GROUP_BLOCK_BYTES);
-                            let ahead = p.add(PREFETCH_BLOCKS * Q4_GROUP_BLOCK_BYTES) as *const i8;
+                            let p = base.add(((g + h) * blocks + b) * block_bytes);
+                            // `wrapping_add`: near the end this points past the allocation.
+                            let ahead = p.wrapping_add(PREFETCH_BLOCKS * block_bytes) as *const i8;
                             _mm_prefetch::<_MM_HINT_T0>(ahead);
-                            _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
                             let d4 = _mm_cvtph_ps(_mm_loadl_epi64(p as *const __m128i));
                             let m4 = _mm_cvtph_ps(_mm_loadl_epi64(p.add(8) as *const __m128i));
                             let mut wd = [0f32; GROUP];
                             _mm_storeu_ps(wd.as_mut_ptr(), d4);
                             let mut wq = [_mm256_setzero_si256(); GROUP];
                             for j in 0..GROUP {
-                                let raw = _mm_loadu_si128(p.add(16 + j * 16) as *const __m128i);
+                                let raw = _mm_loadu_si128(p.add(nibbles + j * 16) as *const __m128i);
                                 let lo = _mm_and_si128(raw, low);
                                 let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), low);
                                 wq[j] = _mm256_set_m128i(hi, lo);
+                                if Q5 {
+                                    let qh = std::ptr::read_unaligned(p.add(16 + j * 4) as *const u32);
+                                    wq[j] = _mm256_or_si256(wq[j], _mm256_and_si256(bytes_from_bits(qh), fifth));
+                                }
                             }
                             for i in 0..RM {
                                 let xv = _mm256_loadu_si256(xq.add(i * k + b * BLOCK) as *const __m256i);

@@ -12,7 +12,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use crate::EngineError;
-use crate::gguf::{GgufFile, has_fast_kernel};
+use crate::gguf::GgufFile;
 use crate::kernels::{self, PackedMatrix, Q8Rows, SyncPtr};
 
 /// The architectures Glint runs.
@@ -245,8 +245,17 @@ pub struct Model {
 impl Model {
     /// Loads a GGUF model file.
     pub fn load(path: &std::path::Path, options: LoadOptions) -> Result<Model, EngineError> {
+        let started = std::time::Instant::now();
         let mut gguf = GgufFile::open(path)?;
-        Model::from_gguf(&mut gguf, options)
+        let header = started.elapsed();
+        let model = Model::from_gguf(&mut gguf, options)?;
+        tracing::debug!(
+            header_ms = header.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "loaded {}",
+            path.display()
+        );
+        Ok(model)
     }
 
     /// Loads the weights of a `llama` or `qwen2` GGUF.
@@ -259,10 +268,15 @@ impl Model {
         let config = read_config(gguf, architecture)?;
         let context_length = options.context_length.unwrap_or(config.train_context.min(16_384)).max(16);
         let convert = options.convert_slow_quants;
+        let mut slow = Vec::new();
 
-        let embeddings = match load_weight(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
-            Weight::Packed(w) => Embeddings::Packed(w),
-            Weight::Candle(_) => Embeddings::Candle(Arc::new(gguf.tensor("token_embd.weight")?)),
+        let embeddings = match load_packed(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
+            Some(table) => Embeddings::Packed(Arc::new(table)),
+            None => {
+                let table = gguf.tensor("token_embd.weight")?;
+                slow.push(format!("token_embd.weight ({:?})", table.dtype()));
+                Embeddings::Candle(Arc::new(table))
+            }
         };
         let q_dim = config.n_head * config.head_dim;
         let kv_dim = config.n_kv_head * config.head_dim;
@@ -272,12 +286,14 @@ impl Model {
             let name = |part: &str| format!("blk.{i}.{part}");
             let attn_norm = load_vector(gguf, &name("attn_norm.weight"), n_embd)?;
             let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), n_embd)?;
-            let linear = |gguf: &mut GgufFile, part: &str, rows: usize, cols: usize| -> Result<Linear, EngineError> {
-                let weight = load_weight(gguf, &name(&format!("{part}.weight")), rows, cols, convert)?;
-                let bias_name = name(&format!("{part}.bias"));
-                let bias = if gguf.has_tensor(&bias_name) { Some(load_vector(gguf, &bias_name, rows)?) } else { None };
-                Ok(Linear { weight, bias, out_dim: rows })
-            };
+            let mut linear =
+                |gguf: &mut GgufFile, part: &str, rows: usize, cols: usize| -> Result<Linear, EngineError> {
+                    let weight = load_weight(gguf, &name(&format!("{part}.weight")), rows, cols, convert, &mut slow)?;
+                    let bias_name = name(&format!("{part}.bias"));
+                    let bias =
+                        if gguf.has_tensor(&bias_name) { Some(load_vector(gguf, &bias_name, rows)?) } else { None };
+                    Ok(Linear { weight, bias, out_dim: rows })
+                };
             let qkv = Projections::new(vec![
                 linear(gguf, "attn_q", q_dim, n_embd)?,
                 linear(gguf, "attn_k", kv_dim, n_embd)?,
@@ -291,7 +307,7 @@ impl Model {
         }
         let output_norm = load_vector(gguf, "output_norm.weight", n_embd)?;
         let output = if gguf.has_tensor("output.weight") {
-            let weight = load_weight(gguf, "output.weight", config.vocab_size, n_embd, convert)?;
+            let weight = load_weight(gguf, "output.weight", config.vocab_size, n_embd, convert, &mut slow)?;
             Linear { weight, bias: None, out_dim: config.vocab_size }
         } else {
             // Tied embeddings: the output projection shares the embedding table.
@@ -301,6 +317,13 @@ impl Model {
             };
             Linear { weight, bias: None, out_dim: config.vocab_size }
         };
+        if !slow.is_empty() {
+            tracing::info!(
+                "{} weight tensors have no fast kernel here and run on candle's generic kernels (slower): {}",
+                slow.len(),
+                slow.join(", ")
+            );
+        }
         let (rope_cos, rope_sin) = rope_tables(&config, context_length);
         let cache = KvCache::new(&config, context_length.min(512));
         Ok(Model { config, embeddings, layers, output_norm, output, rope_cos, rope_sin, context_length, cache })
@@ -433,9 +456,40 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
     let head_dim = gguf.opt_uint(&key("attention.key_length")).unwrap_or(n_embd / n_head);
     let rope_dim = gguf.opt_uint(&key("rope.dimension_count")).unwrap_or(head_dim).min(head_dim);
     let vocab_size = match gguf.tensor_dims("token_embd.weight") {
-        Some(dims) if dims.len() == 2 => dims[0],
-        _ => return Err(gguf.invalid("tensor `token_embd.weight` is missing or not a matrix")),
+        Some(dims) if dims.len() == 2 && dims[1] == n_embd => dims[0],
+        Some(dims) => {
+            return Err(
+                gguf.invalid(format!("tensor `token_embd.weight` has shape {dims:?}, expected [vocabulary, {n_embd}]"))
+            );
+        }
+        None => return Err(gguf.invalid("tensor `token_embd.weight` is missing")),
     };
+    // Everything sized by the metadata (layers, caches, rotary tables) is allocated later; check
+    // the metadata against the tensor table first, with checked arithmetic, so that a hostile
+    // header is an error rather than an allocation failure.
+    let q_dim = n_head.checked_mul(head_dim);
+    let kv_dim = n_kv_head.checked_mul(head_dim);
+    let expect = |name: String, want: Option<[usize; 2]>| -> Result<(), EngineError> {
+        match (gguf.tensor_dims(&name), want) {
+            (Some(dims), Some(want)) if dims == want => Ok(()),
+            (Some(dims), _) => Err(gguf.invalid(format!(
+                "tensor `{name}` has shape {dims:?}, which does not match the metadata ({n_head} heads of {head_dim}, {n_kv_head} key/value heads, {n_embd} embedding, {n_ff} feed-forward)"
+            ))),
+            (None, _) => Err(gguf.invalid(format!("tensor `{name}` is missing"))),
+        }
+    };
+    if n_layer == 0 || n_layer > gguf.tensor_count() {
+        return Err(gguf
+            .invalid(format!("`{arch}.block_count` is {n_layer}, but the file has {} tensors", gguf.tensor_count())));
+    }
+    if head_dim == 0 || n_ff == 0 {
+        return Err(gguf.invalid(format!("empty attention heads ({head_dim}) or feed-forward ({n_ff})")));
+    }
+    for layer in [0, n_layer - 1] {
+        expect(format!("blk.{layer}.attn_q.weight"), q_dim.map(|q| [q, n_embd]))?;
+        expect(format!("blk.{layer}.attn_k.weight"), kv_dim.map(|kv| [kv, n_embd]))?;
+        expect(format!("blk.{layer}.ffn_gate.weight"), Some([n_ff, n_embd]))?;
+    }
     Ok(ModelConfig {
         architecture,
         n_layer,
@@ -453,50 +507,52 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
     })
 }
 
-/// Loads a weight matrix of `rows x cols`: Q8_0 exactly into our layout; formats without a fast
-/// candle kernel (Q4_1, Q5_0, Q5_1, F16, BF16, F32) converted to it when `convert` is set; the
-/// rest (Q4_0, K-quants) as candle tensors.
+/// Loads a weight matrix of `rows x cols` into our packed formats straight from the file's
+/// blocks (see `kernels::convert`): exactly for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and (up to f16
+/// rounding of the sub-block scales) Q4_K and Q5_K; requantized to 8 bits block by block for Q6_K
+/// and float tensors when `convert` is set (always for F32). Anything else stays a candle tensor
+/// on candle's generic kernels and is named in `slow`, which the loader logs once.
 fn load_weight(
     gguf: &mut GgufFile,
     name: &str,
     rows: usize,
     cols: usize,
     convert: bool,
+    slow: &mut Vec<String>,
 ) -> Result<Weight, EngineError> {
-    let tensor = gguf.tensor(name)?;
-    let dims = tensor.shape().dims();
+    match load_packed(gguf, name, rows, cols, convert)? {
+        Some(packed) => Ok(Weight::Packed(Arc::new(packed))),
+        None => {
+            let tensor = gguf.tensor(name)?;
+            slow.push(format!("{name} ({:?})", tensor.dtype()));
+            Ok(Weight::Candle(QMatMul::from_qtensor(tensor)?))
+        }
+    }
+}
+
+/// The packed form of a weight, or `None` where it has none (see `load_weight`).
+fn load_packed(
+    gguf: &mut GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    convert: bool,
+) -> Result<Option<PackedMatrix>, EngineError> {
+    let (dtype, dims) = gguf.tensor_info(name)?;
     if dims != [rows, cols] {
         return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
     }
-    let dtype = tensor.dtype();
-    let convertible = PackedMatrix::supports(rows, cols);
-    if dtype == GgmlDType::Q8_0 && convertible {
-        let bytes = tensor.data().map_err(|e| gguf.invalid(format!("tensor `{name}`: {e}")))?;
-        return PackedMatrix::from_q8_0_blocks(&bytes, rows, cols)
-            .map(|m| Weight::Packed(Arc::new(m)))
-            .ok_or_else(|| gguf.invalid(format!("tensor `{name}` has an unexpected Q8_0 size")));
+    let requantized = matches!(dtype, GgmlDType::Q6K | GgmlDType::F16 | GgmlDType::BF16);
+    if requantized && !convert || convert_to_q8_in_benchmarks(dtype) {
+        return Ok(None);
     }
-    // Q4_1 runs as shipped on our 4-bit kernel: exact, and decoding reads half the bytes of Q8.
-    if dtype == GgmlDType::Q4_1 && convertible && !convert_q4_1_to_q8() {
-        let bytes = tensor.data().map_err(|e| gguf.invalid(format!("tensor `{name}`: {e}")))?;
-        return PackedMatrix::from_q4_1_blocks(&bytes, rows, cols)
-            .map(|m| Weight::Packed(Arc::new(m)))
-            .ok_or_else(|| gguf.invalid(format!("tensor `{name}` has an unexpected Q4_1 size")));
-    }
-    if convert && convertible && !has_fast_kernel(dtype) || dtype == GgmlDType::F32 && convertible {
-        let values = tensor
-            .dequantize(&Device::Cpu)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| gguf.invalid(format!("cannot convert tensor `{name}` from {dtype:?}: {e}")))?;
-        return Ok(Weight::Packed(Arc::new(PackedMatrix::quantize(&values, rows, cols))));
-    }
-    Ok(Weight::Candle(QMatMul::from_qtensor(tensor)?))
+    PackedMatrix::from_gguf_rows(dtype, rows, cols, |start, out| gguf.read_tensor_bytes(name, start as u64, out))
 }
 
-/// Benchmarks compare the 4-bit kernel with converting Q4_1 to Q8 (`GLINT_Q4_1_AS_Q8=1`).
-fn convert_q4_1_to_q8() -> bool {
-    std::env::var_os("GLINT_Q4_1_AS_Q8").is_some()
+/// Benchmarks may compare a format's packed kernel with candle's (`GLINT_CANDLE_KERNELS=Q4K,Q6K`,
+/// names as candle prints them).
+fn convert_to_q8_in_benchmarks(dtype: GgmlDType) -> bool {
+    std::env::var("GLINT_CANDLE_KERNELS").is_ok_and(|list| list.split(',').any(|d| d == format!("{dtype:?}")))
 }
 
 fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {

@@ -35,9 +35,17 @@ impl Sampler {
         }
         let mut candidates: Vec<(u32, f32)> =
             logits.iter().enumerate().map(|(i, &l)| (i as u32, l / s.temperature)).collect();
-        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-        if let Some(k) = s.top_k.filter(|&k| k > 0) {
-            candidates.truncate(k);
+        // Larger logits first, the lower id first on ties, so the order is total and repeatable.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        match s.top_k.filter(|&k| k > 0 && k < candidates.len()) {
+            // With a vocabulary of 150,000 tokens, selecting the top k and sorting only them is
+            // far cheaper than sorting everything.
+            Some(k) => {
+                candidates.select_nth_unstable_by(k - 1, order);
+                candidates.truncate(k);
+                candidates.sort_unstable_by(order);
+            }
+            None => candidates.sort_unstable_by(order),
         }
         let max = candidates.first().map(|c| c.1).unwrap_or(0.0);
         let mut probs: Vec<f32> = candidates.iter().map(|c| (c.1 - max).exp()).collect();
@@ -115,6 +123,22 @@ mod tests {
         let settings = Sampling { repeat_penalty: 2.0, ..Sampling::default() };
         let mut sampler = Sampler::new(settings);
         assert_eq!(sampler.sample(&mut [0.1, 3.0, -1.0, 2.0], &[1]), 3);
+    }
+
+    #[test]
+    fn top_k_selection_keeps_the_k_largest_in_order() {
+        // Distinct logits over a large vocabulary: with top_k = 3 and a low temperature the draw
+        // is one of the three largest, and mostly the largest.
+        let mut logits: Vec<f32> = (0..50_000).map(|i| ((i * 7919) % 50_000) as f32 / 50_000.0).collect();
+        logits[123] = 10.0;
+        logits[456] = 9.5;
+        logits[789] = 9.0;
+        let settings = Sampling { temperature: 0.5, top_k: Some(3), seed: 3, ..Sampling::default() };
+        let mut sampler = Sampler::new(settings);
+        let draws: Vec<u32> = (0..200).map(|_| sampler.sample(&mut logits.clone(), &[])).collect();
+        assert!(draws.iter().all(|t| [123, 456, 789].contains(t)), "{draws:?}");
+        let largest = draws.iter().filter(|&&t| t == 123).count();
+        assert!(largest > 100 && largest < 200, "{largest}");
     }
 
     #[test]
