@@ -2,6 +2,7 @@
 //! every edit. Cloning is O(1) (the rope and the tree are shared), which is how readers snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ropey::Rope;
 use tree_sitter::Tree;
@@ -34,6 +35,10 @@ pub struct Document {
     pub uri: Arc<str>,
     pub language_id: Arc<str>,
     pub version: i32,
+    /// Which text this is, unique across documents and reopenings and never reused. The client's
+    /// `version` names the text for the client, but a client may send versions out of order;
+    /// work computed for one text is matched to it by `revision`, never by `version` alone.
+    pub revision: u64,
     pub lang: Option<Lang>,
     pub rope: Rope,
     pub tree: Option<Tree>,
@@ -56,6 +61,7 @@ impl Document {
             uri: uri.into(),
             language_id: language_id.into(),
             version,
+            revision: next_revision(),
             lang,
             rope: Rope::from_str(text),
             tree: None,
@@ -94,6 +100,7 @@ impl Document {
             }
         }
         self.version = version;
+        self.revision = next_revision();
         let had_tree = self.no_tree.is_none();
         if full_replace {
             self.reparse_from_scratch();
@@ -171,6 +178,13 @@ impl Document {
     }
 }
 
+/// The revisions of every document come from one counter, so a reopened document never
+/// repeats a revision its previous life had.
+fn next_revision() -> u64 {
+    static REVISIONS: AtomicU64 = AtomicU64::new(1);
+    REVISIONS.fetch_add(1, Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +202,10 @@ mod tests {
         doc.apply_changes(2, &[change(1, 0, 1, 0, "    let x = 1;\n"), change(0, 3, 0, 7, "start")], Encoding::Utf16);
         assert_eq!(doc.text(), "fn start() {\n    let x = 1;\n}\n");
         assert_eq!(doc.version, 2);
+        let before = doc.revision;
+        doc.apply_changes(2, &[change(0, 0, 0, 0, " ")], Encoding::Utf16);
+        assert_ne!(doc.revision, before, "a new text is a new revision, whatever its version");
+        doc.apply_changes(2, &[change(0, 0, 0, 1, "")], Encoding::Utf16);
         let fresh = Document::new("file:///b.rs", "rust", 1, &doc.text());
         assert_eq!(
             doc.tree.as_ref().map(|t| t.root_node().to_sexp()),

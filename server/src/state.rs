@@ -34,6 +34,9 @@ pub struct ClientFeatures {
     pub work_done_progress: bool,
     pub inline_completion: bool,
     pub code_action_resolve: bool,
+    /// The client takes `documentChanges` in a `WorkspaceEdit`, whose versioned document
+    /// identifiers let it refuse an edit computed for a text it no longer has.
+    pub document_changes: bool,
     /// The client renders Markdown in completion item documentation.
     pub markdown_documentation: bool,
 }

@@ -314,3 +314,95 @@ async fn clients_without_resolve_get_commands_or_eager_edits_when_invoked() {
     let text = apply_edits(RUST, edits_for(&actions[0], uri), "utf-16");
     assert!(text.starts_with("/// Returns the sum.\npub fn add"), "{text}");
 }
+
+/// Capabilities of a client that takes versioned `documentChanges` in a `WorkspaceEdit`.
+fn versioned_capabilities() -> Value {
+    let mut caps = capabilities(&["utf-16"]);
+    caps["workspace"] = json!({"workspaceEdit": {"documentChanges": true}});
+    caps
+}
+
+/// The edits of a `WorkspaceEdit` in `documentChanges` form, with the version they name.
+fn versioned_edits(edit: &Value, uri: &str) -> Option<(i64, Vec<Value>)> {
+    let document = edit["documentChanges"].as_array()?.iter().find(|d| d["textDocument"]["uri"] == uri)?;
+    Some((document["textDocument"]["version"].as_i64()?, document["edits"].as_array()?.clone()))
+}
+
+fn change(uri: &str, version: i32, line: u32, text: &str) -> Value {
+    json!({"textDocument": {"uri": uri, "version": version},
+        "contentChanges": [{"range": range(line, 0, line, 0), "text": text}]})
+}
+
+#[tokio::test]
+async fn edits_name_the_version_they_were_computed_for_when_the_client_takes_document_changes() {
+    let engine = scripted("Returns the sum of both numbers.", "```python\ntotal = sum(values)\n```", "");
+    let client = client_with(engine, versioned_capabilities()).await;
+    let uri = "file:///w/lib.rs";
+    client.open(uri, "rust", RUST).await;
+    client.notify("textDocument/didChange", change(uri, 7, 9, "\n")).await;
+    let text = format!("{RUST}\n");
+    let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
+    let resolved = client.call("codeAction/resolve", actions[0].clone()).await;
+    assert!(resolved["edit"].get("changes").is_none(), "{resolved}");
+    let (version, edits) = versioned_edits(&resolved["edit"], uri).expect("documentChanges");
+    assert_eq!(version, 7);
+    assert!(apply_edits(&text, &edits, "utf-16").starts_with("/// Returns the sum of both numbers.\npub fn add"));
+
+    // So do the edits that go through `workspace/applyEdit`.
+    let py = "file:///w/m.py";
+    client.open(py, "python", "def f(values):\n    total = 0\n    return total\n").await;
+    let args = json!([{"uri": py, "range": range(1, 4, 1, 13), "instruction": "use sum()"}]);
+    client.call("workspace/executeCommand", json!({"command": "glint.rewrite", "arguments": args})).await;
+    let apply = client.wait_for("applyEdit", |m| m["method"] == "workspace/applyEdit").await;
+    let (version, _) = versioned_edits(&apply["params"]["edit"], py).expect("documentChanges");
+    assert_eq!(version, 1);
+}
+
+#[tokio::test]
+async fn typing_while_an_action_finishes_gets_a_refusal_or_an_edit_for_the_text_it_was_computed_for() {
+    let doc = "Adds the two numbers and returns the sum of them.";
+    let expected = format!("/// {doc}\npub fn add");
+    let (mut refused, mut edits) = (0, 0);
+    // Keystrokes land at every moment of the action: while the engine writes, as it finishes,
+    // and while the answer is on its way.
+    for delay_ms in (0..60).step_by(3) {
+        let engine = scripted(doc, "", "").with_delay(Duration::from_millis(2));
+        let client = client_with(engine, versioned_capabilities()).await;
+        let uri = "file:///w/lib.rs";
+        client.open(uri, "rust", RUST).await;
+        let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
+        let (_, response) = client.start_request("codeAction/resolve", actions[0].clone()).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        client.notify("textDocument/didChange", change(uri, 2, 0, "// typed\n")).await;
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), response).await.expect("answered").expect("response");
+        if response.get("error").is_some() {
+            assert_eq!(response["error"]["code"], -32801, "{response}");
+            refused += 1;
+            continue;
+        }
+        let (version, found) = versioned_edits(&response["result"]["edit"], uri).expect("a versioned edit");
+        // Only the text of version 1 was ever asked about, so only it may be named, and the
+        // offsets must fit it exactly.
+        assert_eq!(version, 1, "{response}");
+        assert!(apply_edits(RUST, &found, "utf-16").starts_with(&expected), "{response}");
+        edits += 1;
+    }
+    println!("typing during an action: {refused} refused, {edits} edits for version 1");
+}
+
+#[tokio::test]
+async fn a_version_that_goes_backwards_keeps_the_text_and_voids_earlier_actions() {
+    let client = client_with(scripted("Adds.", "", ""), versioned_capabilities()).await;
+    let uri = "file:///w/lib.rs";
+    client.open(uri, "rust", RUST).await;
+    let actions = client.call("textDocument/codeAction", action_params(uri, range(2, 4, 2, 4), json!([]))).await;
+    client.notify("textDocument/didChange", change(uri, 2, 0, "// one\n")).await;
+    // Version 1 again, for a different text: the listed action was for the first version 1.
+    client.notify("textDocument/didChange", change(uri, 1, 0, "// two\n")).await;
+    let state = client.document_state(uri, false).await;
+    assert_eq!(state["text"], format!("// two\n// one\n{RUST}"), "the text follows the client");
+    assert_eq!(state["version"], 1, "the version is the client's");
+    let response = client.request("codeAction/resolve", actions[0].clone()).await;
+    assert_eq!(response["error"]["code"], -32801, "an action listed for another text is refused: {response}");
+}

@@ -39,6 +39,10 @@ pub const COMMANDS: [&str; 2] = [REWRITE_COMMAND, APPLY_COMMAND];
 pub struct ActionData {
     pub uri: String,
     pub version: i32,
+    /// The document's `revision` when listed: versions alone may repeat when a client sends them
+    /// out of order, a revision never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
     pub range: Range,
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +98,7 @@ pub async fn code_action(
         let data = ActionData {
             uri: uri.clone(),
             version: doc.version,
+            revision: Some(doc.revision),
             range: params.range,
             kind: candidate.kind.id().to_string(),
             diagnostic: diagnostic.as_ref().map(|d| DiagnosticData { range: d.range, message: d.message.clone() }),
@@ -135,7 +140,9 @@ fn listed_action(candidate: &Candidate, data: &ActionData, diagnostic: Option<Di
             command: Some(Command {
                 title: candidate.title.clone(),
                 command: REWRITE_COMMAND.into(),
-                arguments: Some(vec![json!({"uri": data.uri, "version": data.version, "range": data.range})]),
+                arguments: Some(vec![
+                    json!({"uri": data.uri, "version": data.version, "revision": data.revision, "range": data.range}),
+                ]),
             }),
             ..CodeAction::default()
         };
@@ -189,6 +196,7 @@ pub async fn execute_command(
         && let Some(doc) = state.snapshot(&data.uri)
     {
         data.version = doc.version;
+        data.revision = Some(doc.revision);
     }
     let title = if command == REWRITE_COMMAND { "Glint: Rewrite".to_string() } else { format!("Glint: {}", data.kind) };
     let edit = compute(state, client, &data, &title).await?;
@@ -236,7 +244,7 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
     let Some(doc) = state.snapshot(uri) else {
         return Err(request_failed(format!("{uri} is not open")));
     };
-    if doc.version != data.version {
+    if doc.version != data.version || data.revision.is_some_and(|revision| revision != doc.revision) {
         return Err(content_modified());
     }
     let kind = ActionKind::from_id(&data.kind)
@@ -286,7 +294,7 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
             _ => (&plan, attempt),
         };
         let answer = run_engine(state, &*engine, &doc, plan, try_of_plan, &token, &progress).await?;
-        if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
+        if state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
             return Err(content_modified());
         }
         match answer.and_then(|answer| {
@@ -309,8 +317,13 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         client.show_message(MessageType::WARNING, message.clone()).await;
         return Err(request_failed(message));
     };
+    // The last look before answering: a keystroke or a cancellation that arrived while progress
+    // ended must not let offsets computed for the old text reach the client.
+    if token.is_cancelled() || state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
+        return Err(content_modified());
+    }
     tracing::info!(action = kind.id(), total_ms = started.elapsed().as_millis() as u64, "code action resolved");
-    Ok(workspace_edit(&doc, &edit, encoding))
+    Ok(workspace_edit(&doc, &edit, encoding, state.client.read().document_changes))
 }
 
 /// The engine's answer for one attempt: `Ok(Err(why))` when it wrote nothing usable.
@@ -415,7 +428,10 @@ fn fence_closed(raw: &str) -> bool {
     raw.lines().filter(|l| l.trim_start().starts_with("```")).count() >= 2
 }
 
-fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding) -> WorkspaceEdit {
+/// The edit as the client takes it: with `documentChanges` the edit names the version it was
+/// computed for, so a client whose text moved on (during `workspace/applyEdit`'s round trip, or
+/// while the answer was on its way) refuses it instead of applying old offsets to new text.
+fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding, versioned: bool) -> WorkspaceEdit {
     let lsp = |at: usize| lsp_position(&doc.rope, at, encoding);
     let text_edit =
         TextEdit { range: Range { start: lsp(edit.start), end: lsp(edit.end) }, new_text: edit.text.clone() };
@@ -423,6 +439,16 @@ fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding) -> 
         Ok(uri) => uri,
         Err(_) => return WorkspaceEdit::default(),
     };
+    if versioned {
+        let document = TextDocumentEdit {
+            text_document: OptionalVersionedTextDocumentIdentifier { uri, version: Some(doc.version) },
+            edits: vec![OneOf::Left(text_edit)],
+        };
+        return WorkspaceEdit {
+            document_changes: Some(DocumentChanges::Edits(vec![document])),
+            ..WorkspaceEdit::default()
+        };
+    }
     WorkspaceEdit { changes: Some(HashMap::from([(uri, vec![text_edit])])), ..WorkspaceEdit::default() }
 }
 

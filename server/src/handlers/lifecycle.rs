@@ -28,6 +28,13 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
             .and_then(|t| t.code_action.as_ref())
             .and_then(|c| c.resolve_support.as_ref())
             .is_some_and(|r| r.properties.iter().any(|p| p == "edit")),
+        document_changes: params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.workspace_edit.as_ref())
+            .and_then(|e| e.document_changes)
+            .unwrap_or(false),
         markdown_documentation: text_document
             .and_then(|t| t.completion.as_ref())
             .and_then(|c| c.completion_item.as_ref())

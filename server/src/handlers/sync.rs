@@ -45,11 +45,16 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
                 state.note_edit(&doc, line);
             }
             if stale {
+                // The changes are still applied: each is relative to the client's text just
+                // before it, which over an ordered stream is the text held here, so skipping one
+                // would leave every later edit on the wrong text. The version is the client's to
+                // name, so it is taken as sent (a versioned edit must carry the client's number);
+                // work already computed for the earlier text is refused by its `revision`.
                 tracing::warn!(
                     uri,
                     version,
                     previous,
-                    "didChange with a version not above the current one; applied anyway"
+                    "didChange with a version not above the current one; text applied, earlier AI work discarded"
                 );
             }
             if report.reversed_ranges > 0 {
