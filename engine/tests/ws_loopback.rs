@@ -464,3 +464,88 @@ async fn while_disconnected_the_fallback_engine_answers() {
     assert_eq!(fallback.log().completed, 1);
     assert_eq!(client.info().kind, "ws");
 }
+
+/// A handshake request to `url` carrying `Origin: origin`, as a browser sends it.
+fn from_browser(url: &str, origin: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("origin", origin.parse().unwrap());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_origins_are_refused_unless_allowed() {
+    let open = Server::start(Arc::new(FakeEngine::fixed("ok")), ServeConfig::default()).await;
+    let config = ServeConfig { allowed_origins: vec!["https://ok.example".into()], ..ServeConfig::default() };
+    let allowing = Server::start(Arc::new(FakeEngine::fixed("ok")), config).await;
+    for (server, origin) in [(&open, "https://evil.example"), (&open, "null"), (&allowing, "https://evil.example")] {
+        match tokio_tungstenite::connect_async(from_browser(&server.url(), origin)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{origin}")
+            }
+            other => panic!("{origin}: expected HTTP 403, got {:?}", other.map(|(_, response)| response.status())),
+        }
+    }
+    // A configured origin gets through (however its case and trailing slash are written) ...
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(from_browser(&allowing.url(), "https://OK.example/")).await.unwrap();
+    ws.send(message(&ClientFrame::Hello { version: PROTOCOL_VERSION, token: None })).await.unwrap();
+    assert!(matches!(next_server_frame(&mut ws).await, Some(ServerFrame::Hello { .. })));
+    // ... and clients outside browsers send no origin at all.
+    let client = connected_client(&open.url()).await;
+    assert_eq!(collect(client.generate(GenerateRequest::default())).await.0, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_do_not_lock_clients_out() {
+    let config = ServeConfig {
+        max_connections: 2,
+        max_pending: 4,
+        // Far longer than the test: the idle sockets are never dropped for their silence.
+        handshake_timeout: Duration::from_secs(120),
+        ..ServeConfig::default()
+    };
+    let server = Server::start(Arc::new(FakeEngine::fixed("ok")), config).await;
+    let mut idle = Vec::new();
+    for _ in 0..70 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = connected_client(&server.url()).await;
+    let second = connected_client(&server.url()).await;
+    assert_eq!(collect(first.generate(GenerateRequest::default())).await.0, "ok");
+    assert_eq!(collect(second.generate(GenerateRequest::default())).await.0, "ok");
+    // The two slots are for clients that said hello, and they are taken.
+    let mut third = raw(&server.url()).await;
+    match next_server_frame(&mut third).await {
+        Some(ServerFrame::Error { id: None, code: ErrorCode::TooManyConnections, .. }) => {}
+        other => panic!("expected too_many_connections, got {other:?}"),
+    }
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_refusals_does_not_hold_its_slot() {
+    let config =
+        ServeConfig { max_connections: 1, handshake_timeout: Duration::from_millis(500), ..ServeConfig::default() };
+    let server = Server::start(Arc::new(FakeEngine::fixed("ok")), config).await;
+    let ws = raw(&server.url()).await;
+    let (mut sink, stream) = ws.split();
+    sink.send(message(&ClientFrame::Hello { version: PROTOCOL_VERSION, token: None })).await.unwrap();
+    // Frames the server refuses, each refusal as long as the frame (it names the unknown type),
+    // and never a read: the refusals fill the socket buffers on both sides.
+    let bad = Message::text(format!("{{\"type\": \"{}\"}}", "x".repeat(60 << 10)));
+    let spam = tokio::spawn(async move {
+        for _ in 0..600 {
+            if tokio::time::timeout(Duration::from_secs(2), sink.send(bad.clone())).await.is_err() {
+                break;
+            }
+        }
+        sink
+    });
+    let _held = tokio::time::timeout(GUARD, spam).await.expect("the spam ends").unwrap();
+    // The server gave up on the silent reader, so its only slot is free for someone else.
+    let client = connected_client(&server.url()).await;
+    assert_eq!(collect(client.generate(GenerateRequest::default())).await.0, "ok");
+    drop(stream);
+}

@@ -2,13 +2,22 @@
 //! `crate::protocol`. Each connection multiplexes requests by id; a request's `Generation` is
 //! dropped (which stops the engine) on `cancel`, on supersession, when its connection drops, and
 //! on shutdown.
+//!
+//! The network edge: a WebSocket handshake that carries an `Origin` header (a web page in a
+//! browser) is refused unless that origin is configured, so a page cannot reach a tokenless
+//! loopback server. A connection counts against `max_connections` only once its `hello` is
+//! accepted; until then it holds one of `max_pending` slots, and when those run out the oldest
+//! unauthenticated connection makes way for the newest, so idle sockets cannot lock clients out.
+//! Every frame the server sends has a time limit, so a client that never reads costs a task only
+//! that long.
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{BoxStream, SelectAll};
@@ -18,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -42,10 +51,18 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// Concurrent requests per connection.
     pub max_in_flight: usize,
-    /// Concurrent connections.
+    /// Concurrent connections that have said `hello`.
     pub max_connections: usize,
-    /// Time from TCP accept to the client's `hello` (TLS and WebSocket handshakes included).
+    /// Concurrent connections that have not said `hello` yet (TLS, WebSocket handshake, `hello`).
+    /// Past it, the oldest of them is dropped to make room for the newest.
+    pub max_pending: usize,
+    /// Time from TCP accept to the client's `hello` (TLS and WebSocket handshakes included). It
+    /// also bounds how long a refusal or a closing frame may take to send.
     pub handshake_timeout: Duration,
+    /// Browser origins (`https://app.example.com`) whose pages may connect. A handshake with an
+    /// `Origin` header not listed here is refused with HTTP 403; clients outside browsers send
+    /// no `Origin` and are not affected.
+    pub allowed_origins: Vec<String>,
     /// A connection with nothing from its client for this long is closed. Clients ping well
     /// within it.
     pub idle_timeout: Duration,
@@ -61,7 +78,9 @@ impl Default for ServeConfig {
             max_message_bytes: 1 << 20,
             max_in_flight: 16,
             max_connections: 64,
-            handshake_timeout: Duration::from_secs(10),
+            max_pending: 32,
+            handshake_timeout: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(2),
         }
@@ -79,6 +98,12 @@ impl ServeConfig {
 
     fn websocket(&self) -> WebSocketConfig {
         super::websocket_config(self.max_message_bytes)
+    }
+
+    /// Whether a handshake with this `Origin` header may proceed.
+    fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim().trim_end_matches('/');
+        self.allowed_origins.iter().any(|allowed| allowed.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
     }
 }
 
@@ -147,7 +172,8 @@ pub async fn serve(
     }
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let active = Arc::new(AtomicUsize::new(0));
+    let established = Arc::new(AtomicUsize::new(0));
+    let pending = Arc::new(Pending::new(config.max_pending.max(1)));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -156,13 +182,30 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    let slot = Slot::take(&active);
-                    let over_limit = slot.count > config.max_connections;
+                    // Full already: say so politely right after the handshake, without a `hello`.
+                    let over_limit = established.load(Ordering::Acquire) >= config.max_connections;
                     let (engine, config, stop) = (Arc::clone(&engine), Arc::clone(&config), stop_rx.clone());
-                    connections.spawn(async move {
-                        accept(tcp, peer, engine, config, stop, over_limit).await;
-                        drop(slot);
+                    let id = pending.next_id();
+                    let admission = Admission {
+                        pending: Arc::clone(&pending),
+                        id,
+                        established: Arc::clone(&established),
+                        max_connections: config.max_connections,
+                    };
+                    let registry = Arc::clone(&pending);
+                    // The entry goes in before the task can finish and take it out again.
+                    let mut entries = pending.entries.lock();
+                    let task = connections.spawn(async move {
+                        accept(tcp, peer, engine, config, stop, over_limit, admission).await;
+                        registry.remove(id);
                     });
+                    entries.push_back((id, task));
+                    let evicted = (entries.len() > pending.max).then(|| entries.pop_front()).flatten();
+                    drop(entries);
+                    if let Some((_, oldest)) = evicted {
+                        tracing::debug!(%peer, "unauthenticated connections at their limit; dropped the oldest");
+                        oldest.abort();
+                    }
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -181,6 +224,59 @@ pub async fn serve(
     }
     connections.abort_all();
     Ok(())
+}
+
+/// Connections that have not said `hello` yet, oldest first, as handles that can drop them.
+struct Pending {
+    max: usize,
+    entries: parking_lot::Mutex<VecDeque<(u64, AbortHandle)>>,
+    next: AtomicU64,
+}
+
+impl Pending {
+    fn new(max: usize) -> Pending {
+        Pending { max, entries: parking_lot::Mutex::new(VecDeque::new()), next: AtomicU64::new(1) }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes a connection off the list; true if it was still there (not yet evicted).
+    fn remove(&self, id: u64) -> bool {
+        let mut entries = self.entries.lock();
+        let before = entries.len();
+        entries.retain(|(entry, _)| *entry != id);
+        entries.len() != before
+    }
+}
+
+/// How a connection accepted by [`serve`] moves from the unauthenticated budget to a
+/// connection slot once its `hello` is accepted.
+#[derive(Clone)]
+struct Admission {
+    pending: Arc<Pending>,
+    id: u64,
+    established: Arc<AtomicUsize>,
+    max_connections: usize,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("id", &self.id).finish()
+    }
+}
+
+impl Admission {
+    /// The connection's slot among those that said `hello`, or `None` when they are all taken
+    /// (or the connection was evicted a moment ago).
+    fn admit(&self) -> Option<Slot> {
+        if !self.pending.remove(self.id) {
+            return None;
+        }
+        let slot = Slot::take(&self.established);
+        (slot.count <= self.max_connections).then_some(slot)
+    }
 }
 
 /// Counts a live connection until dropped.
@@ -209,20 +305,21 @@ async fn accept(
     config: Arc<ServeConfig>,
     stop: watch::Receiver<bool>,
     over_limit: bool,
+    admission: Admission,
 ) {
     let deadline = tokio::time::Instant::now() + config.handshake_timeout;
     match config.tls.clone() {
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => upgrade(tls, peer, engine, config, stop, over_limit, deadline).await,
+            Ok(Ok(tls)) => upgrade(tls, peer, engine, config, stop, over_limit, deadline, admission).await,
             Ok(Err(error)) => tracing::debug!(%peer, "TLS handshake failed: {error}"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         },
-        None => upgrade(tcp, peer, engine, config, stop, over_limit, deadline).await,
+        None => upgrade(tcp, peer, engine, config, stop, over_limit, deadline, admission).await,
     }
 }
 
 // tungstenite's handshake callback returns its own (large) error type.
-#[allow(clippy::result_large_err)]
+#[allow(clippy::result_large_err, clippy::too_many_arguments)]
 async fn upgrade<S>(
     stream: S,
     peer: SocketAddr,
@@ -231,12 +328,23 @@ async fn upgrade<S>(
     stop: watch::Receiver<bool>,
     over_limit: bool,
     deadline: tokio::time::Instant,
+    admission: Admission,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let bearer = Arc::new(parking_lot::Mutex::new(None::<String>));
     let seen = Arc::clone(&bearer);
+    let origins = Arc::clone(&config);
     let callback = move |request: &Request, response: Response| {
+        // Browsers send `Origin` with every WebSocket handshake and let any page open one to
+        // 127.0.0.1; refusing unknown origins keeps web pages off a tokenless loopback server.
+        if let Some(origin) = request.headers().get("origin") {
+            let origin = origin.to_str().unwrap_or("(not text)");
+            if !origins.origin_allowed(origin) {
+                tracing::info!(%peer, origin, "WebSocket handshake refused: origin not allowed (see --allow-origin)");
+                return Err(forbidden(format!("origin `{origin}` is not allowed to use this engine server")));
+            }
+        }
         let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
         *seen.lock() = header.and_then(|h| h.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
         Ok(response)
@@ -248,8 +356,21 @@ async fn upgrade<S>(
         Err(_) => return tracing::debug!(%peer, "WebSocket handshake timed out"),
     };
     let (sink, stream) = ws.split();
-    let connection = Connection { peer: peer.to_string(), bearer: bearer.lock().take(), over_limit, deadline };
+    let connection = Connection {
+        peer: peer.to_string(),
+        bearer: bearer.lock().take(),
+        over_limit,
+        deadline,
+        admission: Some(admission),
+    };
     serve_connection(sink, stream, engine, config, connection, stop).await;
+}
+
+/// An HTTP 403 answer to a WebSocket handshake.
+fn forbidden(message: String) -> tokio_tungstenite::tungstenite::handshake::server::ErrorResponse {
+    let mut response = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some(message));
+    *response.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+    response
 }
 
 /// What the transport learnt about a connection before its first frame.
@@ -263,6 +384,8 @@ pub struct Connection {
     pub over_limit: bool,
     /// When the client's `hello` must have arrived.
     pub deadline: tokio::time::Instant,
+    /// Set by [`serve`]: the connection slot is taken only once `hello` is accepted.
+    admission: Option<Admission>,
 }
 
 impl Connection {
@@ -273,6 +396,7 @@ impl Connection {
             bearer,
             over_limit: false,
             deadline: tokio::time::Instant::now() + handshake_timeout,
+            admission: None,
         }
     }
 }
@@ -300,22 +424,39 @@ pub async fn serve_connection<Si, St, E>(
     E: Into<FrameError>,
 {
     let peer = connection.peer.clone();
-    if connection.over_limit {
+    // Refusals and closing frames go to clients that may not be reading: each gets this long.
+    let refusal_timeout = config.handshake_timeout;
+    let too_many = |config: &ServeConfig| {
         let message =
             format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
         tracing::warn!(%peer, "refused: {message}");
-        let _ = send_frame(&mut sink, &error_frame(None, ErrorCode::TooManyConnections, message)).await;
-        let _ = sink.send(close(CloseCode::Again, "too many connections")).await;
+        error_frame(None, ErrorCode::TooManyConnections, message)
+    };
+    if connection.over_limit {
+        let frame = too_many(&config);
+        refuse(&mut sink, &frame, close(CloseCode::Again, "too many connections"), refusal_timeout).await;
         return;
     }
     if let Err((code, message, close_code)) = handshake(&mut sink, &mut stream, &config, &connection).await {
         tracing::info!(%peer, "handshake refused: {message}");
-        let _ = send_frame(&mut sink, &error_frame(None, code, message)).await;
-        let _ = sink.send(close(close_code, "handshake refused")).await;
+        let frame = error_frame(None, code, message);
+        refuse(&mut sink, &frame, close(close_code, "handshake refused"), refusal_timeout).await;
         return;
     }
+    // The slot among connections that said `hello`, held until this function returns.
+    let _slot = match &connection.admission {
+        None => None,
+        Some(admission) => match admission.admit() {
+            Some(slot) => Some(slot),
+            None => {
+                let frame = too_many(&config);
+                refuse(&mut sink, &frame, close(CloseCode::Again, "too many connections"), refusal_timeout).await;
+                return;
+            }
+        },
+    };
     let hello = ServerFrame::Hello { version: PROTOCOL_VERSION, model: engine.info(), limits: config.limits() };
-    if send_frame(&mut sink, &hello).await.is_err() {
+    if !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &hello)).await, Ok(Ok(()))) {
         return;
     }
     tracing::info!(%peer, "client connected");
@@ -336,9 +477,12 @@ pub async fn serve_connection<Si, St, E>(
             _ = stop.changed() => {
                 for id in inflight.keys() {
                     let frame = error_frame(Some(*id), ErrorCode::ShuttingDown, "the engine server is shutting down");
-                    let _ = tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await;
+                    if tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await.is_err() {
+                        break;
+                    }
                 }
-                let _ = sink.send(close(CloseCode::Away, "the engine server is shutting down")).await;
+                let goodbye = close(CloseCode::Away, "the engine server is shutting down");
+                let _ = tokio::time::timeout(refusal_timeout, sink.send(goodbye)).await;
                 break "server shutdown";
             }
             Some(frame) = requests.next(), if !requests.is_empty() => {
@@ -356,7 +500,7 @@ pub async fn serve_connection<Si, St, E>(
                     idle.as_mut().reset(until);
                     continue;
                 }
-                let _ = sink.send(close(CloseCode::Policy, "idle timeout")).await;
+                let _ = tokio::time::timeout(refusal_timeout, sink.send(close(CloseCode::Policy, "idle timeout"))).await;
                 break "idle timeout";
             }
             incoming = next_frame(&mut stream, ClientFrame::parse) => {
@@ -367,13 +511,12 @@ pub async fn serve_connection<Si, St, E>(
                     Some(Ok(Incoming::Frame(frame))) => frame,
                     Some(Err(FrameError::TooLarge(message))) => {
                         let frame = error_frame(None, ErrorCode::TooLarge, message);
-                        let _ = send_frame(&mut sink, &frame).await;
-                        let _ = sink.send(close(CloseCode::Size, "message too large")).await;
+                        refuse(&mut sink, &frame, close(CloseCode::Size, "message too large"), refusal_timeout).await;
                         break "message too large";
                     }
                     Some(Err(error @ (FrameError::Invalid(_) | FrameError::Binary))) => {
                         let frame = error_frame(None, ErrorCode::BadFrame, error.to_string());
-                        if send_frame(&mut sink, &frame).await.is_err() {
+                        if !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await, Ok(Ok(()))) {
                             break "the client stopped reading";
                         }
                         continue;
@@ -411,7 +554,7 @@ pub async fn serve_connection<Si, St, E>(
                     }
                 };
                 if let Some(frame) = refusal
-                    && send_frame(&mut sink, &frame).await.is_err()
+                    && !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await, Ok(Ok(())))
                 {
                     break "the client stopped reading";
                 }
@@ -421,6 +564,17 @@ pub async fn serve_connection<Si, St, E>(
     // Dropping the streams drops their Generations, which stops the engine's work.
     drop(requests);
     tracing::info!(%peer, cancelled = inflight.len(), "client disconnected: {reason}");
+}
+
+/// Sends a refusal and then a close frame, each within `limit`: a client that does not read
+/// must not hold the task.
+async fn refuse<Si>(sink: &mut Si, frame: &ServerFrame, goodbye: Message, limit: Duration)
+where
+    Si: Sink<Message> + Unpin,
+{
+    if matches!(tokio::time::timeout(limit, send_frame(sink, frame)).await, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(limit, sink.send(goodbye)).await;
+    }
 }
 
 /// Reads and checks the client's `hello`; on refusal, the error frame's code, message and the
