@@ -19,7 +19,10 @@
 //!
 //! Globs are matched against the file name, the path relative to each workspace folder, and the
 //! absolute path (a symbolic link is judged by its target too), so `*.pem`, `config/*.yaml` and
-//! `/etc/**` all do what they say.
+//! `/etc/**` all do what they say; a document of another scheme (`vscode-remote:`, `untitled:`
+//! ...) is matched by its name and its whole path the same way. The built-in patterns and `deny`
+//! globs ignore case, since macOS and Windows file systems do (`SERVER.KEY` is `server.key`
+//! there); `allow` globs match case exactly, so a case mismatch never lets a secret through.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -47,6 +50,8 @@ pub const SECRET_PATTERNS: &[&str] = &[
     "*.keystore",
     "*.kdbx",
     "*.gpg",
+    "*.asc",
+    "*.ppk",
     "*.ovpn",
     "*.tfstate",
     "*.tfstate.*",
@@ -56,6 +61,8 @@ pub const SECRET_PATTERNS: &[&str] = &[
     "id_ecdsa*",
     "id_ed25519*",
     "*_rsa",
+    "*_dsa",
+    "*_ecdsa",
     "*_ed25519",
     ".npmrc",
     ".yarnrc",
@@ -67,7 +74,10 @@ pub const SECRET_PATTERNS: &[&str] = &[
     ".htpasswd",
     ".git-credentials",
     ".dockercfg",
+    ".vault-token",
+    ".s3cfg",
     "credentials*",
+    "application_default_credentials.json",
     "secret.*",
     "secrets.*",
     "*.secret",
@@ -96,7 +106,11 @@ pub fn check_glob(pattern: &str) -> Result<(), String> {
 }
 
 fn glob(pattern: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern).literal_separator(false).backslash_escape(true).build()
+    glob_with_case(pattern, false)
+}
+
+fn glob_with_case(pattern: &str, ignore_case: bool) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(false).backslash_escape(true).case_insensitive(ignore_case).build()
 }
 
 /// Whether an engine of this kind runs somewhere else, so that context sent to it leaves the
@@ -144,11 +158,11 @@ struct Patterns {
 }
 
 impl Patterns {
-    fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Patterns, String> {
+    fn new<S: AsRef<str>>(patterns: &[S], ignore_case: bool) -> Result<Patterns, String> {
         let mut builder = GlobSetBuilder::new();
         for pattern in patterns {
             let pattern = pattern.as_ref();
-            builder.add(glob(pattern).map_err(|e| format!("invalid glob `{pattern}`: {e}"))?);
+            builder.add(glob_with_case(pattern, ignore_case).map_err(|e| format!("invalid glob `{pattern}`: {e}"))?);
         }
         let set = builder.build().map_err(|e| e.to_string())?;
         Ok(Patterns { set, names: patterns.iter().map(|p| p.as_ref().to_string()).collect() })
@@ -170,9 +184,9 @@ impl Policy {
         let folders = folders.iter().flat_map(|f| [normalize(f), canonical(f)]).collect::<HashSet<_>>();
         Ok(Policy {
             folders: folders.into_iter().collect(),
-            builtin: Patterns::new(SECRET_PATTERNS)?,
-            allow: Patterns::new(&context.allow)?,
-            deny: Patterns::new(&context.deny)?,
+            builtin: Patterns::new(SECRET_PATTERNS, true)?,
+            allow: Patterns::new(&context.allow, false)?,
+            deny: Patterns::new(&context.deny, true)?,
             refuse_all: false,
         })
     }
@@ -207,16 +221,20 @@ impl Policy {
                 if target != path { self.check_path(&target) } else { Ok(()) }
             }
             scheme => {
-                let last = url.path().rsplit('/').next().unwrap_or("");
-                let name = percent_encoding::percent_decode_str(last).decode_utf8_lossy().to_string();
-                let name = Path::new(&name);
-                if let Some(pattern) = self.deny.find(&[name]) {
+                // The whole path counts, not just the name: `vscode-remote://host/home/u/.ssh/config`
+                // is as secret as its `file:` twin.
+                let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy().to_string();
+                let path = Path::new(&path);
+                let name = path.file_name().map(Path::new);
+                let mut candidates: Vec<&Path> = name.into_iter().collect();
+                candidates.push(path);
+                if let Some(pattern) = self.deny.find(&candidates) {
                     return Err(Refusal::Secret(pattern.to_string()));
                 }
-                if self.allow.find(&[name]).is_some() {
+                if self.allow.find(&candidates).is_some() {
                     return Ok(());
                 }
-                if let Some(pattern) = self.builtin.find(&[name]) {
+                if let Some(pattern) = self.builtin.find(&candidates) {
                     return Err(Refusal::Secret(pattern.to_string()));
                 }
                 if scheme == "untitled" || self.folders.is_empty() { Ok(()) } else { Err(Refusal::NotAWorkspaceFile) }
@@ -352,6 +370,35 @@ mod tests {
         for uri in ["file:///ws/app/src/main.rs", "file:///ws/app/README.md", "file:///ws/app/env.rs"] {
             assert_eq!(p.check(uri), Ok(()), "{uri} should be accepted");
         }
+    }
+
+    #[test]
+    fn secrets_are_found_whatever_their_case_and_scheme() {
+        let p = policy(&[], &["*.SQL"]);
+        for uri in [
+            "file:///ws/app/Secrets.yaml",
+            "file:///ws/app/Credentials.json",
+            "file:///ws/app/tls/SERVER.KEY",
+            "file:///ws/app/.ENV",
+            "file:///ws/app/home/.SSH/config",
+            "file:///ws/app/db/schema.sql",
+            "file:///ws/app/putty/deploy.ppk",
+            "file:///ws/app/keys/signing.asc",
+            "file:///ws/app/keys/host_ecdsa",
+            "file:///ws/app/keys/host_dsa",
+            "file:///ws/app/gcloud/application_default_credentials.json",
+            "file:///ws/app/.vault-token",
+            "file:///ws/app/.s3cfg",
+            "vscode-remote://ssh-remote%2Bhost/home/u/.ssh/config",
+            "vscode-remote://ssh-remote%2Bhost/home/u/.aws/config",
+            "untitled:Secrets.yaml",
+        ] {
+            assert!(matches!(p.check(uri), Err(Refusal::Secret(_))), "{uri} should be refused");
+        }
+        // Allow globs match case exactly: a differently cased secret stays refused.
+        let p = policy(&["fixtures/*.pem"], &[]);
+        assert_eq!(p.check("file:///ws/app/fixtures/test.pem"), Ok(()));
+        assert!(p.check("file:///ws/app/FIXTURES/test.PEM").is_err());
     }
 
     #[test]
