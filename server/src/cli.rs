@@ -1,5 +1,5 @@
 //! The `glint` command line: `glint lsp` (the language server on stdio), `glint complete` (one
-//! completion in the terminal), `glint model` (fetch or locate the default model), and
+//! completion in the terminal), `glint model` (list, fetch or locate catalog models), and
 //! `glint engine serve` (serve an engine to other Glint processes over WebSocket).
 //! `main.rs` only calls [`main`], so the end-to-end tests can build the same program.
 
@@ -35,7 +35,7 @@ enum Command {
     },
     /// Complete the code at a position in a file and stream the completion to stdout.
     Complete(CompleteArgs),
-    /// Manage the model.
+    /// List, fetch or locate models.
     Model {
         #[command(subcommand)]
         command: ModelCommand,
@@ -88,7 +88,8 @@ struct EngineArgs {
     /// Engine: `local` (default), or `fake:TEXT` for tests.
     #[arg(long)]
     engine: Option<String>,
-    /// A GGUF model file for the local engine (default: the fetched default model).
+    /// The local engine's model: a catalog name (`glint model list`) or a GGUF file's path
+    /// (default: the default model). A catalog model is fetched on first use.
     #[arg(long)]
     model: Option<String>,
     /// Threads for the local engine (default: one per physical core).
@@ -112,7 +113,7 @@ struct CompleteArgs {
     /// Prompt budget in model tokens.
     #[arg(long, default_value_t = 1024)]
     context_tokens: usize,
-    /// Do not fetch the default model when it is missing.
+    /// Do not fetch a catalog model (or the default model) when it is missing.
     #[arg(long)]
     no_fetch: bool,
     #[command(flatten)]
@@ -121,10 +122,18 @@ struct CompleteArgs {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// Download the default model (SmolLM2-135M-Instruct, Q4_1) into the cache, verified by sha256.
-    Fetch,
-    /// Print where the default model is (or will be).
-    Path,
+    /// List the catalog: size, licence, fill-in-the-middle support, installed or not, the default.
+    List,
+    /// Download a catalog model into the cache, verified by sha256; resumes an interrupted fetch.
+    Fetch {
+        /// A catalog name (`glint model list`); default: the default model.
+        name: Option<String>,
+    },
+    /// Print where a catalog model is (or will be once fetched).
+    Path {
+        /// A catalog name (`glint model list`); default: the default model.
+        name: Option<String>,
+    },
 }
 
 /// Runs the command line and exits the process with its status.
@@ -158,12 +167,7 @@ pub fn main() -> anyhow::Result<()> {
             crate::logging::init("warn");
             complete(args)
         }
-        Command::Model { command: ModelCommand::Fetch } => {
-            let path = fetch::fetch_default(&mut |message| eprintln!("{message}"))?;
-            eprintln!("default model ready");
-            report_path(&path)
-        }
-        Command::Model { command: ModelCommand::Path } => report_path(&fetch::default_model_path()),
+        Command::Model { command } => model_command(command),
         Command::Engine { command: EngineCommand::Serve(args) } => serve_engine(args),
     }
 }
@@ -258,6 +262,117 @@ fn report_path(path: &std::path::Path) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", path.display())?;
     Ok(())
+}
+
+/// `glint model list|fetch|path`.
+fn model_command(command: ModelCommand) -> anyhow::Result<()> {
+    match command {
+        ModelCommand::List => list_models(),
+        ModelCommand::Fetch { name } => {
+            let model = catalog_model(name.as_deref())?;
+            let mut printer = ProgressPrinter::new();
+            let path = fetch::fetch_model(model, &mut |event| printer.show(event));
+            drop(printer);
+            let path = path?;
+            if model.is_default() {
+                eprintln!("default model ready");
+            } else {
+                eprintln!("{} ready; use it with `--model {0}` or the `model` setting", model.name);
+            }
+            report_path(&path)
+        }
+        ModelCommand::Path { name } => report_path(&fetch::model_path(catalog_model(name.as_deref())?)),
+    }
+}
+
+/// The catalog entry `name` names, or the default one.
+fn catalog_model(name: Option<&str>) -> anyhow::Result<&'static CatalogModel> {
+    let Some(name) = name else { return Ok(catalog::DEFAULT) };
+    catalog::find(name).with_context(|| {
+        format!("no model `{name}` in the catalog; it has {} (see `glint model list`)", catalog::names())
+    })
+}
+
+/// The catalog as a table on stdout, then the licence notices and where models go.
+fn list_models() -> anyhow::Result<()> {
+    let header = ["NAME", "SIZE", "LICENCE", "FIM", "INSTALLED", "DEFAULT", "PATH"].map(String::from);
+    let mut rows = vec![header];
+    for model in catalog::CATALOG {
+        let (installed, path) = match fetch::model_status(model) {
+            ModelStatus::Installed(path) => ("yes".to_string(), path.display().to_string()),
+            ModelStatus::Partial { parts, of } => (format!("no ({parts}/{of} parts)"), String::new()),
+            ModelStatus::Missing => ("no".to_string(), String::new()),
+        };
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+        rows.push([
+            model.name.to_string(),
+            fetch::megabytes(model.size),
+            model.licence.to_string(),
+            yes_no(model.fim),
+            installed,
+            if model.is_default() { "*".to_string() } else { String::new() },
+            path,
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    writeln!(out)?;
+    let mut notices: Vec<&str> = catalog::CATALOG.iter().filter_map(|m| m.notice).collect();
+    notices.dedup();
+    for notice in notices {
+        let names: Vec<&str> = catalog::CATALOG.iter().filter(|m| m.notice == Some(notice)).map(|m| m.name).collect();
+        let first = notice.lines().next().unwrap_or_default();
+        writeln!(out, "{}: {first} (the full notice is written next to the model file)", names.join(", "))?;
+    }
+    writeln!(out, "models folder: {}", fetch::models_dir().display())?;
+    writeln!(out, "`glint model fetch NAME` fetches one; `--model NAME` or the `model` setting uses it")?;
+    Ok(())
+}
+
+/// Shows a fetch's progress on stderr: one line rewritten in place on a terminal, else a line per
+/// event, so logs and pipes stay readable.
+struct ProgressPrinter {
+    terminal: bool,
+    open_line: bool,
+}
+
+impl ProgressPrinter {
+    fn new() -> ProgressPrinter {
+        use std::io::IsTerminal as _;
+        ProgressPrinter { terminal: std::io::stderr().is_terminal(), open_line: false }
+    }
+
+    fn show(&mut self, event: &FetchEvent<'_>) {
+        let mut err = std::io::stderr().lock();
+        // Progress is best effort: a closed stderr must not fail the fetch.
+        if self.terminal && matches!(event, FetchEvent::Part(_)) {
+            let _ = write!(err, "\r\x1b[2K{event}");
+            let _ = err.flush();
+            self.open_line = true;
+            return;
+        }
+        if std::mem::take(&mut self.open_line) {
+            let _ = writeln!(err);
+        }
+        let _ = writeln!(err, "{event}");
+    }
+}
+
+impl Drop for ProgressPrinter {
+    fn drop(&mut self) {
+        if self.open_line {
+            eprintln!();
+        }
+    }
 }
 
 /// Splits `FILE:LINE:COL` (1-based); `--line`/`--character` win when given.

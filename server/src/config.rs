@@ -17,8 +17,9 @@ use serde_json::{Map, Value};
 pub struct Settings {
     /// `local`, `ws://…`, `wss://…`, `http(s)://…`, or `fake:TEXT` for tests.
     pub engine: String,
-    /// A GGUF file for the local engine (`None` means the default model); for an HTTP engine, the
-    /// API's `model` field.
+    /// The local engine's model: a catalog name (`glint model list`; fetched on first use) or a
+    /// GGUF file's path, `None` meaning the default model; for an HTTP engine, the API's `model`
+    /// field.
     pub model: Option<String>,
     /// Prompt budget in model tokens.
     pub context_tokens: u32,

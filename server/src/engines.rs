@@ -1,7 +1,6 @@
 //! Engine selection: turns the `engine` and `model` settings into a running `Engine`.
 //! Loading a model takes a while, so the server holds an `EngineSlot` that is `Loading` until then.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use glint_engine::fake::FakeEngine;
@@ -37,7 +36,8 @@ pub struct EngineSpec {
     pub engine: String,
     pub model: Option<String>,
     pub threads: Option<usize>,
-    /// Fetch the default model when no model is given and it is missing.
+    /// Fetch a catalog model (the default one when no model is given) when it is not installed;
+    /// without it, a missing one is an error that says how to fetch it.
     pub fetch_default: bool,
     /// For a `ws://`/`wss://` engine: also load the local engine and use it while disconnected.
     pub fallback_local: bool,
@@ -122,14 +122,11 @@ pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dy
     if engine != "local" {
         return Err(format!("engine `{engine}` is not supported by this build yet; use `local`"));
     }
-    let path = match &spec.model {
-        Some(model) => fetch::resolve_model(Some(&PathBuf::from(model))).map_err(|e| e.to_string())?,
-        None => match fetch::resolve_model(None) {
-            Ok(path) => path,
-            Err(_) if spec.fetch_default => fetch::fetch_default(progress).map_err(|e| e.to_string())?,
-            Err(e) => return Err(e.to_string()),
-        },
-    };
+    // A catalog name (or no model: the default) resolves to its file in the models folder,
+    // fetched on first use unless fetching is off; anything else is a path.
+    let path =
+        fetch::resolve_setting(spec.model.as_deref(), spec.fetch_default, &mut |event| progress(&event.to_string()))
+            .map_err(|e| e.to_string())?;
     progress(&format!("loading {}", path.display()));
     // `GLINT_TEST_HOOKS=1` lets end-to-end tests make the model thread panic on purpose.
     let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
