@@ -353,6 +353,58 @@ impl Model {
         self.cache.truncate(len);
     }
 
+    /// Copies the cached keys and values of positions `from..from + len` out of the cache, keys
+    /// rotated as if they sat `shift` positions later (RoPE composes: rotating by the old position
+    /// and then by `shift` is rotating by the new one). Values carry no position. The copy is
+    /// approximate as a prefill: each position still reflects the context it was computed in.
+    pub fn cache_extract_shifted(&self, from: usize, len: usize, shift: isize) -> Option<KvChunk> {
+        let cfg = &self.config;
+        let kv_dim = self.cache.kv_dim;
+        if len == 0 || from.checked_add(len)? > self.cache.len || self.cache.layers.len() != self.layers.len() {
+            return None;
+        }
+        let pairs = cfg.rope_dim / 2;
+        let (cos, sin): (Vec<f32>, Vec<f32>) = (0..pairs)
+            .map(|i| {
+                let inv_freq = 1.0 / f64::from(cfg.rope_base).powf(2.0 * i as f64 / cfg.rope_dim as f64);
+                let angle = shift as f64 * inv_freq;
+                (angle.cos() as f32, angle.sin() as f32)
+            })
+            .unzip();
+        let tile_size = kv_dim * KEY_TILE;
+        let layers = self
+            .cache
+            .layers
+            .iter()
+            .map(|layer| {
+                let mut k = Vec::with_capacity(len * kv_dim);
+                for t in from..from + len {
+                    let tile = &layer.k[(t / KEY_TILE) * tile_size..(t / KEY_TILE + 1) * tile_size];
+                    k.extend((0..kv_dim).map(|j| tile[j * KEY_TILE + t % KEY_TILE]));
+                }
+                rotate(&mut k, cfg, &cos, &sin);
+                let v = layer.v[from * kv_dim..(from + len) * kv_dim].to_vec();
+                (k, v)
+            })
+            .collect();
+        Some(KvChunk { layers, len })
+    }
+
+    /// Appends a chunk from [`Model::cache_extract_shifted`] at the end of the cache.
+    pub fn cache_append(&mut self, chunk: &KvChunk) -> Result<(), EngineError> {
+        let at = self.cache.len;
+        if at + chunk.len > self.context_length || chunk.layers.len() != self.cache.layers.len() {
+            return Err(EngineError::Model("a cached chunk does not fit the cache".into()));
+        }
+        let cfg = self.config.clone();
+        for (layer, (k, v)) in self.cache.layers.iter_mut().zip(&chunk.layers) {
+            store_keys(&mut layer.k, k, &cfg, at);
+            layer.v.extend_from_slice(v);
+        }
+        self.cache.len = at + chunk.len;
+        Ok(())
+    }
+
     /// A fresh, empty cache for this model.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(&self.config, self.context_length.min(512))
@@ -577,6 +629,48 @@ fn rope_tables(config: &ModelConfig, positions: usize) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (cos, sin)
+}
+
+/// Cached keys and values of consecutive positions, taken out of a cache to be put back at
+/// another position (see [`Model::cache_extract_shifted`]).
+#[derive(Debug, Clone)]
+pub struct KvChunk {
+    /// Per layer: keys and values, position-major.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    len: usize,
+}
+
+impl KvChunk {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Rotates every head in `x` by one angle per rotary pair (`cos`, `sin`), in the model's pair
+/// layout: the rotation `apply_rope` applies for one position.
+fn rotate(x: &mut [f32], cfg: &ModelConfig, cos: &[f32], sin: &[f32]) {
+    let pairs = cos.len();
+    for head in x.chunks_exact_mut(cfg.head_dim) {
+        if cfg.rope_neox {
+            let (lo, hi) = head.split_at_mut(pairs);
+            for j in 0..pairs {
+                let (a, b) = (lo[j], hi[j]);
+                lo[j] = a * cos[j] - b * sin[j];
+                hi[j] = a * sin[j] + b * cos[j];
+            }
+        } else {
+            for j in 0..pairs {
+                let (a, b) = (head[2 * j], head[2 * j + 1]);
+                head[2 * j] = a * cos[j] - b * sin[j];
+                head[2 * j + 1] = a * sin[j] + b * cos[j];
+            }
+        }
+    }
 }
 
 /// Rotates each head of each row of `x` (`m` rows of `n_heads * head_dim`) by its position.
@@ -807,6 +901,45 @@ impl AttentionBlock<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotating_a_roped_key_by_a_shift_equals_roping_it_at_the_shifted_position() {
+        for neox in [false, true] {
+            let cfg = ModelConfig {
+                architecture: if neox { Architecture::Qwen2 } else { Architecture::Llama },
+                n_layer: 1,
+                n_head: 2,
+                n_kv_head: 2,
+                head_dim: 8,
+                n_embd: 16,
+                n_ff: 16,
+                vocab_size: 4,
+                train_context: 512,
+                rope_base: 10_000.0,
+                rope_dim: 8,
+                rms_eps: 1e-6,
+                rope_neox: neox,
+            };
+            let (cos, sin) = rope_tables(&cfg, 512);
+            let key: Vec<f32> = (0..16).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
+            for (from, to) in [(300usize, 40usize), (5, 260), (100, 100)] {
+                let mut at_from = key.clone();
+                apply_rope(&mut at_from, 2, &cfg, &cos, &sin, from);
+                let mut at_to = key.clone();
+                apply_rope(&mut at_to, 2, &cfg, &cos, &sin, to);
+                let shift = to as f64 - from as f64;
+                let (c, s): (Vec<f32>, Vec<f32>) = (0..4)
+                    .map(|i| {
+                        let angle = shift / 10_000f64.powf(2.0 * i as f64 / 8.0);
+                        (angle.cos() as f32, angle.sin() as f32)
+                    })
+                    .unzip();
+                rotate(&mut at_from, &cfg, &c, &s);
+                let diff = at_from.iter().zip(&at_to).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff < 1e-4, "neox {neox}, {from} -> {to}: max difference {diff}");
+            }
+        }
+    }
 
     #[test]
     fn the_softmax_exponential_is_accurate() {

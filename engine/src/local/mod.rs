@@ -34,6 +34,12 @@ pub struct LocalConfig {
     pub session_cache_mib: usize,
     /// Prompt tokens per prefill step; cancellation is checked between steps.
     pub prefill_chunk: usize,
+    /// Approximate KV reuse: when a new prompt holds a run of at least this many tokens of the
+    /// cached prompt at another position (a FIM prompt's suffix after typing above it), its cached
+    /// keys and values are moved there with a RoPE shift instead of being prefilled again, as
+    /// llama.cpp's server does with `--cache-reuse`. Faster, but answers may differ slightly from
+    /// a fresh prefill; 0 turns it off (exact, deterministic answers).
+    pub shifted_reuse_min: usize,
     /// Convert weights without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16) to Q8_0 at load.
     pub convert_slow_quants: bool,
     /// Tests only: sleep this long before every prefill chunk and decode step, so cancellation
@@ -59,6 +65,7 @@ impl Default for LocalConfig {
             max_sessions: 4,
             session_cache_mib: 512,
             prefill_chunk: 64,
+            shifted_reuse_min: 32,
             convert_slow_quants: true,
             test_step_delay: None,
             test_hooks: false,

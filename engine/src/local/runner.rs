@@ -47,6 +47,8 @@ pub(crate) struct Runner {
     max_sessions: usize,
     max_cache_bytes: usize,
     prefill_chunk: usize,
+    /// The shortest run of shifted cached tokens worth reusing; 0 turns the reuse off.
+    shifted_reuse_min: usize,
     shared: Arc<Shared>,
     /// The session whose cache is in the model.
     active: Session,
@@ -80,6 +82,7 @@ impl Runner {
             max_sessions: config.max_sessions.max(1),
             max_cache_bytes: config.session_cache_mib.saturating_mul(1 << 20),
             prefill_chunk: config.prefill_chunk.max(1),
+            shifted_reuse_min: config.shifted_reuse_min,
             shared,
             active,
             parked: Vec::new(),
@@ -154,6 +157,15 @@ impl Runner {
         if common == prompt.len() {
             common -= 1;
         }
+        // Approximate reuse: a long run of the old prompt further on (a FIM prompt's suffix after
+        // an edit above it) is moved into place with its keys re-rotated, instead of prefilled.
+        let moved = match find_shifted_run(&self.active.ids, &prompt, common, self.shifted_reuse_min) {
+            Some(run) => {
+                let shift = run.to as isize - run.from as isize;
+                self.model.cache_extract_shifted(run.from, run.len, shift).map(|chunk| (run.to, chunk))
+            }
+            None => None,
+        };
         self.active.ids.truncate(common);
         self.model.cache_truncate(common);
         timings.cached_tokens = common;
@@ -161,14 +173,26 @@ impl Runner {
         let prefill_started = Instant::now();
         let mut logits = Vec::new();
         let mut position = common;
-        for chunk in prompt[common..].chunks(self.prefill_chunk) {
-            if let Some(reason) = self.interrupted(job) {
-                timings.prefill_ms = ms(prefill_started.elapsed());
-                return Ok(reason.into());
+        let gap_end = moved.as_ref().map_or(prompt.len(), |(to, _)| *to);
+        for stage in 0..2 {
+            let end = if stage == 0 { gap_end } else { prompt.len() };
+            for chunk in prompt[position..end].chunks(self.prefill_chunk) {
+                if let Some(reason) = self.interrupted(job) {
+                    timings.prefill_ms = ms(prefill_started.elapsed());
+                    return Ok(reason.into());
+                }
+                logits = self.model.forward(chunk, position)?;
+                position += chunk.len();
+                self.active.ids.extend_from_slice(chunk);
             }
-            logits = self.model.forward(chunk, position)?;
-            position += chunk.len();
-            self.active.ids.extend_from_slice(chunk);
+            if stage == 0
+                && let Some((_, run)) = &moved
+            {
+                self.model.cache_append(run)?;
+                self.active.ids.extend_from_slice(&prompt[position..position + run.len()]);
+                position += run.len();
+                timings.cached_tokens += run.len();
+            }
         }
         timings.prefill_ms = ms(prefill_started.elapsed());
         if max_tokens == 0 {
@@ -376,6 +400,43 @@ fn finish_cancelled(job: &Job, timings: Timings) {
     job.sender.finish(Finish { reason: FinishReason::Cancelled, error: None, timings });
 }
 
+/// A run of cached tokens that reappears later or earlier in a new prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShiftedRun {
+    /// Where the run starts in the cache.
+    from: usize,
+    /// Where it starts in the new prompt.
+    to: usize,
+    len: usize,
+}
+
+/// How many prompt positions after the common prefix a shifted run may start at: an edit inserts
+/// or removes a few lines' tokens before the run it shifts.
+const SHIFT_SCAN: usize = 256;
+
+/// The longest run of at least `min` tokens (0: none) that the cache holds from `start` on and the
+/// prompt holds within `SHIFT_SCAN` positions of `start`; it never covers the prompt's last token,
+/// which must run to give the next token's logits.
+fn find_shifted_run(cached: &[u32], prompt: &[u32], start: usize, min: usize) -> Option<ShiftedRun> {
+    if min == 0 {
+        return None;
+    }
+    let last = prompt.len().saturating_sub(1);
+    let mut best: Option<ShiftedRun> = None;
+    for to in start..last.min(start + SHIFT_SCAN) {
+        for from in start..cached.len() {
+            if cached[from] != prompt[to] {
+                continue;
+            }
+            let len = cached[from..].iter().zip(&prompt[to..last]).take_while(|(a, b)| a == b).count();
+            if len >= min && best.is_none_or(|b| len > b.len) {
+                best = Some(ShiftedRun { from, to, len });
+            }
+        }
+    }
+    best
+}
+
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -427,6 +488,25 @@ mod tests {
             }
         }
         (text, None)
+    }
+
+    #[test]
+    fn a_shifted_run_is_found_after_an_edit_above_it() {
+        // Cache: prefix 1..=9, then an old line (50, 51), then a 40-token suffix, then more.
+        let suffix: Vec<u32> = (100..140).collect();
+        let cached: Vec<u32> = (1..10).chain([50, 51]).chain(suffix.iter().copied()).chain([7, 7]).collect();
+        // The prompt inserts three tokens where the old line was: the suffix moves by one.
+        let prompt: Vec<u32> = (1..10).chain([60, 61, 62]).chain(suffix.iter().copied()).chain([9]).collect();
+        let start = common_prefix(&cached, &prompt);
+        assert_eq!(start, 9);
+        let run = find_shifted_run(&cached, &prompt, start, 32).expect("the suffix is found");
+        assert_eq!(run, ShiftedRun { from: 11, to: 12, len: 40 });
+        assert_eq!(find_shifted_run(&cached, &prompt, start, 0), None, "0 turns it off");
+        assert_eq!(find_shifted_run(&cached, &prompt, start, 41), None, "too short a run is not worth it");
+        // The prompt's last token always runs again.
+        let tail: Vec<u32> = (1..10).chain(suffix.iter().copied()).collect();
+        let run = find_shifted_run(&cached, &tail, 9, 32).expect("found");
+        assert_eq!(run.to + run.len, tail.len() - 1);
     }
 
     #[tokio::test]
