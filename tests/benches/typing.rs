@@ -1,37 +1,71 @@
-//! Typing replay with the real model: open real source files, type a masked span one character at
-//! a time every 80 ms as an editor would (didChange, then an automatic inline completion request;
-//! the server cancels the superseded one), and report keystroke-to-ghost-text percentiles, the share
-//! of keystrokes answered before the next key, wasted tokens and cache hits. Prints; asserts nothing.
+//! Typing replay with the real model, as a user types: open a real source file, wait as a person
+//! reads (3 s by default), then type the next keys of the file one every 80 ms as an editor would
+//! (didChange, then an automatic inline completion request; the server cancels the superseded
+//! one). Per model, in one run, it reports:
+//! - "in time": a non-empty inline completion for the current version arrived before the next key;
+//! - "useful": in time, and its first 4 characters are exactly what the user types next;
+//! - first ghost text (streamed partial or final answer) after a keystroke, p50 / p90 / p99 over
+//!   the keystrokes that got one before the next key;
+//! - wasted tokens after cancels and engine calls. Prints; asserts nothing.
 //!
-//! `cargo bench -p glint-tests --bench typing` (needs `glint model fetch`; `GLINT_MODEL` picks another
-//! GGUF, `GLINT_THREADS` the engine's thread count).
+//! `cargo bench -p glint-tests --bench typing`. Models: `GLINT_TYPING_MODELS` (comma-separated
+//! catalog names or GGUF paths; default: every installed catalog model), `GLINT_THREADS` the
+//! engine's threads, `GLINT_TYPING_PAUSE_MS` the pause after opening (default 3000),
+//! `GLINT_TYPING_KEYS` keys per file (default 20), `GLINT_DEBOUNCE_MS` the server's debounce.
 
 #![allow(clippy::print_stdout)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use glint_engine::{LocalConfig, LocalEngine, fetch};
+use glint_engine::{LocalConfig, LocalEngine, catalog, fetch};
 use glint_tests::cases::{self, Case};
 use glint_tests::counting::CountingEngine;
 use glint_tests::{LspClient, ServerOptions, capabilities, stats};
 use serde_json::{Value, json};
 
 const KEY_INTERVAL: Duration = Duration::from_millis(80);
+/// Characters of a suggestion that must match what the user types next for it to be useful.
+const USEFUL_CHARS: usize = 4;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The models to replay with: `GLINT_TYPING_MODELS`, else every installed catalog model.
+fn models() -> Vec<(String, PathBuf)> {
+    let named = std::env::var("GLINT_TYPING_MODELS").ok().filter(|v| !v.trim().is_empty());
+    let names: Vec<String> = match named {
+        Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+        None => catalog::CATALOG.iter().map(|m| m.name.to_string()).collect(),
+    };
+    names
+        .into_iter()
+        .filter_map(|name| match fetch::resolve_setting(Some(&name), false, &mut |_| {}) {
+            Ok(path) => Some((name, path)),
+            Err(e) => {
+                println!("SKIP {name}: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    keystrokes: usize,
+    in_time: usize,
+    useful: usize,
+    first_text: Vec<Duration>,
+    to_answer: Vec<Duration>,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A real model on a busy machine can take far longer than a test's default wait.
-    glint_tests::set_timeout(std::time::Duration::from_secs(300));
-    let explicit = std::env::var_os("GLINT_MODEL").map(std::path::PathBuf::from);
-    let model = match fetch::resolve_model(explicit.as_deref()) {
-        Ok(path) => path,
-        Err(e) => {
-            println!("SKIP typing replay: {e}");
-            return Ok(());
-        }
-    };
+    glint_tests::set_timeout(Duration::from_secs(300));
     let all = match cases::load(&cases::default_path()) {
         Ok(all) => all,
         Err(e) => {
@@ -39,6 +73,11 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    let models = models();
+    if models.is_empty() {
+        println!("SKIP typing replay: no model installed (run `glint model fetch`)");
+        return Ok(());
+    }
     // Two single-line spans per language: real code, typed where people type.
     let mut chosen: Vec<&Case> = Vec::new();
     for language in ["python", "rust", "typescript", "javascript", "go", "c"] {
@@ -48,147 +87,152 @@ async fn main() -> anyhow::Result<()> {
                 .take(2),
         );
     }
+    let pause = Duration::from_millis(env_number("GLINT_TYPING_PAUSE_MS", 3000));
+    let keys = env_number("GLINT_TYPING_KEYS", 20) as usize;
     let threads = std::env::var("GLINT_THREADS").ok().and_then(|t| t.parse().ok());
-    let local = LocalEngine::load(&model, LocalConfig { threads, ..LocalConfig::default() })?;
-    let info = glint_engine::Engine::info(&local);
-    let counting = Arc::new(CountingEngine::new(Arc::new(local)));
-    let counts = Arc::clone(&counting.counts);
-    let client = LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
-    // The server's default debounce unless `GLINT_DEBOUNCE_MS` says otherwise.
-    let mut settings = json!({"streaming": true});
-    if let Some(ms) = std::env::var("GLINT_DEBOUNCE_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
-        settings["debounceMs"] = json!(ms);
-    }
-    client.initialize(capabilities(&["utf-16"]), settings).await;
-
-    let mut to_answer = Vec::new();
-    let mut to_first_text = Vec::new();
-    let (mut keystrokes, mut answered, mut empty, mut stale) = (0usize, 0usize, 0usize, 0usize);
-    for (n, case) in chosen.iter().enumerate() {
-        let (language_id, ext) = cases::language_id(&case.language);
-        let uri = format!("file:///replay/{n}.{ext}");
-        let mut text = format!("{}{}", case.prefix, case.suffix);
-        client.open(&uri, language_id, &text).await;
-        let mut cursor_byte = case.prefix.len();
-        // Warm-up request at the starting point, as when the cursor arrives there.
-        let (line, character) = lsp_position(&text, cursor_byte);
-        let _ = client.request("textDocument/inlineCompletion", params(&uri, line, character)).await;
-        let mut pending: Option<(Instant, tokio::task::JoinHandle<(Value, Instant)>)> = None;
-        for (k, ch) in case.expected.chars().enumerate() {
-            if ch == '\n' {
-                break;
-            }
-            let key_at = Instant::now();
-            // The previous request had until now; if still running, this keystroke cancels it.
-            let late = pending.take();
-            let (line, character) = lsp_position(&text, cursor_byte);
-            let change = json!({"textDocument": {"uri": uri, "version": k + 2},
-                "contentChanges": [{"range": {"start": {"line": line, "character": character}, "end": {"line": line, "character": character}}, "text": ch.to_string()}]});
-            if let Some((sent, handle)) = late {
-                if handle.is_finished() {
-                    tally(handle, sent, &mut to_answer, &mut answered, &mut empty, &mut stale).await;
-                    client.notify("textDocument/didChange", change).await;
-                } else {
-                    client.notify("textDocument/didChange", change).await;
-                    stale += 1;
-                    let _ = handle.await;
-                }
-            } else {
-                client.notify("textDocument/didChange", change).await;
-            }
-            text.insert(cursor_byte, ch);
-            cursor_byte += ch.len_utf8();
-            let (line, character) = lsp_position(&text, cursor_byte);
-            let sent = Instant::now();
-            let (_, rx) = client.start_request("textDocument/inlineCompletion", params(&uri, line, character)).await;
-            let handle = tokio::spawn(async move {
-                let response = rx.await.unwrap_or(Value::Null);
-                (response, Instant::now())
-            });
-            pending = Some((sent, handle));
-            keystrokes += 1;
-            // The first progress notification for this version is the first ghost text a
-            // streaming client shows.
-            let version = k + 2;
-            let first = tokio::time::timeout(
-                KEY_INTERVAL,
-                client.wait_for("progress", |m| {
-                    m["method"] == "glint/inlineCompletionProgress"
-                        && m["params"]["uri"] == uri
-                        && m["params"]["version"] == version
-                }),
-            )
-            .await;
-            if first.is_ok() {
-                to_first_text.push(sent.elapsed());
-            }
-            let spent = key_at.elapsed();
-            if spent < KEY_INTERVAL {
-                tokio::time::sleep(KEY_INTERVAL - spent).await;
-            }
+    let mut rows = Vec::new();
+    for (name, path) in models {
+        let local = LocalEngine::load(&path, LocalConfig { threads, ..LocalConfig::default() })?;
+        let counting = Arc::new(CountingEngine::new(Arc::new(local)));
+        let counts = Arc::clone(&counting.counts);
+        let client =
+            LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
+        let mut settings = json!({"streaming": true});
+        if let Ok(ms) = std::env::var("GLINT_DEBOUNCE_MS") {
+            settings["debounceMs"] = json!(ms.parse::<u64>().unwrap_or(0));
         }
-        if let Some((sent, handle)) = pending.take() {
-            tally(handle, sent, &mut to_answer, &mut answered, &mut empty, &mut stale).await;
+        client.initialize(capabilities(&["utf-16"]), settings).await;
+        let mut tally = Tally::default();
+        for (n, case) in chosen.iter().enumerate() {
+            replay(&client, &format!("file:///replay/{name}/{n}"), case, pause, keys, &mut tally).await;
         }
-    }
-    println!(
-        "typing replay: model {} ({} ctx), {} files, {keystrokes} keystrokes every {} ms",
-        info.model,
-        info.context_length,
-        chosen.len(),
-        KEY_INTERVAL.as_millis()
-    );
-    if !to_answer.is_empty() {
+        let calls = counts.calls.load(Ordering::Relaxed);
+        let cancelled = counts.cancelled.load(Ordering::Relaxed);
+        let wasted = counts.chunks_after_cancel.load(Ordering::Relaxed) as f64 / cancelled.max(1) as f64;
+        let pct = |n: usize| 100.0 * n as f64 / tally.keystrokes.max(1) as f64;
+        let first = percentiles(&tally.first_text);
         println!(
-            "  keystroke -> ghost text (final answer, shown before the next key): {}",
-            stats::summarize(&to_answer)
+            "{name}: {} files, {} keystrokes every {} ms after a {} ms pause",
+            chosen.len(),
+            tally.keystrokes,
+            KEY_INTERVAL.as_millis(),
+            pause.as_millis()
         );
-    }
-    if !to_first_text.is_empty() {
         println!(
-            "  keystroke -> first streamed text:                               {}",
-            stats::summarize(&to_first_text)
+            "  in time {:.0}%, useful {:.0}%, first ghost text p50 / p90 / p99 {first}",
+            pct(tally.in_time),
+            pct(tally.useful)
         );
+        if !tally.to_answer.is_empty() {
+            println!("  keystroke -> final answer in time: {}", stats::summarize(&tally.to_answer));
+        }
+        println!("  engine calls {calls}, cancelled {cancelled}, tokens decoded after a cancel {wasted:.2} per cancel");
+        rows.push(format!("| {name} | {:.0}% | {:.0}% | {first} |", pct(tally.in_time), pct(tally.useful)));
+        client.shutdown().await;
     }
-    let pct = |n: usize| 100.0 * n as f64 / keystrokes.max(1) as f64;
-    println!(
-        "  answered with text before the next key: {answered} ({:.1}%), nothing to show: {empty} ({:.1}%), superseded: {stale} ({:.1}%)",
-        pct(answered),
-        pct(empty),
-        pct(stale)
-    );
-    let calls = counts.calls.load(Ordering::Relaxed);
-    let cancelled = counts.cancelled.load(Ordering::Relaxed);
-    println!(
-        "  engine calls: {calls} for {keystrokes} keystrokes ({} answered without the engine: cache hits or skips); cancelled generations: {cancelled}",
-        keystrokes.saturating_sub(calls)
-    );
-    println!(
-        "  tokens decoded for cancelled generations: {}, of which after the cancel: {} ({:.2} per cancel)",
-        counts.chunks_of_cancelled.load(Ordering::Relaxed),
-        counts.chunks_after_cancel.load(Ordering::Relaxed),
-        counts.chunks_after_cancel.load(Ordering::Relaxed) as f64 / cancelled.max(1) as f64
-    );
+    println!("\n| model | in time | useful | first ghost text p50 / p90 / p99 |\n|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
     Ok(())
 }
 
-async fn tally(
-    handle: tokio::task::JoinHandle<(Value, Instant)>,
-    sent: Instant,
-    to_answer: &mut Vec<Duration>,
-    answered: &mut usize,
-    empty: &mut usize,
-    stale: &mut usize,
-) {
-    let Ok((response, at)) = handle.await else { return };
-    if response.get("error").is_some() {
-        *stale += 1;
-    } else if response["result"].is_null() {
-        *empty += 1;
-    } else {
-        *answered += 1;
-        to_answer.push(at.duration_since(sent));
+/// Opens `case`'s file, waits `pause`, then types up to `keys` of the characters that follow the
+/// cursor in the real file, one every `KEY_INTERVAL`.
+async fn replay(client: &LspClient, uri_base: &str, case: &Case, pause: Duration, keys: usize, tally: &mut Tally) {
+    let (language_id, ext) = cases::language_id(&case.language);
+    let uri = format!("{uri_base}.{ext}");
+    let mut text = format!("{}{}", case.prefix, case.suffix);
+    client.open(&uri, language_id, &text).await;
+    tokio::time::sleep(pause).await;
+    let mut cursor = case.prefix.len();
+    // What the user types: the masked span of the real file, one key at a time (at most `keys`).
+    let real = format!("{}{}{}", case.prefix, case.expected, case.suffix);
+    let typed: Vec<char> = case.expected.chars().take(keys).collect();
+    for (k, &ch) in typed.iter().enumerate() {
+        let key_at = Instant::now();
+        let version = k as i64 + 2;
+        let (line, character) = lsp_position(&text, cursor);
+        let change = json!({"textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"range": {"start": {"line": line, "character": character}, "end": {"line": line, "character": character}}, "text": ch.to_string()}]});
+        client.notify("textDocument/didChange", change).await;
+        text.insert(cursor, ch);
+        cursor += ch.len_utf8();
+        // The real file continues the same way from here: what the user types next.
+        let next: String = real[cursor..].chars().take(USEFUL_CHARS).collect();
+        let (line, character) = lsp_position(&text, cursor);
+        let (_, answer) = client.start_request("textDocument/inlineCompletion", params(&uri, line, character)).await;
+        tally.keystrokes += 1;
+        let deadline = key_at + KEY_INTERVAL;
+        let shown = |m: &Value| {
+            m["method"] == "glint/inlineCompletionProgress"
+                && m["params"]["uri"] == uri
+                && m["params"]["version"] == version
+                && m["params"]["text"].as_str().is_some_and(|t| !t.is_empty())
+        };
+        let first_partial = tokio::time::timeout_at(deadline.into(), client.wait_for("progress", shown))
+            .await
+            .ok()
+            .map(|_| key_at.elapsed());
+        let final_answer = tokio::time::timeout_at(deadline.into(), answer).await.ok().and_then(Result::ok);
+        let answered_at = key_at.elapsed();
+        let suggestion = final_answer.as_ref().and_then(|r| ghost_text(r, &text[..cursor], line, character));
+        if let Some(suggestion) = suggestion.filter(|s| !s.is_empty()) {
+            tally.in_time += 1;
+            tally.to_answer.push(answered_at);
+            let first = first_partial.map_or(answered_at, |p| p.min(answered_at));
+            tally.first_text.push(first);
+            let head: String = suggestion.chars().take(USEFUL_CHARS).collect();
+            if !next.is_empty()
+                && head == next[..head.len().min(next.len())]
+                && head.len() >= next.len().min(USEFUL_CHARS)
+            {
+                tally.useful += 1;
+            }
+        } else if let Some(first) = first_partial {
+            tally.first_text.push(first);
+        }
+        let spent = key_at.elapsed();
+        if spent < KEY_INTERVAL {
+            tokio::time::sleep(KEY_INTERVAL - spent).await;
+        }
     }
+    client.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}})).await;
+}
+
+/// The text an inline completion response shows after the cursor: its first item's insert text,
+/// less what its range covers before the cursor on the cursor's line (already typed).
+fn ghost_text(response: &Value, before: &str, line: u32, character: u32) -> Option<String> {
+    if response.get("error").is_some() {
+        return None;
+    }
+    let result = &response["result"];
+    let item = result["items"].get(0).or_else(|| result.get(0))?;
+    let insert = item["insertText"].as_str()?;
+    let start = &item["range"]["start"];
+    if start["line"] == line
+        && let Some(from) = start["character"].as_u64()
+    {
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let typed: String = before[line_start..]
+            .encode_utf16()
+            .skip(from as usize)
+            .take((character as usize).saturating_sub(from as usize))
+            .map(|u| char::from_u32(u32::from(u)).unwrap_or('?'))
+            .collect();
+        return Some(insert.strip_prefix(typed.as_str()).unwrap_or(insert).to_string());
+    }
+    Some(insert.to_string())
+}
+
+fn percentiles(values: &[Duration]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut ms: Vec<f64> = values.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    format!("{:.1} / {:.1} / {:.1} ms", at(0.5), at(0.9), at(0.99))
 }
 
 fn params(uri: &str, line: u32, character: u32) -> Value {
