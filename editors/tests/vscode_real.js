@@ -55,6 +55,7 @@ async function session(name, settings, files, file, run) {
       "editor.inlineSuggest.enabled": true,
       "extensions.autoCheckUpdates": false,
       "telemetry.telemetryLevel": "off",
+      ...(process.env.GLINT_VSCODE_VERBOSE ? { "editor.inlineSuggest.logFetch": true } : {}),
       ...settings,
     }),
   );
@@ -65,7 +66,7 @@ async function session(name, settings, files, file, run) {
   port += 1;
   const server = spawn(
     node24,
-    [entry, ...common, "--bind-addr", `127.0.0.1:${port}`, "--auth", "none", "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", ws],
+    [entry, ...common, ...(process.env.GLINT_VSCODE_VERBOSE ? ["--verbose"] : []), "--bind-addr", `127.0.0.1:${port}`, "--auth", "none", "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", ws],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const serverLog = [];
@@ -83,6 +84,9 @@ async function session(name, settings, files, file, run) {
       args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    // With GLINT_VSCODE_VERBOSE, VS Code's own inline suggestion log (editor.inlineSuggest.logFetch).
+    const consoleLines = [];
+    page.on("console", (message) => consoleLines.push(message.text()));
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(ws)}`);
     await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
     await sleep(2000);
@@ -101,6 +105,10 @@ async function session(name, settings, files, file, run) {
     }
     check(`${name}: the status bar shows Glint`, status.includes("Glint"), status || "(no item)");
     await run(page, ws);
+    if (failed > before && process.env.GLINT_VSCODE_VERBOSE) {
+      fs.writeFileSync(path.join(work, `console-${name}.txt`), consoleLines.join("\n"));
+      console.log(consoleLines.filter((l) => /inline/i.test(l)).slice(-40).join("\n"));
+    }
   } finally {
     await browser?.close().catch(() => {});
     server.kill();
@@ -239,6 +247,51 @@ function typing(label, fileName, original, line, keys, logs) {
     const saved = await savedText(path.join(ws, fileName), (t) => t === want);
     check(`${label}: Tab inserts exactly the final answer`, saved === want, JSON.stringify({ saved, want }));
   };
+}
+
+// Runs a command from the Command Palette by its title.
+async function palette(page, title) {
+  await page.keyboard.press("F1");
+  await sleep(400);
+  await page.keyboard.type(title);
+  await sleep(600);
+  await page.keyboard.press("Enter");
+  await sleep(600);
+}
+
+async function statusAfter(page, done) {
+  let status = "";
+  for (let i = 0; i < 50; i++) {
+    status = await statusText(page);
+    if (done(status)) break;
+    await sleep(100);
+  }
+  return status;
+}
+
+// The controls users expect, from the Command Palette, as the status bar shows them: snooze and
+// its end, off for this language and back, Glint off and back on.
+async function controls(page) {
+  await palette(page, "Glint: Snooze Automatic Completions");
+  await page.keyboard.press("Enter"); // the first choice: 5 minutes
+  let status = await statusAfter(page, (s) => s.includes("snoozed"));
+  check("Snooze shows in the status bar", /Glint snoozed to \d\d:\d\d/.test(status), status);
+  await palette(page, "Glint: Stop Snoozing");
+  status = await statusAfter(page, (s) => !s.includes("snoozed"));
+  check("Stop Snoozing clears it", !status.includes("snoozed") && status.includes("Glint"), status);
+  await palette(page, "Glint: Turn On/Off for This Language");
+  status = await statusAfter(page, (s) => s.includes("off for python"));
+  check("off for this language shows in the status bar", status.includes("Glint off for python"), status);
+  await palette(page, "Glint: Turn On/Off for This Language");
+  status = await statusAfter(page, (s) => !s.includes("off for"));
+  check("and back on", !status.includes("off for"), status);
+  await palette(page, "Glint: Turn On/Off");
+  status = await statusAfter(page, (s) => s.includes("Glint off"));
+  check("Turn On/Off turns Glint off", status.includes("Glint off"), status);
+  await palette(page, "Glint: Turn On/Off");
+  status = await statusAfter(page, (s) => !s.includes("Glint off") && s.includes("Glint"));
+  check("and on again", !status.includes("Glint off") && status.includes("Glint"), status);
+  await page.screenshot({ path: path.join(shots, "vscode-controls.png") });
 }
 
 // A shim in front of glint that records what the server reads and writes.
@@ -380,6 +433,9 @@ async function main() {
     } else {
       console.log(`  SKIP typing-model: no model at ${MODEL} (glint model fetch)`);
     }
+  }
+  if (wanted("controls")) {
+    await session("controls", { "glint.engine": "fake:x = 1" }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", controls);
   }
   if (!wanted("ghost")) return;
   await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);

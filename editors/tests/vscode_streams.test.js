@@ -2,7 +2,7 @@
 // module whose inline suggestion controller behaves like VS Code 1.139's
 // (`InlineCompletionsSource.fetch`): a running call is reused, an explicit result "satisfies"
 // every later request at the same version and position, an explicit trigger keeps the shown
-// item first in the new result, and hide clears everything. On that model the ghost text must
+// item first in the new result, hide clears everything, and an answer can be thrown away. On that model the ghost text must
 // converge to the server's final answer, and accepting must insert exactly it.
 // Run from editors/vscode after compile.
 "use strict";
@@ -93,6 +93,13 @@ class Controller {
     const promise = Promise.resolve(provide(this.document, this.position, { triggerKind: kind }, cancel.token, next)).then(
       (answer) => {
         if (cancel.token.isCancellationRequested || this.document.version !== request.version) {
+          return;
+        }
+        if (this.dropNext) {
+          // What VS Code does when a suggest-widget session cancels the pending fetch: the
+          // provider's answer is thrown away and nobody is told.
+          this.dropNext = false;
+          this.operation = undefined;
           return;
         }
         this.operation = undefined;
@@ -273,6 +280,19 @@ test("an answer that comes after VS Code gave up on its call is still shown", as
   assert.equal(server.calls[0].token.isCancellationRequested, false);
   server.calls[0].resolve(answer(" = 1"));
   await sleep(80);
+  assert.equal(controller.shown, " = 1");
+  assert.equal(server.calls.length, 1);
+  streams.dispose();
+});
+
+test("an answer VS Code throws away is asked for again, from the cache", async () => {
+  const { streams, server } = setup();
+  controller.type("x");
+  controller.dropNext = true;
+  server.calls[0].resolve(answer(" = 1"));
+  await sleep(20);
+  assert.equal(controller.shown, undefined, "VS Code dropped it");
+  await sleep(150);
   assert.equal(controller.shown, " = 1");
   assert.equal(server.calls.length, 1);
   streams.dispose();

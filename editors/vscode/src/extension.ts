@@ -39,7 +39,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   output = vscode.window.createOutputChannel("Glint", { log: true });
   trace = new TraceChannel();
   status = new StatusBar();
-  streams = new InlineStreams({ allowed, begin: () => beginCompletion() });
+  streams = new InlineStreams({ allowed, begin: () => beginCompletion(), log: (message) => output.debug(message) });
   context.subscriptions.push(output, trace, status, streams, { dispose: () => snoozeTimer && clearTimeout(snoozeTimer) });
   refreshSwitches();
 

@@ -18,6 +18,8 @@
 //    that follows is answered from this cache without a new server request, while the one server
 //    request keeps running with its own cancellation token. A final answer that is empty hides
 //    the partial it replaces.
+// 3. Confirm a final answer once: VS Code may drop an answer it asked for (see scheduleConfirm),
+//    so shortly after a waiting call got the final text, VS Code is asked again, from the cache.
 import * as vscode from "vscode";
 import type { Middleware } from "vscode-languageclient/node";
 
@@ -58,10 +60,14 @@ export interface StreamingHooks {
   allowed(document: vscode.TextDocument, automatic: boolean): boolean;
   /** Called when a server request starts; the returned function is called when it ends. */
   begin(): () => void;
+  /** A debug line about what the cache did, for the output channel at Debug level. */
+  log?(message: string): void;
 }
 
 /** How long a replacement waits for more text before it re-triggers VS Code. */
 export const RETRIGGER_MS = 30;
+/** How long after a final answer VS Code is asked once more, in case it dropped the answer. */
+export const CONFIRM_MS = 100;
 
 export class InlineStreams implements vscode.Disposable {
   private readonly streams = new Map<string, Stream>();
@@ -127,6 +133,8 @@ export class InlineStreams implements vscode.Disposable {
       return null;
     }
     const uri = document.uri.toString();
+    const where = `v${document.version} ${position.line}:${position.character}`;
+    this.hooks.log?.(`inline call (${context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic ? "automatic" : "invoked"}) at ${where}`);
     if (context.selectedCompletionInfo) {
       // Extending a selected suggest-widget item is a different question; do not mix it into the cache.
       const finish = this.hooks.begin();
@@ -140,10 +148,12 @@ export class InlineStreams implements vscode.Disposable {
     if (existing && existing.version === document.version && existing.position.isEqual(position)) {
       if (existing.done) {
         existing.shown = firstText(existing.final) ?? "";
+        this.hooks.log?.(`answered from the cache at ${where}: final ${JSON.stringify(existing.shown)}`);
         return existing.final;
       }
       if (existing.lines !== undefined && existing.lines !== existing.shown) {
         existing.shown = existing.lines;
+        this.hooks.log?.(`answered from the cache at ${where}: lines ${JSON.stringify(existing.lines)}`);
         return item(existing, existing.lines);
       }
       return this.wait(existing, token);
@@ -174,11 +184,18 @@ export class InlineStreams implements vscode.Disposable {
     stream.done = true;
     stream.final = answer;
     finish();
+    this.hooks.log?.(
+      `final at v${stream.version} ${stream.position.line}:${stream.position.character}: ${JSON.stringify(firstText(answer) ?? "")}, ` +
+        `${stream.waiters.length} waiting, shown ${JSON.stringify(stream.shown ?? null)}`,
+    );
+    const text = firstText(answer) ?? "";
     if (stream.waiters.length > 0) {
       this.answerWaiters(stream, answer);
+      if (text !== "") {
+        this.scheduleConfirm(stream);
+      }
       return;
     }
-    const text = firstText(answer) ?? "";
     if (this.streams.get(stream.uri) !== stream || text === (stream.shown ?? "")) {
       return;
     }
@@ -197,6 +214,7 @@ export class InlineStreams implements vscode.Disposable {
         resolve(answer);
       };
       const sub = token.onCancellationRequested(() => {
+        this.hooks.log?.(`VS Code gave up its call at v${stream.version} ${stream.position.line}:${stream.position.character}`);
         stream.waiters = stream.waiters.filter((w) => w !== waiter);
         sub.dispose();
         resolve(undefined);
@@ -212,6 +230,31 @@ export class InlineStreams implements vscode.Disposable {
     for (const waiter of waiters) {
       waiter(answer);
     }
+  }
+
+  /**
+   * Asks VS Code once more, shortly after a waiting call got the final answer. VS Code can drop
+   * an answer without telling the provider: a suggest-widget session that starts while the model
+   * is still generating (word-based suggestions after a keystroke) cancels the pending inline
+   * fetch, and nothing fetches again, so the ghost text never appears (seen in VS Code 1.139
+   * with the real model, about one time in ten). The extra call is answered from the cache, and
+   * when the answer is on screen VS Code keeps it as it is.
+   */
+  private scheduleConfirm(stream: Stream): void {
+    setTimeout(() => {
+      const editor = vscode.window.activeTextEditor;
+      if (
+        this.streams.get(stream.uri) !== stream ||
+        !editor ||
+        editor.document.uri.toString() !== stream.uri ||
+        editor.document.version !== stream.version ||
+        !editor.selection.active.isEqual(stream.position)
+      ) {
+        return;
+      }
+      this.hooks.log?.(`confirming the final answer at v${stream.version} ${stream.position.line}:${stream.position.character}`);
+      void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+    }, CONFIRM_MS);
   }
 
   /**
@@ -234,12 +277,14 @@ export class InlineStreams implements vscode.Disposable {
         editor.document.version !== current.version ||
         !editor.selection.active.isEqual(current.position)
       ) {
+        this.hooks.log?.("no replacement: the editor moved on");
         return;
       }
       const newest = current.done ? (firstText(current.final) ?? "") : current.lines;
       if (newest === undefined || newest === (current.shown ?? "")) {
         return;
       }
+      this.hooks.log?.(`replacing ${JSON.stringify(current.shown ?? null)} with ${JSON.stringify(newest)}: hide, trigger`);
       void (async () => {
         await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
         current.shown = "";
