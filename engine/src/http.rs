@@ -68,8 +68,8 @@ impl HttpApi {
 /// FIM template families accepted by the `fim` setting, besides `none`.
 pub const FIM_NAMES: &[&str] = &["none", "qwen", "starcoder", "deepseek", "codellama"];
 
-/// How to reach the server and what to ask it.
-#[derive(Debug, Clone)]
+/// How to reach the server and what to ask it. Its `Debug` never shows the API key.
+#[derive(Clone)]
 pub struct HttpConfig {
     /// `http(s)://host:port/v1` for `openai-completions`; the server's root for the others (a
     /// trailing `/v1` is ignored there).
@@ -102,6 +102,36 @@ impl Default for HttpConfig {
             timeout: Duration::from_secs(60),
         }
     }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url", &self.url)
+            .field("api", &self.api)
+            .field("fim", &self.fim)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("context_length", &self.context_length)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The host of `url` when it is plain `http://` or `ws://` to a host other than this machine:
+/// a credential sent there crosses the network in the clear.
+pub(crate) fn cleartext_remote_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "ws") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare == "localhost"
+        || bare.ends_with(".localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some(host)
 }
 
 impl HttpConfig {
@@ -139,7 +169,18 @@ impl HttpEngine {
         if config.api == HttpApi::Ollama && config.model.is_none() {
             return Err(EngineError::Http("the `ollama` API needs the `model` setting (an Ollama model name)".into()));
         }
+        if config.api_key.is_some()
+            && let Some(host) = cleartext_remote_host(&config.url)
+        {
+            return Err(EngineError::Http(format!(
+                "refusing to send the API key (the `apiKeyEnv` variable) over plain http:// to `{host}`: \
+                 use https:// in the `engine` setting, or a server on this machine"
+            )));
+        }
+        // No redirects: a redirect would carry the bearer token (and the document text) to
+        // wherever the server points, and a completion server has no reason to redirect.
         let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)

@@ -46,6 +46,8 @@ enum Reply {
     Json(String),
     /// Reads the request and never answers.
     Hang,
+    /// A `307` to this URL.
+    Redirect(String),
 }
 
 struct Server {
@@ -107,6 +109,11 @@ async fn serve_connection(
                     body.len()
                 );
                 socket.write_all(format!("{head}{body}").as_bytes()).await.is_ok()
+            }
+            Reply::Redirect(location) => {
+                let head =
+                    format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+                socket.write_all(head.as_bytes()).await.is_ok()
             }
             Reply::Json(body) => {
                 let head = format!(
@@ -472,4 +479,36 @@ async fn a_server_that_does_not_stream_still_gives_its_text() {
     let (texts, finish) = chunks(engine.generate(request())).await;
     assert_eq!(texts.concat(), "a + b");
     assert_eq!(finish.reason, FinishReason::Length);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_the_key_stays_with_the_configured_server() {
+    let elsewhere = Server::start(|_| Reply::Sse(openai_events(&["leaked"], "stop"), Duration::ZERO)).await;
+    let target = elsewhere.url("/v1/completions");
+    let server = Server::start(move |_| Reply::Redirect(target.clone())).await;
+    let keyed = HttpEngine::new(HttpConfig {
+        url: server.url("/v1"),
+        api_key: Some("sk-test".into()),
+        ..HttpConfig::default()
+    })
+    .unwrap();
+    let (texts, finish) = chunks(keyed.generate(request())).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(finish.reason, FinishReason::Error);
+    assert!(finish.error.unwrap_or_default().contains("307"));
+    assert!(elsewhere.received().is_empty(), "the redirect was followed: {:?}", elsewhere.received());
+}
+
+#[tokio::test]
+async fn keys_never_go_in_the_clear_to_another_host_and_never_show_in_debug() {
+    let keyed = |url: &str| HttpConfig { url: url.into(), api_key: Some("sk-s3cret".into()), ..HttpConfig::default() };
+    let refused = HttpEngine::new(keyed("http://10.0.0.5:8080/v1")).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("apiKeyEnv") && refused.contains("10.0.0.5") && refused.contains("https://"), "{refused}");
+    for url in ["http://127.0.0.1:8080/v1", "http://localhost:8080/v1", "http://[::1]:8080/v1", "https://10.0.0.5/v1"] {
+        assert!(HttpEngine::new(keyed(url)).is_ok(), "{url}");
+    }
+    let keyless = HttpConfig { api_key: None, ..keyed("http://10.0.0.5:8080/v1") };
+    assert!(HttpEngine::new(keyless).is_ok(), "no key, nothing to leak");
+    let shown = format!("{:?}", keyed("https://x/v1"));
+    assert!(!shown.contains("s3cret") && shown.contains("<redacted>"), "{shown}");
 }

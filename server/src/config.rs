@@ -254,14 +254,29 @@ fn fim_family(value: &Value) -> Result<String, String> {
     }
 }
 
+/// The name of the variable whose value is sent as a bearer token. Only names that say they
+/// hold an API key or token are taken: settings can come from a workspace's files, and a
+/// variable such as `DATABASE_URL` or `SSH_AUTH_SOCK` must not become a header sent to whatever
+/// URL the same settings name.
 fn env_var_name(value: &Value) -> Result<String, String> {
     let name = non_empty_string(value)?;
-    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("expected an environment variable name, got `{name}`"));
+    }
+    let upper = name.to_ascii_uppercase();
+    if API_KEY_SUFFIXES.iter().any(|suffix| upper.ends_with(suffix) && upper.len() > suffix.len()) {
         Ok(name)
     } else {
-        Err(format!("expected an environment variable name, got `{name}`"))
+        Err(format!(
+            "`{name}` does not look like an API key variable: its name must end in {}",
+            API_KEY_SUFFIXES.map(|s| format!("`{s}`")).join(", ")
+        ))
     }
 }
+
+/// How the name of an `apiKeyEnv` variable may end (`GLINT_API_KEY`, `OPENAI_API_KEY`,
+/// `HF_TOKEN` ...).
+const API_KEY_SUFFIXES: [&str; 3] = ["_API_KEY", "_KEY", "_TOKEN"];
 
 fn remote_context(value: &Value) -> Result<crate::secrets::RemoteContext, String> {
     let map = value
@@ -373,6 +388,23 @@ mod tests {
         assert!(errors[3].message.contains("src/["), "{}", errors[3]);
         assert_eq!(settings.api, "llama-infill");
         assert_eq!(settings.remote_context.deny, ["generated/**"]);
+    }
+
+    #[test]
+    fn api_key_variables_must_look_like_api_keys() {
+        for name in ["GLINT_API_KEY", "OPENAI_API_KEY", "HF_TOKEN", "together_api_key", "MY_KEY"] {
+            let mut settings = Settings::default();
+            assert_eq!(settings.merge_json(&json!({"apiKeyEnv": name})), vec![], "{name}");
+            assert_eq!(settings.api_key_env, name);
+        }
+        for name in ["HOME", "PATH", "DATABASE_URL", "SSH_AUTH_SOCK", "_KEY", "KEY", "TOKEN"] {
+            let mut settings = Settings::default();
+            let errors = settings.merge_json(&json!({"apiKeyEnv": name}));
+            assert_eq!(errors.len(), 1, "{name}");
+            assert_eq!(errors[0].key, "apiKeyEnv");
+            assert!(errors[0].message.contains(name) && errors[0].message.contains("_TOKEN"), "{}", errors[0]);
+            assert_eq!(settings.api_key_env, "GLINT_API_KEY", "a refused name leaves the setting as it was");
+        }
     }
 
     #[test]

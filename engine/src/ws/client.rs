@@ -25,8 +25,8 @@ use super::{ConnectionState, ConnectionStatus};
 use crate::protocol::{ClientFrame, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, message, next_frame, send_frame};
 use crate::{Engine, EngineInfo, Finish, FinishReason, GenerateRequest, Generation, GenerationSender};
 
-/// How the client connects.
-#[derive(Debug, Clone)]
+/// How the client connects. Its `Debug` never shows the token.
+#[derive(Clone)]
 pub struct WsClientConfig {
     /// `ws://host:port` or `wss://host:port`.
     pub url: String,
@@ -46,6 +46,23 @@ pub struct WsClientConfig {
     pub backoff_max: Duration,
     /// The largest message accepted from the server.
     pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for WsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsClientConfig")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("deadline_grace", &self.deadline_grace)
+            .field("keepalive", &self.keepalive)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
 }
 
 impl WsClientConfig {
@@ -79,6 +96,11 @@ impl WsClientConfig {
 pub enum ClientError {
     #[error("invalid engine URL `{0}`: expected ws://host:port or wss://host:port")]
     InvalidUrl(String),
+    #[error(
+        "refusing to send the engine token (GLINT_ENGINE_TOKEN) over plain ws:// to `{0}`: use wss:// in the \
+         `engine` setting, or a server on this machine"
+    )]
+    CleartextToken(String),
     #[error("cannot start the connection thread: {0}")]
     Thread(std::io::Error),
 }
@@ -107,6 +129,11 @@ impl WsEngine {
             && config.url.as_str().into_client_request().is_ok();
         if !valid {
             return Err(ClientError::InvalidUrl(config.url));
+        }
+        if config.token.is_some()
+            && let Some(host) = crate::http::cleartext_remote_host(&config.url)
+        {
+            return Err(ClientError::CleartextToken(host));
         }
         let initial =
             ConnectionState { url: config.url.clone(), status: ConnectionStatus::Connecting, error: None, connects: 0 };
@@ -519,6 +546,21 @@ mod tests {
     fn urls_other_than_ws_are_refused() {
         assert!(matches!(WsEngine::connect(WsClientConfig::new("http://x:1")), Err(ClientError::InvalidUrl(_))));
         assert!(matches!(WsEngine::connect(WsClientConfig::new("ws://")), Err(ClientError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn tokens_never_go_in_the_clear_to_another_host_and_never_show_in_debug() {
+        let with_token = |url: &str| WsClientConfig { token: Some("s3cret-token".into()), ..WsClientConfig::new(url) };
+        let refused = WsEngine::connect(with_token("ws://10.0.0.5:7070"));
+        assert!(matches!(&refused, Err(ClientError::CleartextToken(host)) if host == "10.0.0.5"));
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("GLINT_ENGINE_TOKEN") && message.contains("wss://"), "{message}");
+        for url in ["ws://127.0.0.1:1", "ws://localhost:1", "ws://[::1]:1", "wss://10.0.0.5:1"] {
+            assert!(WsEngine::connect(with_token(url)).is_ok(), "{url}");
+        }
+        assert!(WsEngine::connect(WsClientConfig::new("ws://10.0.0.5:1")).is_ok(), "no token, nothing to leak");
+        let shown = format!("{:?}", with_token("ws://127.0.0.1:1"));
+        assert!(!shown.contains("s3cret") && shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]
