@@ -115,4 +115,5 @@ nvim012_check() {
   done
   # Headless on the same binary: code actions, and glint.rewrite through glint.nvim's command glue.
   run_nvim nvim012-actions "$nvim" nvim_actions.lua VIMRUNTIME="$runtime" GLINT_REWRITE=1
+  run_nvim nvim012-controls "$nvim" nvim_controls.lua VIMRUNTIME="$runtime"
 }

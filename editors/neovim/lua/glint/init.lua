@@ -88,7 +88,7 @@ local function byte_col(bufnr, row, character, encoding)
   return ok and col or #line
 end
 
-local show, hide
+local show, hide, set_automatic
 
 local function clear_marks(bufnr)
   if bufnr and api.nvim_buf_is_valid(bufnr) then
@@ -418,7 +418,7 @@ local function autocmds()
         return
       end
       M.dismiss()
-      if M.config.auto_trigger then
+      if M.config.auto_trigger and not M.snoozed_until then
         schedule_request()
       end
     end,
@@ -580,8 +580,51 @@ function M.setup(opts)
   vim.lsp.commands['glint.rewrite'] = M.rewrite_command
   api.nvim_create_user_command('GlintToggle', function()
     M.config.auto_trigger = not M.config.auto_trigger
+    set_automatic(M.config.auto_trigger and not M.snoozed_until)
     vim.notify('Glint: automatic suggestions ' .. (M.config.auto_trigger and 'on' or 'off'))
   end, { desc = 'Glint: toggle automatic suggestions' })
+  api.nvim_create_user_command('GlintSnooze', function(opts)
+    local minutes = tonumber(opts.args ~= '' and opts.args or '15')
+    if not minutes then
+      vim.notify('Glint: usage :GlintSnooze [minutes] (0 ends the snooze)', vim.log.levels.WARN)
+      return
+    end
+    M.snooze(minutes)
+    vim.notify(minutes > 0 and string.format('Glint: snoozed for %d minutes', minutes) or 'Glint: snooze ended')
+  end, { nargs = '?', desc = 'Glint: no automatic suggestions for a while (default 15 minutes; 0 ends it)' })
+end
+
+-- Turns automatic suggestions on or off for this plugin's renderer and, on 0.12+, for Neovim's own
+-- inline completion (which asks by itself and knows nothing of `auto_trigger`).
+set_automatic = function(on)
+  if not on then
+    M.dismiss()
+  end
+  if has_builtin and M.config.ghost_text ~= 'plugin' and M.config.ghost_text ~= false then
+    pcall(vim.lsp.inline_completion.enable, on)
+  end
+end
+
+local snooze_timer = nil
+
+--- Snoozes automatic suggestions for `minutes`; 0 ends a snooze. Explicit requests still work.
+function M.snooze(minutes)
+  if snooze_timer then
+    snooze_timer:stop()
+    snooze_timer:close()
+    snooze_timer = nil
+  end
+  if minutes > 0 then
+    M.snoozed_until = os.time() + math.floor(minutes * 60)
+    set_automatic(false)
+    snooze_timer = (vim.uv or vim.loop).new_timer()
+    snooze_timer:start(math.floor(minutes * 60000), 0, vim.schedule_wrap(function()
+      M.snooze(0)
+    end))
+  else
+    M.snoozed_until = nil
+    set_automatic(M.config.auto_trigger)
+  end
 end
 
 return M
