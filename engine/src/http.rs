@@ -20,7 +20,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
@@ -465,54 +464,172 @@ impl StopFilter {
 
 type Payloads = Pin<Box<dyn Stream<Item = Result<String, String>> + Send>>;
 
+/// The longest line a response may hold: one SSE field, one SSE event's data, or one NDJSON
+/// document. A streamed token is a few hundred bytes; a megabyte is a broken or hostile server.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The most bytes one response body may hold, streamed or not.
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
 /// The response body as a stream of JSON payloads: SSE `data:` fields, or NDJSON lines for Ollama.
-/// A server that ignores `stream: true` and answers one JSON document gives one payload.
+/// A server that ignores `stream: true` and answers one JSON document gives one payload. Lines
+/// over [`MAX_LINE_BYTES`] and bodies over [`MAX_RESPONSE_BYTES`] end the stream with an error.
 fn payloads(api: HttpApi, response: reqwest::Response) -> Payloads {
     let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if api != HttpApi::Ollama && content_type.is_some_and(|t| t.starts_with("application/json")) {
-        return Box::pin(futures::stream::once(async move {
-            response.text().await.map_err(|e| format!("reading the response: {}", error_chain(&e)))
-        }));
+    let whole_document = api != HttpApi::Ollama && content_type.is_some_and(|t| t.starts_with("application/json"));
+    let mut lines = Lines::new(response);
+    if whole_document {
+        return Box::pin(futures::stream::once(async move { lines.rest().await }));
     }
-    match api {
-        HttpApi::OpenAiCompletions | HttpApi::LlamaInfill => Box::pin(
-            response
-                .bytes_stream()
-                .eventsource()
-                .map(|event| event.map(|e| e.data).map_err(|e| format!("reading the event stream: {e}"))),
-        ),
-        HttpApi::Ollama => {
-            let bytes = response.bytes_stream();
-            Box::pin(futures::stream::unfold(
-                (bytes, Vec::<u8>::new(), false),
-                |(mut bytes, mut buffer, mut done)| async move {
-                    loop {
-                        if let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                            let line: Vec<u8> = buffer.drain(..=end).collect();
-                            let line = String::from_utf8_lossy(&line).trim().to_string();
-                            if line.is_empty() {
-                                continue;
-                            }
-                            return Some((Ok(line), (bytes, buffer, done)));
-                        }
-                        if done {
-                            // A last line without a newline.
-                            let rest = String::from_utf8_lossy(&buffer).trim().to_string();
-                            buffer.clear();
-                            return (!rest.is_empty()).then_some((Ok(rest), (bytes, buffer, true)));
-                        }
-                        match bytes.next().await {
-                            Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                            Some(Err(e)) => {
-                                return Some((Err(format!("reading the response: {e}")), (bytes, Vec::new(), true)));
-                            }
-                            None => done = true,
-                        }
-                    }
-                },
-            ))
+    let sse = api != HttpApi::Ollama;
+    Box::pin(futures::stream::unfold(Some(lines), move |lines| async move {
+        let mut lines = lines?;
+        let payload = if sse { lines.next_event().await } else { lines.next_ndjson().await };
+        match payload {
+            // After an error the stream ends: what follows a broken line cannot be trusted.
+            Some(Err(message)) => Some((Err(message), None)),
+            Some(Ok(payload)) => Some((Ok(payload), Some(lines))),
+            None => None,
+        }
+    }))
+}
+
+/// A response body read line by line within the limits. Each byte is scanned for a newline once:
+/// `scanned` remembers how far the current line was searched, and consumed lines are only
+/// dropped from the buffer's front when that is at least half of it, so a body of many short
+/// lines and one of a single endless line both cost linear time.
+struct Lines {
+    body: reqwest::Response,
+    buffer: Vec<u8>,
+    /// Where the current (unfinished) line starts in `buffer`.
+    start: usize,
+    /// How far past `start` the search for a newline has got.
+    scanned: usize,
+    /// Bytes received so far.
+    total: usize,
+    ended: bool,
+}
+
+impl Lines {
+    fn new(body: reqwest::Response) -> Lines {
+        Lines { body, buffer: Vec::new(), start: 0, scanned: 0, total: 0, ended: false }
+    }
+
+    /// The next line without its `\n` (or `\r\n`); the last one may lack the newline.
+    async fn next_line(&mut self) -> Option<Result<String, String>> {
+        loop {
+            let from = self.start + self.scanned;
+            if let Some(at) = self.buffer[from..].iter().position(|&b| b == b'\n') {
+                let end = from + at;
+                let line = &self.buffer[self.start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.len() > MAX_LINE_BYTES {
+                    return Some(Err(line_too_long()));
+                }
+                let line = String::from_utf8_lossy(line).into_owned();
+                self.start = end + 1;
+                self.scanned = 0;
+                return Some(Ok(line));
+            }
+            self.scanned = self.buffer.len() - self.start;
+            if self.scanned > MAX_LINE_BYTES {
+                return Some(Err(line_too_long()));
+            }
+            if self.ended {
+                if self.scanned == 0 {
+                    return None;
+                }
+                let line = String::from_utf8_lossy(&self.buffer[self.start..]).into_owned();
+                self.start = self.buffer.len();
+                self.scanned = 0;
+                return Some(Ok(line));
+            }
+            if let Err(message) = self.fill().await {
+                return Some(Err(message));
+            }
         }
     }
+
+    /// Reads one more piece of the body into the buffer; `ended` once there is none.
+    async fn fill(&mut self) -> Result<(), String> {
+        match self.body.chunk().await {
+            Ok(Some(chunk)) => {
+                self.total += chunk.len();
+                if self.total > MAX_RESPONSE_BYTES {
+                    return Err(format!(
+                        "the response is longer than {} MiB; it was cut off",
+                        MAX_RESPONSE_BYTES >> 20
+                    ));
+                }
+                if self.start > 0 && self.start * 2 >= self.buffer.len() {
+                    self.buffer.drain(..self.start);
+                    self.start = 0;
+                }
+                self.buffer.extend_from_slice(&chunk);
+                Ok(())
+            }
+            Err(e) => Err(format!("reading the response: {}", error_chain(&e))),
+            Ok(None) => {
+                self.ended = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// The next non-empty NDJSON line.
+    async fn next_ndjson(&mut self) -> Option<Result<String, String>> {
+        loop {
+            match self.next_line().await? {
+                Ok(line) if line.trim().is_empty() => continue,
+                Ok(line) => return Some(Ok(line.trim().to_string())),
+                Err(message) => return Some(Err(message)),
+            }
+        }
+    }
+
+    /// The data of the next SSE event that has any: its `data:` fields joined by newlines, sent
+    /// at the blank line that ends the event (or at the body's end). Other fields and comments
+    /// are skipped.
+    async fn next_event(&mut self) -> Option<Result<String, String>> {
+        let mut data: Option<String> = None;
+        loop {
+            let line = match self.next_line().await {
+                None => return data.map(Ok),
+                Some(Err(message)) => return Some(Err(message)),
+                Some(Ok(line)) => line,
+            };
+            if line.is_empty() {
+                match data.take() {
+                    Some(data) => return Some(Ok(data)),
+                    None => continue,
+                }
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+            if field != "data" {
+                continue;
+            }
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            let data = data.get_or_insert_with(String::new);
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            if data.len() + value.len() > MAX_LINE_BYTES {
+                return Some(Err(line_too_long()));
+            }
+            data.push_str(value);
+        }
+    }
+
+    /// The whole body as text, for a server that answers one JSON document.
+    async fn rest(&mut self) -> Result<String, String> {
+        while !self.ended {
+            self.fill().await?;
+        }
+        Ok(String::from_utf8_lossy(&self.buffer[self.start..]).into_owned())
+    }
+}
+
+fn line_too_long() -> String {
+    format!("a line of the response is longer than {} MiB; it was cut off", MAX_LINE_BYTES >> 20)
 }
 
 /// How a generation ended, before it becomes a `Finish`.
@@ -608,9 +725,9 @@ async fn stream(
     };
     let status = response.status();
     if !status.is_success() {
-        let body = tokio::time::timeout(Duration::from_secs(2), response.text()).await;
+        let body = tokio::time::timeout(Duration::from_secs(2), error_body(response)).await;
         let body = match body {
-            Ok(Ok(body)) => truncate(body.trim(), ERROR_BODY_CHARS),
+            Ok(Some(body)) => truncate(body.trim(), ERROR_BODY_CHARS),
             _ => "(no body)".into(),
         };
         return Outcome::Failed(format!("{url} answered HTTP {status}: {body}"));
@@ -671,6 +788,21 @@ async fn stream(
         return Outcome::Cancelled;
     }
     Outcome::Finished(reason.unwrap_or(FinishReason::Stop))
+}
+
+/// The start of an error response's body: enough for the message, never more than a few
+/// kilobytes however much the server sends.
+async fn error_body(mut response: reqwest::Response) -> Option<String> {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_CHARS * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(_) if !body.is_empty() => break,
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// An error with its causes, which say what actually failed (refused, timed out, DNS...).

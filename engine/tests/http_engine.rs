@@ -48,6 +48,9 @@ enum Reply {
     Hang,
     /// A `307` to this URL.
     Redirect(String),
+    /// A `200` of this content type that starts with `head` and then repeats `filler` until the
+    /// client goes away: a line or a body that never ends.
+    Flood(&'static str, String, &'static [u8]),
 }
 
 struct Server {
@@ -129,6 +132,26 @@ async fn serve_connection(
             Reply::Ndjson(lines) => {
                 let frames: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
                 stream_chunked(&mut socket, "application/x-ndjson", &frames, Duration::ZERO, events_sent).await
+            }
+            Reply::Flood(content_type, head, filler) => {
+                let start =
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n");
+                let mut chunk = filler.repeat((64 * 1024 / filler.len().max(1)).max(1));
+                let mut ok = socket.write_all(start.as_bytes()).await.is_ok()
+                    && socket.write_all(format!("{:x}\r\n{head}\r\n", head.len()).as_bytes()).await.is_ok();
+                let framed = {
+                    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    framed.append(&mut chunk);
+                    framed.extend_from_slice(b"\r\n");
+                    framed
+                };
+                while ok {
+                    ok = socket.write_all(&framed).await.is_ok();
+                    if ok {
+                        events_sent.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                false
             }
             Reply::Hang => {
                 // Wait for the client to give up.
@@ -479,6 +502,59 @@ async fn a_server_that_does_not_stream_still_gives_its_text() {
     let (texts, finish) = chunks(engine.generate(request())).await;
     assert_eq!(texts.concat(), "a + b");
     assert_eq!(finish.reason, FinishReason::Length);
+}
+
+#[tokio::test]
+async fn a_line_that_never_ends_is_cut_off_at_the_line_limit() {
+    let cases = [
+        (HttpApi::OpenAiCompletions, "text/event-stream", "data: {\"choices\": [{\"text\": \""),
+        (HttpApi::Ollama, "application/x-ndjson", "{\"response\": \""),
+    ];
+    for (api, content_type, head) in cases {
+        let server = Server::start(move |_| Reply::Flood(content_type, head.to_string(), b"x")).await;
+        let engine = HttpEngine::new(HttpConfig {
+            url: server.url("/v1"),
+            api,
+            model: Some("m".into()),
+            ..HttpConfig::default()
+        })
+        .unwrap();
+        let (texts, finish) = chunks(engine.generate(request())).await;
+        assert!(texts.is_empty(), "{api:?}: {texts:?}");
+        assert_eq!(finish.reason, FinishReason::Error, "{api:?}: {finish:?}");
+        let error = finish.error.unwrap_or_default();
+        assert!(error.contains("longer than 1 MiB"), "{api:?}: {error}");
+        wait_until("the connection is closed", || server.disconnects.load(Ordering::SeqCst) == 1).await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_cut_off_at_the_response_limit() {
+    // Short lines without an event, forever: each line is fine, the whole is not.
+    let server = Server::start(|_| Reply::Flood("text/event-stream", ": ping\n".into(), b": ping\n")).await;
+    let engine = engine(server.url("/v1"), HttpApi::OpenAiCompletions, "none");
+    let (texts, finish) = chunks(engine.generate(request())).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(finish.reason, FinishReason::Error, "{finish:?}");
+    let error = finish.error.unwrap_or_default();
+    assert!(error.contains("longer than 16 MiB"), "{error}");
+    wait_until("the connection is closed", || server.disconnects.load(Ordering::SeqCst) == 1).await;
+}
+
+#[tokio::test]
+async fn events_split_anywhere_and_multi_line_data_are_read() {
+    // One event's data over two `data:` lines, CRLF line ends, a comment and an `event:` field.
+    let events = vec![
+        "{\"choices\": [{\"text\": \"a\",\r\n: comment\r\nevent: completion\r\ndata: \"finish_reason\": null}]}"
+            .to_string(),
+        json!({"choices": [{"text": "b", "finish_reason": "stop"}]}).to_string(),
+        "[DONE]".into(),
+    ];
+    let server = Server::start(move |_| Reply::Sse(events.clone(), Duration::ZERO)).await;
+    let engine = engine(server.url("/v1"), HttpApi::OpenAiCompletions, "none");
+    let (texts, finish) = chunks(engine.generate(request())).await;
+    assert_eq!(texts, ["a", "b"], "{finish:?}");
+    assert_eq!(finish.reason, FinishReason::Stop);
 }
 
 #[tokio::test]
