@@ -36,6 +36,8 @@ pub struct FakeLog {
     pub cancelled: usize,
     /// Generations that ran to their end.
     pub completed: usize,
+    /// Warm-ups asked for (see `Engine::warm`), most recent last (at most `MAX_LOGGED_REQUESTS`).
+    pub warmups: Vec<GenerateRequest>,
 }
 
 impl FakeEngine {
@@ -90,6 +92,18 @@ fn unescape(text: &str) -> String {
 }
 
 impl Engine for FakeEngine {
+    /// Records the warm-up and ends it at once: a scripted engine has no cache to fill.
+    fn warm(&self, request: GenerateRequest) -> Option<Generation> {
+        let mut log = self.log.lock();
+        if log.warmups.len() >= MAX_LOGGED_REQUESTS {
+            log.warmups.remove(0);
+        }
+        log.warmups.push(request);
+        let (generation, sender) = Generation::channel();
+        sender.finish(Finish::default());
+        Some(generation)
+    }
+
     fn generate(&self, request: GenerateRequest) -> Generation {
         let (generation, sender) = Generation::channel();
         let reply = (self.reply)(&request);

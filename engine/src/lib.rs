@@ -48,6 +48,16 @@ pub trait Engine: Send + Sync + 'static {
     /// Describes the engine and its model.
     fn info(&self) -> EngineInfo;
 
+    /// Prefills `request`'s prompt in the background, generating nothing, so that a request for
+    /// the same place soon after finds it in the KV cache. Background work never delays or
+    /// supersedes a request: an engine that is busy refuses it (`None`), and any request that
+    /// arrives supersedes it within one prefill chunk. Keep the `Generation` until it ends (dropping
+    /// it stops the warm-up). Engines without a cache of their own refuse.
+    fn warm(&self, request: GenerateRequest) -> Option<Generation> {
+        let _ = request;
+        None
+    }
+
     /// How many model tokens `text` takes. Engines without a tokenizer at hand estimate.
     fn count_tokens(&self, text: &str) -> usize {
         estimate_tokens(text)

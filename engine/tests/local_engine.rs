@@ -368,3 +368,35 @@ async fn the_engine_reuses_a_shifted_run_and_exact_mode_matches_a_cold_engine() 
     let (cold_text, _) = cold.generate(greedy(&new)).collect_text().await;
     assert_eq!(warm_text, cold_text, "with the approximate reuse off, a warm answer is a cold one");
 }
+
+#[tokio::test]
+async fn a_warm_up_yields_to_a_request_within_a_prefill_chunk_and_leaves_its_prefix_cached() {
+    let dir = TempDir::new("warm");
+    let engine = tiny_engine(&dir, slow());
+    let prompt = "the cat in the hat ".repeat(30);
+    let prompt_tokens = engine.tokenize(&prompt).unwrap().len();
+    let warm = engine.warm(request(&prompt, 8)).expect("an idle engine accepts a warm-up");
+    // Several chunks into the warm-up, a request for the same place arrives.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (_, finish) = engine.generate(request(&prompt, 2)).collect_text().await;
+    assert_eq!(finish.reason, FinishReason::Length, "the request is served, not superseded by the warm-up");
+    assert!(finish.timings.cached_tokens > 0, "it starts from what the warm-up prefilled: {:?}", finish.timings);
+    let (text, warm_finish) = warm.collect_text().await;
+    assert_eq!((text.as_str(), warm_finish.reason), ("", FinishReason::Cancelled), "the warm-up yielded");
+    // The request found the warm-up stopped at a chunk boundary, not at its end: it yielded at once.
+    assert!(finish.timings.cached_tokens < prompt_tokens - 1, "{:?}", finish.timings);
+    assert_eq!(finish.timings.cached_tokens % 4, 0, "the warm-up stopped between prefill chunks of 4");
+
+    // A busy engine refuses a warm-up instead of delaying or superseding a request.
+    let running = engine.generate(request("the", 1000));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(engine.warm(request(&prompt, 0)).is_none());
+    drop(running);
+    assert!(engine.wait_idle(Duration::from_millis(500)));
+
+    // A warm-up that runs to its end makes the next request for the same prompt fully cached.
+    let (_, done) = engine.warm(request(&prompt, 0)).expect("idle again").collect_text().await;
+    assert_eq!(done.reason, FinishReason::Stop);
+    let (_, finish) = engine.generate(request(&prompt, 1)).collect_text().await;
+    assert_eq!(finish.timings.cached_tokens, prompt_tokens - 1);
+}

@@ -20,6 +20,7 @@ pub mod server;
 pub mod state;
 pub mod syntax;
 pub mod transport;
+pub mod warmup;
 
 pub use state::ServerOptions;
 

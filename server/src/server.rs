@@ -213,6 +213,11 @@ impl LanguageServer for Server {
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        // The editor asks for code actions where the cursor rests: the next keystroke is likely
+        // there, so its completion prompt is prefilled in the background.
+        if params.range.start == params.range.end {
+            crate::warmup::schedule(&self.state, params.text_document.uri.as_str(), params.range.start);
+        }
         guard("textDocument/codeAction", handlers::actions::code_action(&self.state, &self.client, params)).await
     }
 

@@ -90,6 +90,8 @@ impl State {
     pub fn set_engine(&self, slot: EngineSlot) {
         *self.engine.write() = slot;
         self.engine_changed.notify_waiters();
+    /// Increases with every scheduled warm-up, so only the newest one runs (see `warmup`).
+    pub warmup_ticket: std::sync::atomic::AtomicU64,
     }
 
     /// The engine slot once it is no longer `Loading`, waiting at most `limit` (what it holds then,

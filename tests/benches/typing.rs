@@ -11,7 +11,9 @@
 //! `cargo bench -p glint-tests --bench typing`. Models: `GLINT_TYPING_MODELS` (comma-separated
 //! catalog names or GGUF paths; default: every installed catalog model), `GLINT_THREADS` the
 //! engine's threads, `GLINT_TYPING_PAUSE_MS` the pause after opening (default 3000),
-//! `GLINT_TYPING_KEYS` keys per file (default 20), `GLINT_DEBOUNCE_MS` the server's debounce.
+//! `GLINT_TYPING_KEYS` keys per file (default 20), `GLINT_DEBOUNCE_MS` the server's debounce,
+//! `GLINT_TYPING_NO_CURSOR=1` skips the code action request VS Code sends where the cursor lands
+//! (which lets the server warm the context up).
 
 #![allow(clippy::print_stdout)]
 
@@ -144,8 +146,21 @@ async fn replay(client: &LspClient, uri_base: &str, case: &Case, pause: Duration
     let uri = format!("{uri_base}.{ext}");
     let mut text = format!("{}{}", case.prefix, case.suffix);
     client.open(&uri, language_id, &text).await;
-    tokio::time::sleep(pause).await;
     let mut cursor = case.prefix.len();
+    // VS Code asks for code actions where the cursor lands when a file opens (the light bulb);
+    // that is all the server learns of the cursor before the first key.
+    if std::env::var_os("GLINT_TYPING_NO_CURSOR").is_none() {
+        let (line, character) = lsp_position(&text, cursor);
+        let at =
+            json!({"start": {"line": line, "character": character}, "end": {"line": line, "character": character}});
+        let _ = client
+            .request(
+                "textDocument/codeAction",
+                json!({"textDocument": {"uri": uri}, "range": at, "context": {"diagnostics": [], "triggerKind": 2}}),
+            )
+            .await;
+    }
+    tokio::time::sleep(pause).await;
     // What the user types: the masked span of the real file, one key at a time (at most `keys`).
     let real = format!("{}{}{}", case.prefix, case.expected, case.suffix);
     let typed: Vec<char> = case.expected.chars().take(keys).collect();

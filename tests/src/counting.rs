@@ -28,6 +28,10 @@ impl CountingEngine {
 }
 
 impl Engine for CountingEngine {
+    fn warm(&self, request: GenerateRequest) -> Option<Generation> {
+        self.inner.warm(request)
+    }
+
     fn generate(&self, request: GenerateRequest) -> Generation {
         self.counts.calls.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner.generate(request);

@@ -90,3 +90,45 @@ async fn an_invoked_completion_waits_for_the_load_and_an_automatic_one_does_not(
     let text = items.first().and_then(|i| i["insertText"].as_str()).unwrap_or_default();
     assert!(text.contains("return a + b"), "the invoked completion answered after the load: {invoked}");
 }
+
+#[tokio::test]
+async fn where_the_editor_asks_for_code_actions_the_completion_prompt_is_warmed_up() {
+    let engine = std::sync::Arc::new(glint_engine::fake::FakeEngine::fixed("x"));
+    let client = LspClient::in_process(ServerOptions {
+        injected_engine: Some(engine.clone() as std::sync::Arc<dyn glint_engine::Engine>),
+        ..ServerOptions::default()
+    });
+    client.initialize(capabilities(&["utf-16"]), json!({})).await;
+    let uri = "file:///w/add.py";
+    client.open(uri, "python", "def add(a, b):\n    return a\n\nprint(add(1, 2))\n").await;
+    // The cursor rests after `return ` (VS Code asks for code actions there).
+    let at = range(1, 11, 1, 11);
+    client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": at, "context": {"diagnostics": []}}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.log().warmups.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warmups = engine.log().warmups;
+    let warm = warmups.last().unwrap_or_else(|| panic!("no warm-up was asked for"));
+    assert!(warm.prefix.ends_with("    return"), "the prompt for that cursor: {:?}", warm.prefix);
+    assert!(warm.suffix.starts_with("a\n"), "{:?}", warm.suffix);
+    // The completion at that place then asks the engine with the same prompt.
+    client.call("textDocument/inlineCompletion", completion(uri, 1, 11, 1)).await;
+    let asked = engine.log().requests.last().cloned().unwrap_or_default();
+    assert_eq!((asked.prefix, asked.suffix), (warm.prefix.clone(), warm.suffix.clone()));
+    // A selection is not a resting cursor: no warm-up for it.
+    let before = engine.log().warmups.len();
+    client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": range(0, 0, 1, 4), "context": {"diagnostics": []}}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(engine.log().warmups.len(), before);
+}

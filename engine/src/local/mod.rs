@@ -172,12 +172,29 @@ impl Engine for LocalEngine {
         let (generation, sender) = Generation::channel();
         let sequence = self.shared.latest.fetch_add(1, Ordering::AcqRel) + 1;
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        let job = runner::Job { request, sender, sequence, arrived: Instant::now() };
+        let job = runner::Job { request, sender, sequence, arrived: Instant::now(), background: false };
         if self.jobs.lock().send(job).is_err() {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Generation::failed(EngineError::Stopped.to_string());
         }
         generation
+    }
+
+    fn warm(&self, mut request: GenerateRequest) -> Option<Generation> {
+        if !self.is_idle() {
+            return None;
+        }
+        request.max_tokens = 0;
+        let (generation, sender) = Generation::channel();
+        // The current sequence, not a new one: any request that arrives later supersedes it.
+        let sequence = self.shared.latest.load(Ordering::Acquire);
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        let job = runner::Job { request, sender, sequence, arrived: Instant::now(), background: true };
+        if self.jobs.lock().send(job).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(generation)
     }
 
     fn info(&self) -> EngineInfo {

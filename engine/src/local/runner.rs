@@ -21,6 +21,8 @@ pub(crate) struct Job {
     /// Increases with every request; a job older than the newest one is superseded.
     pub(crate) sequence: u64,
     pub(crate) arrived: Instant,
+    /// A warm-up (see `Engine::warm`): it supersedes nothing and yields to every request.
+    pub(crate) background: bool,
 }
 
 /// State shared between the engine handle and its thread.
@@ -350,9 +352,14 @@ pub(crate) fn serve_jobs(worker: &mut impl Worker, shared: &Shared, jobs: mpsc::
     while let Ok(mut job) = jobs.recv() {
         shared.busy.store(true, Ordering::Release);
         shared.queued.fetch_sub(1, Ordering::AcqRel);
-        // Only the newest queued request matters; the others were superseded while waiting.
+        // Only the newest queued request matters; the others were superseded while waiting. A
+        // warm-up never supersedes a request that came before it.
         while let Ok(newer) = jobs.try_recv() {
             shared.queued.fetch_sub(1, Ordering::AcqRel);
+            if newer.background && !job.background {
+                finish_cancelled(&newer, Timings::default());
+                continue;
+            }
             finish_cancelled(&job, Timings::default());
             job = newer;
         }
@@ -476,7 +483,7 @@ mod tests {
     fn job(sequence: u64, prefix: &str) -> (Job, Generation) {
         let (generation, sender) = Generation::channel();
         let request = GenerateRequest { prefix: prefix.into(), ..GenerateRequest::default() };
-        (Job { request, sender, sequence, arrived: Instant::now() }, generation)
+        (Job { request, sender, sequence, arrived: Instant::now(), background: false }, generation)
     }
 
     async fn collect(mut generation: Generation) -> (String, Option<Finish>) {
