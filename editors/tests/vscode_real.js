@@ -292,6 +292,33 @@ async function controls(page) {
   status = await statusAfter(page, (s) => !s.includes("Glint off") && s.includes("Glint"));
   check("and on again", !status.includes("Glint off") && status.includes("Glint"), status);
   await page.screenshot({ path: path.join(shots, "vscode-controls.png") });
+
+  // Logs as users read them: one line per server event in "Glint" (none doubled, none labelled
+  // [error] for being on stderr), and with glint.trace.server "verbose" the traffic in "Glint Trace".
+  const logs = path.join(work, "user-data-controls", "logs");
+  const find = (name) => {
+    const found = [];
+    const walk = (dir) => {
+      for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else if (full.endsWith(name)) found.push(full);
+      }
+    };
+    walk(logs);
+    return found.map((f) => fs.readFileSync(f, "utf8")).join("\n");
+  };
+  let trace = "";
+  for (let i = 0; i < 30 && !trace.includes("initialize"); i++) {
+    await sleep(200);
+    trace = find("Glint Trace.log");
+  }
+  check("glint.trace.server verbose writes the traffic to Glint Trace", trace.includes("initialize") && trace.includes("Params:"), trace.slice(0, 300));
+  // "Glint.log" is the extension's log channel; "Glint Trace.log" does not end so.
+  const glintLog = find("/Glint.log").split("\n").filter((l) => / \[(info|warning|error|debug)\] /.test(l));
+  const ready = glintLog.filter((l) => l.includes("engine ready"));
+  check("the Glint log has each server line once, none as [error]",
+    ready.length === 1 && !glintLog.some((l) => l.includes("[error]")), JSON.stringify(glintLog.slice(0, 8)));
 }
 
 // A shim in front of glint that records what the server reads and writes.
@@ -435,7 +462,7 @@ async function main() {
     }
   }
   if (wanted("controls")) {
-    await session("controls", { "glint.engine": "fake:x = 1" }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", controls);
+    await session("controls", { "glint.engine": "fake:x = 1", "glint.trace.server": "verbose" }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", controls);
   }
   if (!wanted("ghost")) return;
   await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);
