@@ -39,7 +39,7 @@ const RUST = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\nfn later(x: u
 // Starts code-server on a fresh user-data dir with SETTINGS over a workspace holding FILES, opens
 // FILE from the Explorer and focuses its editor; `run(page, ws)` does the rest.
 let port = 20000 + (process.pid % 20000);
-async function session(name, settings, files, file, run) {
+async function session(name, settings, files, file, run, onOpen) {
   const ud = path.join(work, `user-data-${name}`);
   const ext = path.join(work, "extensions");
   const ws = path.join(work, `ws-${name}`);
@@ -95,6 +95,7 @@ async function session(name, settings, files, file, run) {
     const firstLine = files[file].split("\n")[0];
     const editor = page.locator(".editor-instance .monaco-editor .view-lines", { hasText: firstLine.slice(0, 12) }).first();
     await editor.waitFor({ timeout: 30000 });
+    await onOpen?.(page);
     await sleep(500);
     await editor.click();
     // The status bar item appears once the extension is active.
@@ -321,6 +322,22 @@ async function controls(page) {
     ready.length === 1 && !glintLog.some((l) => l.includes("[error]")), JSON.stringify(glintLog.slice(0, 8)));
 }
 
+// Reports whether a notification said that the model was loading. A note, not a check: a model
+// that loads before the editor shows needs no notification.
+async function loadingNotification(page) {
+  for (let i = 0; i < 40; i++) {
+    const toasts = (await page.locator(".notification-toast").allTextContents()).join(" ");
+    const shown = toasts.match(/Glint: loading [^…]*…/);
+    if (shown) {
+      console.log(`     a notification said "${shown[0]}" while the model loaded`);
+      await page.screenshot({ path: path.join(shots, "vscode-loading.png") });
+      return;
+    }
+    await sleep(100);
+  }
+  console.log("     no loading notification was seen (the model was ready first)");
+}
+
 // A shim in front of glint that records what the server reads and writes.
 function recordingShim(name, bin = process.env.GLINT_BIN) {
   const logs = { in: path.join(work, `${name}-in.log`), out: path.join(work, `${name}-out.log`) };
@@ -456,7 +473,7 @@ async function main() {
       // A debug build runs the model too slowly to stand for what users see; prefer a release one.
       const { shim, logs } = recordingShim("typing-model", process.env.GLINT_MODEL_BIN || process.env.GLINT_BIN);
       await session("typing-model", { "glint.path": shim, "glint.engine": "local", "glint.model": MODEL }, { "sign.py": SIGN }, "sign.py",
-        typing("typing-model", "sign.py", SIGN, 1, "if n", logs));
+        typing("typing-model", "sign.py", SIGN, 1, "if n", logs), loadingNotification);
     } else {
       console.log(`  SKIP typing-model: no model at ${MODEL} (glint model fetch)`);
     }
