@@ -338,6 +338,28 @@ async function loadingNotification(page) {
   console.log("     no loading notification was seen (the model was ready first)");
 }
 
+// Accept Next Line: a two-line answer in an empty body, asked for from the palette; the key
+// (Ctrl+Alt+Right) inserts its first line only, and the rest stays on screen.
+async function acceptLine(page, ws) {
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("End");
+  await sleep(300);
+  await palette(page, "Trigger Inline Suggestion");
+  let ghost = "";
+  for (let i = 0; i < 100 && !ghost.includes("return"); i++) {
+    await sleep(50);
+    ghost = (await page.locator(".ghost-text-decoration, .ghost-text").allTextContents()).join("").replace(/\u00a0/g, " ");
+  }
+  check("a two-line suggestion is on screen", ghost.includes("x = 1") && ghost.includes("return x"), ghost);
+  await page.keyboard.press("Control+Alt+ArrowRight");
+  await sleep(500);
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("Control+S");
+  const saved = await savedText(path.join(ws, "f.py"), (t) => t.includes("x = 1"));
+  check("Accept Next Line inserts the first line only", saved.includes("    x = 1") && !saved.includes("return x"), JSON.stringify(saved));
+}
+
 // A shim in front of glint that records what the server reads and writes.
 function recordingShim(name, bin = process.env.GLINT_BIN) {
   const logs = { in: path.join(work, `${name}-in.log`), out: path.join(work, `${name}-out.log`) };
@@ -480,6 +502,9 @@ async function main() {
   }
   if (wanted("controls")) {
     await session("controls", { "glint.engine": "fake:x = 1", "glint.trace.server": "verbose" }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", controls);
+  }
+  if (wanted("accept-line")) {
+    await session("accept-line", { "glint.engine": "fake:x = 1\n    return x" }, { "f.py": "def f():\n    \n" }, "f.py", acceptLine);
   }
   if (!wanted("ghost")) return;
   await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);
