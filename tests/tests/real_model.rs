@@ -95,3 +95,44 @@ async fn the_local_engine_answers_completion_items_for_clients_without_inline_co
     assert_eq!(edit["range"]["end"], json!({"line": 12, "character": 17}));
     assert!(!edit["newText"].as_str().unwrap_or_default().trim().is_empty(), "{result}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suggestion_after_an_accepted_one_is_ready_before_tab() {
+    if !model_present() {
+        return;
+    }
+    let client = ready_client().await;
+    let uri = "file:///real/ops.py";
+    let text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    \n";
+    client.open(uri, "python", text).await;
+    let at = |line: u32, character: u32| json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": 2}});
+    let first = client.call("textDocument/inlineCompletion", at(9, 4)).await;
+    let Some(shown) = first[0]["insertText"].as_str().or(first["items"][0]["insertText"].as_str()).map(str::to_string)
+    else {
+        panic!("the model suggests a body for mul: {first}");
+    };
+    // The engine computes the next suggestion in the background while the ghost text shows.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Tab: the editor inserts the suggestion and asks again at its end.
+    let lines: Vec<&str> = shown.split('\n').collect();
+    let end_line = 9 + lines.len() as u32 - 1;
+    let end_character =
+        if lines.len() == 1 { 4 } else { 0 } + lines.last().map_or(0, |l| l.encode_utf16().count() as u32);
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": {"start": {"line": 9, "character": 4}, "end": {"line": 9, "character": 4}}, "text": shown}]}),
+        )
+        .await;
+    let second = client.request("textDocument/inlineCompletion", at(end_line, end_character)).await;
+    let status = client.call("glint/status", Value::Null).await;
+    let last = &status["lastCompletion"];
+    println!("after accepting {shown:?}: {second} ({last})");
+    if second["result"].is_null() || second["result"] == json!([]) {
+        // Nothing follows the accepted text here (the model ended the function): then the
+        // speculative answer was empty too, and there is nothing to check.
+        assert_ne!(last["cacheHit"], true, "{status}");
+        return;
+    }
+    assert_eq!(last["cacheHit"], true, "the next suggestion came from the background work: {status}");
+}

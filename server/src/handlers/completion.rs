@@ -43,6 +43,9 @@ pub async fn inline_completion(
     let Some(outcome) = run(state, client, &uri, at, invoked, selected.as_ref(), 0).await? else {
         return Ok(None);
     };
+    if !invoked && selected.is_none() {
+        speculate(state, &uri, &outcome);
+    }
     let mut texts = vec![outcome.text.clone()];
     if invoked {
         // An explicit request gets up to three distinct items to cycle through, by sampling, as
@@ -81,6 +84,65 @@ pub async fn inline_completion(
         })
         .collect();
     Ok(Some(InlineCompletionResponse::Array(items)))
+}
+
+/// The next suggestion before Tab (llama.vim's speculative FIM): while the ghost text is shown,
+/// compute in the background the suggestion that follows if it is accepted, and keep it in the
+/// typing-through cache, so that accepting and going on is instant. Only for an in-process engine
+/// with nothing else to do; the next keystroke supersedes it like any request.
+fn speculate(state: &Arc<State>, uri: &str, outcome: &Outcome) {
+    let state = Arc::clone(state);
+    let uri = uri.to_string();
+    let mut doc = outcome.doc.clone();
+    let text = outcome.text.clone();
+    let cursor = outcome.cursor;
+    tokio::spawn(async move {
+        // Let the answer reach the client first.
+        tokio::task::yield_now().await;
+        let EngineSlot::Ready(engine) = state.engine.read().clone() else { return };
+        // Only an in-process engine: its KV cache makes the work cheap, and no one else waits on it.
+        if engine.info().kind != "local" || !state.inflight.is_empty() {
+            return;
+        }
+        if state.snapshot(&uri).is_none_or(|now| now.version != doc.version) {
+            return;
+        }
+        doc.rope.insert(cursor, &text);
+        doc.tree = None;
+        let accepted = cursor + text.chars().count();
+        let line = doc.rope.char_to_line(accepted);
+        let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..accepted).to_string();
+        let settings = state.settings.read().clone();
+        let others = state.other_documents(&doc);
+        let other_refs: Vec<&Document> = others.iter().collect();
+        let recent_edits = state.recent_edits();
+        let around = completion::Surroundings { others: &other_refs, recent_edits: &recent_edits };
+        let Ok(prepared) = completion::prepare(&doc, accepted, &settings, false, &*engine, &around) else { return };
+        let (request, mut answer) = prepared.into_parts(&doc, accepted);
+        let mut generation = engine.generate(request);
+        let mut finish = None;
+        while let Some(chunk) = generation.next_chunk().await {
+            match chunk {
+                Chunk::Text(piece) => {
+                    if answer.push(&piece) {
+                        break;
+                    }
+                }
+                Chunk::Done(done) => {
+                    finish = Some(done);
+                    break;
+                }
+            }
+        }
+        drop(generation);
+        if finish.is_some_and(|f| matches!(f.reason, FinishReason::Cancelled | FinishReason::Error)) {
+            return;
+        }
+        if let Some(next) = answer.text() {
+            tracing::debug!(uri, line, "the suggestion after this one is ready");
+            state.typing_cache.insert(Suggestion { uri, line, line_prefix, text: next });
+        }
+    });
 }
 
 /// Extra sampled items are only computed while the first answer took less than this.
