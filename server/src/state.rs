@@ -1,7 +1,7 @@
 //! The server's shared state: open documents, settings and what was negotiated with the client.
 //! Notification handlers mutate it before their first `.await`; request handlers take snapshots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -41,15 +41,57 @@ pub struct ClientFeatures {
     pub markdown_documentation: bool,
 }
 
+/// How much open-document text the server holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentLimits {
+    pub max_documents: usize,
+    /// The sum of the open documents' sizes in bytes, checked when a document is opened.
+    pub max_total_bytes: usize,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        DocumentLimits { max_documents: 1000, max_total_bytes: 512 << 20 }
+    }
+}
+
+/// Why an opened document is not held (and so gets no AI features).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotHeld {
+    TooMany { limit: usize },
+    TooLarge { total: usize, limit: usize },
+}
+
+impl std::fmt::Display for NotHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotHeld::TooMany { limit } => write!(f, "{limit} documents are already open (the limit)"),
+            NotHeld::TooLarge { total, limit } => {
+                write!(f, "open documents would hold {} MiB, over the limit of {} MiB", total >> 20, limit >> 20)
+            }
+        }
+    }
+}
+
+/// How many refused documents are remembered (to ignore their changes quietly).
+const MAX_NOT_HELD: usize = 10_000;
+
 #[derive(Default)]
 pub struct State {
     pub options: ServerOptions,
     documents: Mutex<HashMap<String, Document>>,
+    pub document_limits: DocumentLimits,
+    /// Documents the client opened that are not held, because of `document_limits`.
+    not_held: Mutex<HashSet<String>>,
+    /// Whether the limits were already reported (once per session at `warn`).
+    limits_reported: AtomicBool,
     pub settings: RwLock<Settings>,
     encoding: RwLock<Encoding>,
     pub client: RwLock<ClientFeatures>,
     shutdown_requested: AtomicBool,
     pub engine: RwLock<EngineSlot>,
+    /// Increases with every scheduled warm-up, so only the newest one runs (see `warmup`).
+    pub warmup_ticket: std::sync::atomic::AtomicU64,
     /// Woken whenever `engine` changes (see [`State::set_engine`]), for requests waiting on a load.
     engine_changed: tokio::sync::Notify,
     /// What `engine` was started from, to restart it when the settings change.
@@ -90,8 +132,6 @@ impl State {
     pub fn set_engine(&self, slot: EngineSlot) {
         *self.engine.write() = slot;
         self.engine_changed.notify_waiters();
-    /// Increases with every scheduled warm-up, so only the newest one runs (see `warmup`).
-    pub warmup_ticket: std::sync::atomic::AtomicU64,
     }
 
     /// The engine slot once it is no longer `Loading`, waiting at most `limit` (what it holds then,
@@ -115,6 +155,59 @@ impl State {
 
     pub fn snapshot(&self, uri: &str) -> Option<Document> {
         self.documents.lock().get(uri).cloned()
+    }
+
+    /// Holds a document the client opened, replacing any earlier text of it, unless that would
+    /// pass `document_limits`. A refused document is dropped whole (an earlier text of it too, so
+    /// nothing stale is left) and remembered as not held; the first refusal is logged at `warn`.
+    /// `Ok(true)` when an open document was replaced.
+    pub fn open_document(&self, doc: Document) -> Result<bool, NotHeld> {
+        let limits = self.document_limits;
+        let uri = doc.uri.to_string();
+        let outcome = {
+            let mut docs = self.documents.lock();
+            let earlier = docs.get(&uri).map(|d| d.rope.len_bytes());
+            let others: usize = docs.values().map(|d| d.rope.len_bytes()).sum::<usize>() - earlier.unwrap_or(0);
+            let total = others + doc.rope.len_bytes();
+            if earlier.is_none() && docs.len() >= limits.max_documents {
+                Err(NotHeld::TooMany { limit: limits.max_documents })
+            } else if total > limits.max_total_bytes {
+                docs.remove(&uri);
+                Err(NotHeld::TooLarge { total, limit: limits.max_total_bytes })
+            } else {
+                Ok(docs.insert(uri.clone(), doc).is_some())
+            }
+        };
+        let mut not_held = self.not_held.lock();
+        match &outcome {
+            Ok(_) => {
+                not_held.remove(&uri);
+            }
+            Err(why) => {
+                if not_held.len() < MAX_NOT_HELD {
+                    not_held.insert(uri.clone());
+                }
+                if !self.limits_reported.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        uri,
+                        "Glint: no AI features for this document and others opened past the limit: {why}; close some documents"
+                    );
+                } else {
+                    tracing::debug!(uri, "document not held: {why}");
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Forgets a document opened past the limits; true if it was one.
+    pub fn forget_not_held(&self, uri: &str) -> bool {
+        self.not_held.lock().remove(uri)
+    }
+
+    /// Whether `uri` was opened past the limits and is not held.
+    pub fn is_not_held(&self, uri: &str) -> bool {
+        self.not_held.lock().contains(uri)
     }
 
     /// Runs `f` on the document store under its lock. Never `.await` inside.
@@ -184,5 +277,49 @@ impl State {
 
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown_requested.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_documents: usize, max_total_bytes: usize) -> State {
+        State { document_limits: DocumentLimits { max_documents, max_total_bytes }, ..State::default() }
+    }
+
+    fn doc(name: &str, bytes: usize) -> Document {
+        Document::new(&format!("file:///w/{name}.txt"), "plaintext", 1, &"x".repeat(bytes))
+    }
+
+    #[test]
+    fn documents_past_the_count_are_not_held_and_the_rest_stay_as_they_were() {
+        let state = state(2, 1 << 20);
+        assert_eq!(state.open_document(doc("a", 10)), Ok(false));
+        assert_eq!(state.open_document(doc("b", 10)), Ok(false));
+        assert_eq!(state.open_document(doc("c", 10)), Err(NotHeld::TooMany { limit: 2 }));
+        assert!(state.snapshot("file:///w/c.txt").is_none());
+        assert!(state.is_not_held("file:///w/c.txt"));
+        // Reopening an open document is not one more.
+        assert_eq!(state.open_document(doc("a", 20)), Ok(true));
+        assert_eq!(state.snapshot("file:///w/a.txt").map(|d| d.rope.len_bytes()), Some(20));
+        assert_eq!(state.document_count(), 2);
+        // Once one closes, the next open is held.
+        state.with_documents(|docs| docs.remove("file:///w/b.txt"));
+        assert_eq!(state.open_document(doc("c", 10)), Ok(false));
+        assert!(!state.is_not_held("file:///w/c.txt"));
+    }
+
+    #[test]
+    fn documents_past_the_total_size_are_not_held_and_a_stale_text_is_not_kept() {
+        let state = state(100, 100);
+        assert_eq!(state.open_document(doc("a", 60)), Ok(false));
+        assert_eq!(state.open_document(doc("b", 60)), Err(NotHeld::TooLarge { total: 120, limit: 100 }));
+        assert_eq!(state.open_document(doc("b", 40)), Ok(false));
+        // `b` reopened larger: its old text must not stay as if it were current.
+        assert!(state.open_document(doc("b", 50)).is_err());
+        assert!(state.snapshot("file:///w/b.txt").is_none());
+        assert!(state.is_not_held("file:///w/b.txt"));
+        assert!(state.forget_not_held("file:///w/b.txt"));
     }
 }

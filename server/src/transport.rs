@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 /// escaped, still fits).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 const MAX_HEADER_LINE: usize = 4096;
+/// Whole messages waiting for the client. When the client stops reading, the queue fills and
+/// the server waits on it (and log lines, queued separately, are dropped) instead of growing.
+const OUTPUT_QUEUE: usize = 64;
 
 /// One unit read from a stream of LSP messages.
 #[derive(Debug, PartialEq)]
@@ -154,26 +157,28 @@ where
         Body(Vec<u8>),
         ServerClosed,
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    // Bounded: a client that stops reading stdout makes the reader wait, and with it tower-lsp's
+    // output, so a stalled client costs at most this queue and the pipes' buffers.
+    let (tx, mut rx) = mpsc::channel::<Out>(OUTPUT_QUEUE);
     let server_tx = tx.clone();
     tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(64 * 1024, from_server);
         while let Ok(Some(frame)) = read_frame(&mut reader).await {
             match frame {
                 Frame::Message(body, _) => {
-                    if server_tx.send(Out::Body(body)).is_err() {
+                    if server_tx.send(Out::Body(body)).await.is_err() {
                         return;
                     }
                 }
                 Frame::Malformed(_) => tracing::error!("the server produced a malformed message"),
             }
         }
-        let _ = server_tx.send(Out::ServerClosed);
+        let _ = server_tx.send(Out::ServerClosed).await;
     });
     let forward_errors = tokio::spawn(async move {
         let mut errors = errors;
         while let Some(reply) = errors.recv().await {
-            if tx.send(Out::Body(serde_json::to_vec(&reply).unwrap_or_default())).is_err() {
+            if tx.send(Out::Body(serde_json::to_vec(&reply).unwrap_or_default())).await.is_err() {
                 break;
             }
         }
@@ -226,6 +231,35 @@ mod tests {
         assert!(matches!(&got[0], Frame::Malformed(v) if v["error"]["code"] == -32600 && v["id"] == 4));
         let got = frames(framed("[1]").as_bytes()).await;
         assert!(matches!(&got[0], Frame::Malformed(v) if v["error"]["code"] == -32600));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_holds_the_server_back_instead_of_growing_a_queue() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // The server side writes messages without end; the client reads none of them.
+        let (mut server_out, from_server) = tokio::io::duplex(1 << 16);
+        let written = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&written);
+        let producer = tokio::spawn(async move {
+            let body = br#"{"jsonrpc":"2.0","method":"window/logMessage","params":{"type":4,"message":"a line"}}"#;
+            while write_frame(&mut server_out, body).await.is_ok() {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let (output, _unread) = tokio::io::duplex(4096);
+        let (_errors, errors_rx) = mpsc::unbounded_channel();
+        let pump = tokio::spawn(pump_output(from_server, output, errors_rx));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let first = written.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let second = written.load(Ordering::SeqCst);
+        // What is written at most: the queue, the two pipes' buffers (about 110 bytes a message).
+        let most = OUTPUT_QUEUE + (1 << 16) / 100 + 4096 / 100 + 8;
+        assert!(second <= most, "{second} messages taken from the server, at most {most} expected");
+        assert_eq!(first, second, "the server is held back, not read ahead");
+        producer.abort();
+        pump.abort();
     }
 
     #[tokio::test]

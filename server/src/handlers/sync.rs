@@ -12,8 +12,9 @@ pub fn did_open(state: &State, params: DidOpenTextDocumentParams) {
     let uri = item.uri.as_str().to_string();
     let doc = Document::new(&uri, &item.language_id, item.version, &item.text);
     log_no_tree(&doc);
-    let replaced = state.with_documents(|docs| docs.insert(uri.clone(), doc).is_some());
-    if replaced {
+    // Past the limits on open documents the document is not held (the state says so in the log);
+    // its later changes are ignored until it is closed and opened again.
+    if let Ok(true) = state.open_document(doc) {
         tracing::warn!(uri, "didOpen for a document that was already open; replaced its text");
     }
 }
@@ -39,6 +40,7 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
         Some((stale, previous, report, doc.clone()))
     });
     match outcome {
+        None if state.is_not_held(&uri) => tracing::trace!(uri, version, "didChange for a document not held"),
         None => tracing::warn!(uri, version, "didChange for a document that is not open; ignored"),
         Some((stale, previous, report, doc)) => {
             if let Some(line) = changes.iter().rev().find_map(|c| c.range.map(|(start, _)| start.line as usize)) {
@@ -77,7 +79,7 @@ pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
     state.actions.cancel_document(&uri);
     state.rhythm.forget(&uri);
     state.typing_cache.forget_document(&uri);
-    if state.with_documents(|docs| docs.remove(&uri)).is_none() {
+    if state.with_documents(|docs| docs.remove(&uri)).is_none() && !state.forget_not_held(&uri) {
         tracing::warn!(uri, "didClose for a document that is not open");
     }
 }
