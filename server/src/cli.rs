@@ -216,6 +216,7 @@ fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
         threads: args.engine.threads,
         fetch_default: true,
         fallback_local: false,
+        approximate_kv_reuse: true,
         http: engines::HttpOptions::default(),
     };
     let engine = engines::start(&spec, &mut |message| eprintln!("{message}")).map_err(anyhow::Error::msg)?;
@@ -414,6 +415,7 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         threads: args.engine.threads,
         fetch_default: !args.no_fetch,
         fallback_local: false,
+        approximate_kv_reuse: true,
         http: engines::HttpOptions::default(),
     };
     let started = std::time::Instant::now();

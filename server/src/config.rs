@@ -3,7 +3,7 @@
 //!
 //! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
 //! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
-//! `completionItems`, `streaming`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
+//! `completionItems`, `streaming`, `approximateKvReuse`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
 //! `remoteContext`. The README's Configuration section documents them.
 
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub struct Settings {
     pub completion_items: bool,
     /// Send `glint/inlineCompletionProgress` notifications with partial text.
     pub streaming: bool,
+    /// Let the local engine reuse the KV cache of text that moved after an edit above it (a RoPE
+    /// shift); off, every answer equals a fresh prefill's.
+    pub approximate_kv_reuse: bool,
     /// Threads for the local engine; `None` means one per physical core.
     pub threads: Option<u32>,
     /// How the context window is built and the answer cut (see [`ContextStrategy`]).
@@ -97,6 +100,7 @@ impl Default for Settings {
             log_level: "info".into(),
             completion_items: true,
             streaming: false,
+            approximate_kv_reuse: true,
             threads: None,
             context_strategy: ContextStrategy::Syntax,
             fallback: "none".into(),
@@ -177,6 +181,9 @@ impl Settings {
                 self.completion_items = if reset { defaults.completion_items } else { boolean(value)? }
             }
             "streaming" => self.streaming = if reset { defaults.streaming } else { boolean(value)? },
+            "approximateKvReuse" => {
+                self.approximate_kv_reuse = if reset { defaults.approximate_kv_reuse } else { boolean(value)? }
+            }
             "threads" => self.threads = if reset { None } else { Some(integer(value, 1, 256)? as u32) },
             "contextStrategy" => {
                 self.context_strategy = if reset {

@@ -41,6 +41,9 @@ pub struct EngineSpec {
     pub fetch_default: bool,
     /// For a `ws://`/`wss://` engine: also load the local engine and use it while disconnected.
     pub fallback_local: bool,
+    /// The local engine may reuse cached keys and values shifted in position after an edit above
+    /// them (faster typing, answers close to but not always equal to a fresh prefill).
+    pub approximate_kv_reuse: bool,
     /// How to talk to an `http(s)://` engine.
     pub http: HttpOptions,
 }
@@ -130,7 +133,8 @@ pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dy
     progress(&format!("loading {}", path.display()));
     // `GLINT_TEST_HOOKS=1` lets end-to-end tests make the model thread panic on purpose.
     let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
-    let config = LocalConfig { threads: spec.threads, test_hooks, ..LocalConfig::default() };
+    let shifted_reuse_min = if spec.approximate_kv_reuse { LocalConfig::default().shifted_reuse_min } else { 0 };
+    let config = LocalConfig { threads: spec.threads, test_hooks, shifted_reuse_min, ..LocalConfig::default() };
     let engine = LocalEngine::load(&path, config).map_err(|e| e.to_string())?;
     Ok(Arc::new(engine))
 }

@@ -75,6 +75,7 @@ impl Server {
             threads: settings.threads.map(|t| t as usize).or(self.state.options.threads),
             fetch_default: true,
             fallback_local: settings.fallback == "local",
+            approximate_kv_reuse: settings.approximate_kv_reuse,
             http: engines::HttpOptions::from_settings(&settings),
         };
         if self.state.engine_spec.read().as_ref() == Some(&spec) {
