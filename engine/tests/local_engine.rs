@@ -400,3 +400,30 @@ async fn a_warm_up_yields_to_a_request_within_a_prefill_chunk_and_leaves_its_pre
     let (_, finish) = engine.generate(request(&prompt, 1)).collect_text().await;
     assert_eq!(finish.timings.cached_tokens, prompt_tokens - 1);
 }
+
+#[tokio::test]
+async fn a_qwen2_model_with_fim_tokens_is_prompted_with_its_fim_template() {
+    let dir = TempDir::new("qwen-fim");
+    let mut spec = TinySpec::llama();
+    spec.architecture = "qwen2";
+    for token in ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>"] {
+        spec.tokens.push(token.into());
+    }
+    let path = spec.write(&dir.0, "qwen-fim.gguf");
+    let engine = LocalEngine::load(&path, LocalConfig::default()).unwrap();
+    assert!(engine.info().fim, "the FIM tokens are detected");
+    let (head, line, suffix) = ("def add(a, b):\n", "    return", "\n\nprint(add(1, 2))\n");
+    let request = GenerateRequest {
+        prefix: format!("{head}{line}"),
+        suffix: suffix.into(),
+        max_tokens: 4,
+        ..GenerateRequest::default()
+    };
+    let (text, finish) = engine.generate(request).collect_text().await;
+    // <|fim_prefix|> head <|fim_suffix|> suffix <|fim_middle|> line: three control tokens, and the
+    // cursor line after the middle token.
+    let count = |t: &str| engine.tokenize(t).unwrap().len();
+    assert_eq!(finish.timings.prompt_tokens, 3 + count(head) + count(suffix) + count(line));
+    assert!(!text.contains("<|fim"), "control tokens never reach the text: {text:?}");
+    assert_eq!(finish.reason, FinishReason::Length);
+}
