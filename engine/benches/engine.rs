@@ -67,7 +67,11 @@ fn main() {
     }
     ours.add("decode", step_rates);
     drop(model);
+    // Load time as the server pays it: header, tokenizer and weights, with the file in the page
+    // cache from the loads above (llama.cpp's figure is measured the same way).
+    let started = Instant::now();
     let engine = LocalEngine::load(&path, LocalConfig::default()).unwrap();
+    ours.add("load_s", vec![started.elapsed().as_secs_f64()]);
 
     // End to end through the engine: time to first token as the server sees it.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -164,6 +168,7 @@ fn print_table(ours: &Results, theirs: Option<&Results>, peak_rss_mb: f64) {
         ("warm_ttft_ms", "warm TTFT ms, +1 char", false),
         ("cancel_decode_ms", "cancel in decode, drop→idle ms", false),
         ("cancel_prefill_ms", "cancel in prefill, drop→idle ms", false),
+        ("load_s", "load s (tokenizer + weights, warm)", false),
     ];
     println!();
     println!(

@@ -20,6 +20,7 @@ def main() -> None:
     model, tokens_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     spec = json.load(open(tokens_path))
     tokens = spec["tokens"]
+    started = time.perf_counter()
     llm = llama_cpp.Llama(
         model_path=model,
         n_ctx=4096,
@@ -29,7 +30,7 @@ def main() -> None:
         n_threads_batch=threads,
         verbose=False,
     )
-    out = {"version": llama_cpp.__version__}
+    out = {"version": llama_cpp.__version__, "load_s": [time.perf_counter() - started]}
 
     def reset_to(n):
         llm.n_tokens = n

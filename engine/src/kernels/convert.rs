@@ -16,7 +16,12 @@ const QK_K: usize = 256;
 
 /// The packed format a GGUF block format converts to, if any.
 pub(crate) fn target_format(dtype: GgmlDType) -> Option<Format> {
+    // Q4_0 and Q5_0 (`w = d * (q - offset)`) fit Q8 exactly too; benchmarks compare the two
+    // layouts with `GLINT_OFFSET_QUANTS_AS_Q8=1`.
+    static AS_Q8: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let as_q8 = *AS_Q8.get_or_init(|| std::env::var_os("GLINT_OFFSET_QUANTS_AS_Q8").is_some());
     match dtype {
+        GgmlDType::Q4_0 | GgmlDType::Q5_0 if as_q8 => Some(Format::Q8),
         GgmlDType::Q8_0 | GgmlDType::Q6K | GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Some(Format::Q8),
         GgmlDType::Q4_0 | GgmlDType::Q4_1 | GgmlDType::Q4K => Some(Format::Q4),
         GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q5K => Some(Format::Q5),
@@ -126,6 +131,19 @@ impl RowBlocks {
                 for (b, block) in bytes.chunks_exact(34).enumerate() {
                     self.d[b] = f16_at(block, 0);
                     self.q[b * BLOCK..(b + 1) * BLOCK].copy_from_slice(&block[2..34]);
+                }
+            }
+            GgmlDType::Q4_0 | GgmlDType::Q5_0 if target_format(dtype) == Some(Format::Q8) => {
+                let (size, offset) = if dtype == GgmlDType::Q4_0 { (18, 8) } else { (22, 16) };
+                for (b, block) in bytes.chunks_exact(size).enumerate() {
+                    self.d[b] = f16_at(block, 0);
+                    let (qh, qs) = if size == 22 { (u32_at(block, 2), &block[6..22]) } else { (0, &block[2..18]) };
+                    let q = &mut self.q[b * BLOCK..(b + 1) * BLOCK];
+                    for i in 0..16 {
+                        let high = |bit: usize| (((qh >> bit) & 1) << 4) as u8;
+                        q[i] = ((qs[i] & 0x0f) | high(i)).wrapping_sub(offset);
+                        q[i + 16] = ((qs[i] >> 4) | high(i + 16)).wrapping_sub(offset);
+                    }
                 }
             }
             GgmlDType::Q4_0 => {
