@@ -76,6 +76,10 @@ struct ServeArgs {
     /// The largest message a client may send, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_message_bytes: usize,
+    /// A web page origin allowed to connect (repeatable); handshakes carrying any other `Origin`
+    /// header, as browsers send, are refused.
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
     /// error, warn, info, debug or trace (or a tracing filter directive). Logs go to stderr.
     #[arg(long, env = "GLINT_LOG_LEVEL")]
     log_level: Option<String>,
@@ -226,6 +230,7 @@ fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections.max(1),
         max_in_flight: args.max_in_flight.max(1),
         max_message_bytes: args.max_message_bytes.max(4096),
+        allowed_origins: args.allow_origin,
         ..ws::ServeConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
