@@ -12,6 +12,7 @@ use glint_engine::{Engine, FinishReason, GenerateRequest, LocalConfig, LocalEngi
 
 #[derive(serde::Deserialize)]
 struct Golden {
+    model: String,
     model_sha256: String,
     cases: Vec<GoldenCase>,
 }
@@ -23,30 +24,41 @@ struct GoldenCase {
     ids: Vec<u32>,
 }
 
-fn golden() -> Golden {
-    let text = include_str!("data/tokenizer_golden.json");
-    serde_json::from_str(text).unwrap()
+fn goldens() -> Vec<Golden> {
+    [include_str!("data/tokenizer_golden.json"), include_str!("data/tokenizer_golden_qwen2.json")]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect()
+}
+
+/// The installed catalog model whose file the golden ids were made with.
+fn model_for(golden: &Golden) -> Option<std::path::PathBuf> {
+    let model = glint_engine::catalog::CATALOG.iter().find(|m| m.sha256 == golden.model_sha256)?;
+    match glint_engine::fetch::model_status(model) {
+        glint_engine::fetch::ModelStatus::Installed(path) => Some(path),
+        _ => None,
+    }
 }
 
 #[test]
 fn tokenizer_matches_llama_cpp_on_code_in_many_languages() {
-    let Some(path) = common::real_model() else {
-        eprintln!("SKIP: tokenizer golden ids: no model at {}", glint_engine::fetch::default_model_path().display());
-        return;
-    };
-    let golden = golden();
-    assert_eq!(golden.model_sha256, glint_engine::fetch::DEFAULT_MODEL_SHA256);
-    let tokenizer = Tokenizer::load(&path).unwrap();
-    let mut failures = Vec::new();
-    for case in &golden.cases {
-        let ids = tokenizer.encode(&case.text).unwrap();
-        if ids != case.ids {
-            failures.push(format!("{}:\n  ours  {:?}\n  llama {:?}", case.name, ids, case.ids));
+    for golden in goldens() {
+        let Some(path) = model_for(&golden) else {
+            eprintln!("SKIP: tokenizer golden ids for {}: the model is not fetched", golden.model);
+            continue;
+        };
+        let tokenizer = Tokenizer::load(&path).unwrap();
+        let mut failures = Vec::new();
+        for case in &golden.cases {
+            let ids = tokenizer.encode(&case.text).unwrap();
+            if ids != case.ids {
+                failures.push(format!("{}:\n  ours  {:?}\n  llama {:?}", case.name, ids, case.ids));
+            }
+            assert_eq!(tokenizer.decode(&case.ids), case.text, "{} does not round-trip", case.name);
         }
-        assert_eq!(tokenizer.decode(&case.ids), case.text, "{} does not round-trip", case.name);
+        assert!(failures.is_empty(), "{}: token ids differ from llama.cpp:\n{}", golden.model, failures.join("\n"));
+        assert!(golden.cases.len() >= 6);
     }
-    assert!(failures.is_empty(), "token ids differ from llama.cpp:\n{}", failures.join("\n"));
-    assert!(golden.cases.len() >= 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

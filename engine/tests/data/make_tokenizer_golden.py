@@ -1,7 +1,9 @@
-"""Regenerates tokenizer_golden.json: llama.cpp's token ids for code samples in several languages.
+"""Regenerates a tokenizer golden file: llama.cpp's token ids for code samples in several languages.
 
-Run with a Python that has llama-cpp-python installed:
+Run with a Python that has llama-cpp-python installed, once per tokenizer:
     python3 engine/tests/data/make_tokenizer_golden.py ~/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    python3 engine/tests/data/make_tokenizer_golden.py \
+        ~/.cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf tokenizer_golden_qwen2.json
 """
 import hashlib
 import json
@@ -20,7 +22,8 @@ SAMPLES = {
     "java": "public final class Greeter {\n    private static final String NAME = \"Wörld\";\n\n    public static void main(String[] args) {\n        System.out.println(\"Hello, \" + NAME + \"!\");\n    }\n}\n",
     "html": '<!DOCTYPE html>\n<html lang="en">\n  <body class="main">\n    <p>Caf\u00e9 &amp; cr\u00e8me \u2014 \u65e5\u672c\u8a9e \U0001F600</p>\n  </body>\n</html>\n',
     "whitespace_crlf": "if x:\r\n\tpass\r\n\r\n    \n   \n        y = 12345678901234567890\n",
-    "special_looking_text": "text = '<|endoftext|>' + \"<|im_start|>user\" + '<fim_prefix>'\n",
+    "special_looking_text": "text = '<|endoftext|>' + \"<|im_start|>user\" + '<fim_prefix>' + '<|fim_middle|>'\n",
+    "numbers_and_unicode": "let π = 3.14159_26535; // über à la carte, 中文, 🚀 x1000000 0xDEADBEEF\n",
 }
 
 
@@ -37,7 +40,7 @@ def main() -> None:
         "generator": f"llama-cpp-python {llama_cpp.__version__}, tokenize(add_bos=False, special=False)",
         "cases": cases,
     }
-    out = pathlib.Path(__file__).with_name("tokenizer_golden.json")
+    out = pathlib.Path(__file__).with_name(sys.argv[2] if len(sys.argv) > 2 else "tokenizer_golden.json")
     out.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(cases)} cases to {out}")
 
