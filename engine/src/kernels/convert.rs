@@ -74,37 +74,24 @@ impl PackedMatrix {
             return Ok(None);
         };
         let mut data = WeightBytes::zeroed(total);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let mut decoded: Vec<[RowBlocks; GROUP]> =
-            (0..threads).map(|_| std::array::from_fn(|_| RowBlocks::new(cols))).collect();
-        // About 4 MiB of the file per read: large enough for sequential reads and to share among
-        // threads, small next to the matrix.
-        let chunk_groups = ((4 << 20) / (row_len * GROUP)).clamp(1, rows / GROUP);
+        let mut decoded: [RowBlocks; GROUP] = std::array::from_fn(|_| RowBlocks::new(cols));
+        // About 1 MiB of the file per read: large enough for sequential reads, small next to the
+        // matrix.
+        let chunk_groups = ((1 << 20) / (row_len * GROUP)).clamp(1, rows / GROUP);
         let mut buffer = vec![0u8; chunk_groups * GROUP * row_len];
         for (c, out) in data.chunks_mut(chunk_groups * group_bytes).enumerate() {
             let groups = out.len() / group_bytes;
             let bytes = &mut buffer[..groups * GROUP * row_len];
             read(c * chunk_groups * GROUP * row_len, bytes)?;
-            // Decoding K-quants costs more than reading them; groups convert independently.
-            let per_thread = groups.div_ceil(threads);
-            let bytes = &*bytes;
-            std::thread::scope(|scope| {
-                let parts = out.chunks_mut(per_thread * group_bytes).zip(decoded.iter_mut()).enumerate();
-                for (t, (out, decoded)) in parts {
-                    let first = t * per_thread;
-                    scope.spawn(move || {
-                        for (g, out) in out.chunks_exact_mut(group_bytes).enumerate() {
-                            for (lane, row) in decoded.iter_mut().enumerate() {
-                                let r = (first + g) * GROUP + lane;
-                                row.decode(dtype, &bytes[r * row_len..(r + 1) * row_len]);
-                            }
-                            for (b, out) in out.chunks_exact_mut(format.group_block_bytes()).enumerate() {
-                                write_group_block(format, decoded, b, out);
-                            }
-                        }
-                    });
+            for (g, out) in out.chunks_exact_mut(group_bytes).enumerate() {
+                for (lane, row) in decoded.iter_mut().enumerate() {
+                    let r = g * GROUP + lane;
+                    row.decode(dtype, &bytes[r * row_len..(r + 1) * row_len]);
                 }
-            });
+                for (b, out) in out.chunks_exact_mut(format.group_block_bytes()).enumerate() {
+                    write_group_block(format, &decoded, b, out);
+                }
+            }
         }
         Ok(Some(PackedMatrix { rows, cols, format, data }))
     }
