@@ -12,6 +12,7 @@
 //! catalog names or GGUF paths; default: every installed catalog model), `GLINT_THREADS` the
 //! engine's threads, `GLINT_TYPING_PAUSE_MS` the pause after opening (default 3000),
 //! `GLINT_TYPING_KEYS` keys per file (default 20), `GLINT_DEBOUNCE_MS` the server's debounce,
+//! `GLINT_TYPING_CONTEXT_TOKENS` the prompt budget (default: the server's, 1,024),
 //! `GLINT_TYPING_NO_CURSOR=1` skips the code action request VS Code sends where the cursor lands
 //! (which lets the server warm the context up).
 
@@ -100,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
         let client =
             LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
         let mut settings = json!({"streaming": true});
+        if let Ok(tokens) = std::env::var("GLINT_TYPING_CONTEXT_TOKENS") {
+            settings["contextTokens"] = json!(tokens.parse::<u64>().unwrap_or(1024));
+        }
         if let Ok(ms) = std::env::var("GLINT_DEBOUNCE_MS") {
             settings["debounceMs"] = json!(ms.parse::<u64>().unwrap_or(0));
         }
@@ -177,6 +181,11 @@ async fn replay(client: &LspClient, uri_base: &str, case: &Case, pause: Duration
         let next: String = real[cursor..].chars().take(USEFUL_CHARS).collect();
         let (line, character) = lsp_position(&text, cursor);
         let (_, answer) = client.start_request("textDocument/inlineCompletion", params(&uri, line, character)).await;
+        // The answer's arrival is stamped as it happens, whatever else the replay waits for.
+        let answer = tokio::spawn(async move {
+            let response = answer.await.unwrap_or(Value::Null);
+            (response, Instant::now())
+        });
         tally.keystrokes += 1;
         let deadline = key_at + KEY_INTERVAL;
         let shown = |m: &Value| {
@@ -185,14 +194,17 @@ async fn replay(client: &LspClient, uri_base: &str, case: &Case, pause: Duration
                 && m["params"]["version"] == version
                 && m["params"]["text"].as_str().is_some_and(|t| !t.is_empty())
         };
-        let first_partial = tokio::time::timeout_at(deadline.into(), client.wait_for("progress", shown))
-            .await
-            .ok()
-            .map(|_| key_at.elapsed());
+        let first_partial = tokio::select! {
+            _ = tokio::time::sleep_until(deadline.into()) => None,
+            _ = client.wait_for("progress", shown) => Some(key_at.elapsed()),
+        };
         let final_answer = tokio::time::timeout_at(deadline.into(), answer).await.ok().and_then(Result::ok);
-        let answered_at = key_at.elapsed();
-        let suggestion = final_answer.as_ref().and_then(|r| ghost_text(r, &text[..cursor], line, character));
-        if let Some(suggestion) = suggestion.filter(|s| !s.is_empty()) {
+        let arrived = final_answer.as_ref().map(|(_, at)| at.duration_since(key_at));
+        let suggestion = final_answer
+            .as_ref()
+            .filter(|(_, at)| *at <= deadline)
+            .and_then(|(response, _)| ghost_text(response, &text[..cursor], line, character));
+        if let (Some(suggestion), Some(answered_at)) = (suggestion.filter(|s| !s.is_empty()), arrived) {
             tally.in_time += 1;
             tally.to_answer.push(answered_at);
             let first = first_partial.map_or(answered_at, |p| p.min(answered_at));
