@@ -11,8 +11,41 @@ use tokio_util::sync::CancellationToken;
 /// In-flight AI work, one token per document.
 #[derive(Debug, Default)]
 pub struct Inflight {
-    tokens: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    tokens: Mutex<HashMap<String, (u64, CancellationToken, Option<std::sync::Arc<Follow>>)>>,
     next_id: std::sync::atomic::AtomicU64,
+}
+
+/// A completion that keystrokes may type through without cancelling it: while each key inserts
+/// exactly the next characters of its streamed answer, it goes on to its end, its answer lands in
+/// the typing-through cache, and the requests of those keystrokes wait for it instead of starting
+/// over (at 80 ms a key, a completion that restarts on every key never finishes).
+#[derive(Debug)]
+pub struct Follow {
+    /// The cursor's line when the completion was asked for, and the line's text before it.
+    pub line: usize,
+    pub line_prefix: String,
+    /// The answer as streamed so far, and what the user typed of it since.
+    pub partial: Mutex<String>,
+    pub typed: Mutex<String>,
+    /// Set when the completion ended, however it ended.
+    pub done: tokio_util::sync::CancellationToken,
+}
+
+impl Follow {
+    pub fn new(line: usize, line_prefix: String) -> Follow {
+        Follow {
+            line,
+            line_prefix,
+            partial: Mutex::new(String::new()),
+            typed: Mutex::new(String::new()),
+            done: CancellationToken::new(),
+        }
+    }
+
+    /// Whether a request at `line` with `line_prefix` asks for what this completion answers.
+    pub fn answers(&self, line: usize, line_prefix: &str) -> bool {
+        line == self.line && line_prefix == format!("{}{}", self.line_prefix, self.typed.lock())
+    }
 }
 
 /// One registered piece of work: its token and the id `finish` takes.
@@ -23,11 +56,12 @@ pub struct Work {
 }
 
 impl Inflight {
-    /// Registers new work for `uri`, cancelling whatever ran for it before.
-    pub fn start(&self, uri: &str) -> Work {
+    /// Registers new work for `uri`, cancelling whatever ran for it before; `follow` lets
+    /// keystrokes type through it (see [`Follow`]).
+    pub fn start(&self, uri: &str, follow: Option<std::sync::Arc<Follow>>) -> Work {
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let token = CancellationToken::new();
-        if let Some((_, old)) = self.tokens.lock().insert(uri.to_string(), (id, token.clone())) {
+        if let Some((_, old, _)) = self.tokens.lock().insert(uri.to_string(), (id, token.clone(), follow)) {
             old.cancel();
         }
         Work { id, token }
@@ -35,14 +69,45 @@ impl Inflight {
 
     /// Cancels the work for `uri` (an edit arrived). Cheap and synchronous.
     pub fn cancel(&self, uri: &str) {
-        if let Some((_, token)) = self.tokens.lock().remove(uri) {
+        if let Some((_, token, _)) = self.tokens.lock().remove(uri) {
             token.cancel();
         }
     }
 
+    /// An edit inserts `text` at `line` after `line_prefix`: the work for `uri` goes on when that
+    /// types the next characters of its streamed answer, else it is cancelled. True when it goes on.
+    pub fn type_through(&self, uri: &str, line: usize, line_prefix: &str, text: &str) -> bool {
+        let tokens = self.tokens.lock();
+        let Some((_, _, Some(follow))) = tokens.get(uri) else {
+            drop(tokens);
+            self.cancel(uri);
+            return false;
+        };
+        let consistent = !text.is_empty() && !text.contains(['\n', '\r']) && follow.answers(line, line_prefix) && {
+            let mut typed = follow.typed.lock().clone();
+            typed.push_str(text);
+            let partial = follow.partial.lock();
+            partial.len() > typed.len() && partial.starts_with(&typed)
+        };
+        if consistent {
+            follow.typed.lock().push_str(text);
+            return true;
+        }
+        drop(tokens);
+        self.cancel(uri);
+        false
+    }
+
+    /// The typed-through work a request at `line` with `line_prefix` can wait for.
+    pub fn follow_for(&self, uri: &str, line: usize, line_prefix: &str) -> Option<std::sync::Arc<Follow>> {
+        let tokens = self.tokens.lock();
+        let (_, _, follow) = tokens.get(uri)?;
+        follow.as_ref().filter(|f| !f.typed.lock().is_empty() && f.answers(line, line_prefix)).cloned()
+    }
+
     /// Cancels all work (shutdown).
     pub fn cancel_all(&self) {
-        for (_, (_, token)) in self.tokens.lock().drain() {
+        for (_, (_, token, _)) in self.tokens.lock().drain() {
             token.cancel();
         }
     }
@@ -50,7 +115,7 @@ impl Inflight {
     /// Forgets work `id` for `uri` when it finished, unless newer work has replaced it.
     pub fn finish(&self, uri: &str, id: u64) {
         let mut tokens = self.tokens.lock();
-        if tokens.get(uri).is_some_and(|(current, _)| *current == id) {
+        if tokens.get(uri).is_some_and(|(current, _, _)| *current == id) {
             tokens.remove(uri);
         }
     }
@@ -172,6 +237,35 @@ impl TypingCache {
 mod tests {
     use super::*;
 
+    #[test]
+    fn keystrokes_that_type_the_streamed_answer_keep_the_completion_and_others_cancel_it() {
+        let inflight = Inflight::default();
+        let follow = std::sync::Arc::new(Follow::new(3, "    if n".into()));
+        let work = inflight.start("a", Some(follow.clone()));
+        *follow.partial.lock() = " == 0:".into();
+        assert!(inflight.type_through("a", 3, "    if n", " "));
+        assert!(inflight.type_through("a", 3, "    if n ", "="));
+        assert!(!work.token.is_cancelled());
+        // A request at the new cursor waits for it; one elsewhere does not.
+        assert!(inflight.follow_for("a", 3, "    if n =").is_some());
+        assert!(inflight.follow_for("a", 3, "    if n").is_none());
+        assert!(inflight.follow_for("a", 4, "    if n =").is_none());
+        // A key that is not the next character of the answer cancels it.
+        assert!(!inflight.type_through("a", 3, "    if n =", "x"));
+        assert!(work.token.is_cancelled());
+        assert!(inflight.is_empty());
+        // Work without a follow is cancelled by any edit, as before.
+        let plain = inflight.start("b", None);
+        assert!(!inflight.type_through("b", 0, "", "x"));
+        assert!(plain.token.is_cancelled());
+        // Typing past what was streamed so far cannot be checked: the work is cancelled.
+        let follow = std::sync::Arc::new(Follow::new(0, "x".into()));
+        let work = inflight.start("c", Some(follow.clone()));
+        *follow.partial.lock() = "ab".into();
+        assert!(!inflight.type_through("c", 0, "x", "abc"));
+        assert!(work.token.is_cancelled());
+    }
+
     fn suggestion(prefix: &str, text: &str) -> Suggestion {
         Suggestion { uri: "u".into(), line: 3, line_prefix: prefix.into(), text: text.into() }
     }
@@ -208,11 +302,11 @@ mod tests {
     #[test]
     fn a_new_request_cancels_the_old_one_and_an_edit_cancels_both() {
         let inflight = Inflight::default();
-        let first = inflight.start("a");
-        let second = inflight.start("a");
+        let first = inflight.start("a", None);
+        let second = inflight.start("a", None);
         assert!(first.token.is_cancelled());
         assert!(!second.token.is_cancelled());
-        let other = inflight.start("b");
+        let other = inflight.start("b", None);
         inflight.cancel("a");
         assert!(second.token.is_cancelled());
         assert!(!other.token.is_cancelled());
@@ -221,8 +315,8 @@ mod tests {
     #[test]
     fn finished_work_is_forgotten_but_never_newer_work() {
         let inflight = Inflight::default();
-        let first = inflight.start("a");
-        let second = inflight.start("a");
+        let first = inflight.start("a", None);
+        let second = inflight.start("a", None);
         inflight.finish("a", first.id);
         assert_eq!(inflight.len(), 1, "the older request must not unregister the newer one");
         inflight.finish("a", second.id);

@@ -260,3 +260,49 @@ async fn shutdown_and_exit_do_not_wait_for_a_running_generation() {
     assert!(started.elapsed() < Duration::from_secs(5), "exit took {:?}", started.elapsed());
     assert_engine_cancelled(&engine).await;
 }
+
+#[tokio::test]
+async fn keys_that_type_the_streamed_answer_let_the_completion_finish_and_answer_from_it() {
+    // Three characters a chunk, 40 ms apart: the answer takes a few keystrokes to finish.
+    let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0, "streaming": true})).await;
+    let uri = "file:///through.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let (_, first) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    // The first streamed partial shows `com`; the user types `c`, which that partial predicted.
+    client
+        .wait_for("first partial", |m| m["method"] == "glint/inlineCompletionProgress" && m["params"]["text"] == "com")
+        .await;
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 12, 1, 12), "text": "c"}]}),
+        )
+        .await;
+    let second = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 13, AUTOMATIC)).await;
+    assert_eq!(second[0]["insertText"], "ompute(a, b);", "the running completion answered the keystroke");
+    let first = first.await.unwrap_or(Value::Null);
+    assert_eq!(first["error"]["code"], -32801, "the first request itself is stale: {first}");
+    let log = engine.log();
+    assert_eq!((log.requests.len(), log.cancelled), (1, 0), "one generation, never cancelled: {log:?}");
+
+    // A new completion starts after a key the answer did not predict; a key its stream did not
+    // predict cancels it, as before.
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3}, "contentChanges": [{"range": range(1, 13, 1, 13), "text": "X"}]}),
+    ).await;
+    let (_, third) = client.start_request("textDocument/inlineCompletion", inline_params(uri, 1, 14, AUTOMATIC)).await;
+    client
+        .wait_for("partial", |m| m["method"] == "glint/inlineCompletionProgress" && m["params"]["version"] == 3)
+        .await;
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"range": range(1, 14, 1, 14), "text": "Z"}]}),
+        )
+        .await;
+    let third = third.await.unwrap_or(Value::Null);
+    assert_eq!(third["error"]["code"], -32801, "{third}");
+    assert_engine_cancelled(&engine).await;
+}

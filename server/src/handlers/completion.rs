@@ -16,7 +16,7 @@ use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::handlers::{char_index, lsp_position};
 use crate::position::{self, LinePos};
-use crate::schedule::Suggestion;
+use crate::schedule::{Follow, Suggestion};
 use crate::state::State;
 
 /// The streamed-progress notification (see docs/lsp-extensions.md).
@@ -214,6 +214,20 @@ pub fn content_modified() -> Error {
     }
 }
 
+/// How long a request waits for the completion the user is typing through.
+const FOLLOW_WAIT: Duration = Duration::from_secs(3);
+
+/// Marks a typed-through completion as ended, however it ends, so its waiters wake.
+struct FollowDone(Option<Arc<Follow>>);
+
+impl Drop for FollowDone {
+    fn drop(&mut self) {
+        if let Some(follow) = &self.0 {
+            follow.done.cancel();
+        }
+    }
+}
+
 /// Unregisters the in-flight token when the request ends, however it ends.
 struct InflightGuard<'a> {
     state: &'a State,
@@ -271,9 +285,25 @@ async fn run(
         return Ok(Some(Outcome { doc, cursor, text: rest }));
     }
 
-    let work = state.inflight.start(uri);
+    // The user is typing through a completion still being written: wait for it (its answer lands
+    // in the typing-through cache) instead of starting over.
+    if selected.is_none()
+        && variant == 0
+        && let Some(follow) = state.inflight.follow_for(uri, line, &line_prefix)
+    {
+        let _ = tokio::time::timeout(FOLLOW_WAIT, follow.done.cancelled()).await;
+        if let Some(rest) = state.typing_cache.lookup(uri, line, &line_prefix) {
+            tracing::debug!(uri, "typed through a running completion");
+            record(state, json!({"uri": uri, "cacheHit": true, "totalMs": ms(started.elapsed())}));
+            return Ok(Some(Outcome { doc, cursor, text: rest }));
+        }
+    }
+
+    let follow = (selected.is_none() && variant == 0).then(|| Arc::new(Follow::new(line, line_prefix.clone())));
+    let work = state.inflight.start(uri, follow.clone());
     let token = work.token;
     let _guard = InflightGuard { state, uri, id: work.id };
+    let _follow_done = FollowDone(follow.clone());
 
     if !invoked {
         let delay = state.rhythm.debounce(uri, Duration::from_millis(settings.debounce_ms));
@@ -358,6 +388,11 @@ async fn run(
                     if answer.push(&text) {
                         break;
                     }
+                    if let Some(follow) = &follow
+                        && let Some(partial) = answer.text()
+                    {
+                        *follow.partial.lock() = partial;
+                    }
                     if streaming && let Some(partial) = answer.text() {
                         let pos = lsp_position(&doc.rope, cursor, encoding);
                         client
@@ -387,8 +422,15 @@ async fn run(
     if finish.as_ref().is_some_and(|done| done.reason == FinishReason::Cancelled) {
         return Err(content_modified());
     }
-    // A request whose document moved on is stale even if nobody cancelled it.
+    // A request whose document moved on is stale even if nobody cancelled it. When the user
+    // typed through it, its answer serves their keystrokes' requests from the cache.
     if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
+        if let Some(follow) = &follow
+            && !follow.typed.lock().is_empty()
+            && let Some(text) = answer.text()
+        {
+            state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text });
+        }
         return Err(content_modified());
     }
     tracing::debug!(uri, raw = ?answer.raw(), "model text");

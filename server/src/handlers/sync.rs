@@ -21,12 +21,15 @@ pub fn did_open(state: &State, params: DidOpenTextDocumentParams) {
 
 pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
-    // Stale AI work for this document stops now, before the edit is even applied.
-    state.inflight.cancel(&uri);
+    let encoding = state.encoding();
+    // Stale AI work for this document stops now, before the edit is even applied, unless the edit
+    // types the next characters of the completion being written (it then goes on to its end).
+    if !typed_through(state, &uri, &params.content_changes, encoding) {
+        state.inflight.cancel(&uri);
+    }
     state.actions.cancel_document(&uri);
     state.rhythm.keystroke(&uri);
     let version = params.text_document.version;
-    let encoding = state.encoding();
     let changes: Vec<Change> = params
         .content_changes
         .into_iter()
@@ -87,6 +90,22 @@ pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
 pub fn did_save(state: &State, params: DidSaveTextDocumentParams) {
     let uri = params.text_document.uri.as_str();
     tracing::trace!(uri, open = state.snapshot(uri).is_some(), "didSave");
+}
+
+/// Whether `changes` are one insertion that types through the document's running completion.
+fn typed_through(
+    state: &State,
+    uri: &str,
+    changes: &[TextDocumentContentChangeEvent],
+    encoding: crate::position::Encoding,
+) -> bool {
+    let [change] = changes else { return false };
+    let Some(range) = change.range.filter(|r| r.start == r.end) else { return false };
+    let Some(doc) = state.snapshot(uri) else { return false };
+    let at = crate::position::to_char(&doc.rope, line_pos(range.start), encoding);
+    let line = doc.rope.char_to_line(at);
+    let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..at).to_string();
+    state.inflight.type_through(uri, line, &line_prefix, &change.text)
 }
 
 fn line_pos(position: Position) -> LinePos {
