@@ -679,23 +679,7 @@ fn apply_rope(x: &mut [f32], n_heads: usize, cfg: &ModelConfig, cos: &[f32], sin
     let pairs = cfg.rope_dim / 2;
     for (i, row) in x.chunks_exact_mut(n_heads * hd).enumerate() {
         let base = (index_pos + i) * pairs;
-        let (c, s) = (&cos[base..base + pairs], &sin[base..base + pairs]);
-        for head in row.chunks_exact_mut(hd) {
-            if cfg.rope_neox {
-                let (lo, hi) = head.split_at_mut(pairs);
-                for j in 0..pairs {
-                    let (a, b) = (lo[j], hi[j]);
-                    lo[j] = a * c[j] - b * s[j];
-                    hi[j] = a * s[j] + b * c[j];
-                }
-            } else {
-                for j in 0..pairs {
-                    let (a, b) = (head[2 * j], head[2 * j + 1]);
-                    head[2 * j] = a * c[j] - b * s[j];
-                    head[2 * j + 1] = a * s[j] + b * c[j];
-                }
-            }
-        }
+        rotate(row, cfg, &cos[base..base + pairs], &sin[base..base + pairs]);
     }
 }
 

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// One document's running work: its id, its cancellation, and whether keys may type through it.
+type Running = (u64, CancellationToken, Option<std::sync::Arc<Follow>>);
+
 /// In-flight AI work, one token per document.
 #[derive(Debug, Default)]
 pub struct Inflight {
-    tokens: Mutex<HashMap<String, (u64, CancellationToken, Option<std::sync::Arc<Follow>>)>>,
+    tokens: Mutex<HashMap<String, Running>>,
     next_id: std::sync::atomic::AtomicU64,
 }
 
