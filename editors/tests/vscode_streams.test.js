@@ -189,7 +189,10 @@ function setup({ allowed = () => true } = {}) {
   provide = streams.middleware().provideInlineCompletionItems;
   const progress = (text) =>
     streams.onProgress({ uri, version: controller.document.version, position: controller.position, text });
-  return { streams, server, progress, counts: () => ({ begun, ended }) };
+  // The last progress of an early-answered request.
+  const final = (text) =>
+    streams.onProgress({ uri, version: controller.document.version, position: controller.position, text, final: true });
+  return { streams, server, progress, final, counts: () => ({ begun, ended }) };
 }
 const answer = (text) => [new InlineCompletionItem(text)];
 
@@ -304,5 +307,152 @@ test("automatic requests are refused when the hooks say so; an explicit one stil
   assert.equal(server.calls.length, 0);
   void controller.trigger();
   assert.equal(server.calls.length, 1, "an explicit trigger still asks");
+  streams.dispose();
+});
+
+// The early answer: the server answers an automatic request with the text so far and goes on;
+// progress after the response extends it, and the one marked `final` ends it.
+
+/** Every text that was on screen is a prefix of `final` (the ghost text only grew). */
+function onlyGrew(final) {
+  for (const text of controller.shownHistory) {
+    assert.ok(final.startsWith(text ?? ""), `${JSON.stringify(text)} is a prefix of the final ${JSON.stringify(final)}`);
+  }
+}
+
+test("an early answer grows with the progress after it, ends on the final text, and Tab inserts that", async () => {
+  const { streams, server, progress, final, counts } = setup();
+  controller.type("if n");
+  progress(" <");
+  server.calls[0].resolve(answer(" <="));
+  await sleep(10);
+  assert.equal(controller.shown, " <=", "the early answer shows at once");
+  assert.deepEqual(counts(), { begun: 1, ended: 1 });
+  progress(" <= 0");
+  await sleep(60);
+  assert.equal(controller.shown, " <= 0", "the ghost text grows after the response");
+  final(" <= 0:");
+  await sleep(60);
+  assert.equal(controller.shown, " <= 0:");
+  assert.equal(controller.accept(), " <= 0:");
+  onlyGrew(" <= 0:");
+  assert.equal(server.calls.length, 1, "the growing text is answered from the cache");
+  assert.equal(server.calls[0].token.isCancellationRequested, false);
+  assert.ok(executed.includes("editor.action.inlineSuggest.hide"), "each replacement hides the old text first");
+  // Later confirmations and progress change nothing: the stream is over.
+  progress(" <= 0: # late");
+  await sleep(150);
+  assert.equal(controller.shown, " <= 0:");
+  streams.dispose();
+});
+
+test("a multi-line early answer grows to the final text", async () => {
+  const { streams, server, progress, final } = setup();
+  controller.type("x");
+  server.calls[0].resolve(answer(":\n    ret"));
+  await sleep(10);
+  assert.equal(controller.shown, ":\n    ret");
+  progress(":\n    return 1");
+  progress(":\n    return 1\n    # do");
+  await sleep(60);
+  assert.equal(controller.shown, ":\n    return 1\n    # do", "a replacement brings the newest text when it fires");
+  final(":\n    return 1\n    # done");
+  await sleep(60);
+  assert.equal(controller.accept(), ":\n    return 1\n    # done");
+  onlyGrew(":\n    return 1\n    # done");
+  assert.equal(server.calls.length, 1);
+  streams.dispose();
+});
+
+test("a final text shorter than what is shown replaces it (the final post-processing cut it)", async () => {
+  const { streams, server, progress, final } = setup();
+  controller.type("x");
+  server.calls[0].resolve(answer(" = foo(bar"));
+  await sleep(10);
+  progress(" = foo(bar, baz");
+  await sleep(60);
+  assert.equal(controller.shown, " = foo(bar, baz");
+  final(" = foo");
+  await sleep(60);
+  assert.equal(controller.shown, " = foo");
+  assert.equal(controller.accept(), " = foo");
+  streams.dispose();
+});
+
+test("an empty final text withdraws the early answer", async () => {
+  const { streams, server, final } = setup();
+  controller.type("x");
+  server.calls[0].resolve(answer(" <="));
+  await sleep(10);
+  assert.equal(controller.shown, " <=");
+  final("");
+  await sleep(60);
+  assert.equal(controller.shown, undefined, "no ghost text is left");
+  await sleep(150);
+  assert.equal(controller.shown, undefined, "and none comes back");
+  streams.dispose();
+});
+
+test("a final text equal to the early answer changes nothing on screen", async () => {
+  const { streams, server, final } = setup();
+  controller.type("x");
+  server.calls[0].resolve(answer(" = 1"));
+  await sleep(10);
+  final(" = 1");
+  await sleep(150);
+  assert.equal(controller.shown, " = 1");
+  assert.ok(!executed.includes("editor.action.inlineSuggest.hide"), "nothing to replace");
+  streams.dispose();
+});
+
+test("a final progress read before the response wins over it", async () => {
+  const { streams, server, final } = setup();
+  controller.type("if n");
+  final(" <= 0:");
+  await sleep(10);
+  assert.equal(controller.shown, " <= 0:", "the waiting call gets the final text");
+  server.calls[0].resolve(answer(" <="));
+  await sleep(150);
+  assert.equal(controller.shown, " <= 0:");
+  assert.equal(controller.accept(), " <= 0:");
+  streams.dispose();
+});
+
+test("an explicit trigger while a newer text is on its way does not keep the old one first", async () => {
+  const { streams, server, progress, final } = setup();
+  controller.type("if n");
+  server.calls[0].resolve(answer(" <="));
+  await sleep(10);
+  progress(" <= 0");
+  // The user asks explicitly before the replacement fires: VS Code keeps " <=" first.
+  await controller.trigger();
+  await sleep(60);
+  assert.equal(controller.shown, " <= 0");
+  final(" <= 0:");
+  await sleep(150);
+  assert.equal(controller.shown, " <= 0:");
+  assert.equal(server.calls.length, 1);
+  streams.dispose();
+});
+
+test("progress for an early answer the user typed past is dropped; the new request's answer shows", async () => {
+  const { streams, server, progress, final } = setup();
+  controller.type("i");
+  server.calls[0].resolve(answer("f x"));
+  await sleep(10);
+  assert.equal(controller.shown, "f x");
+  const old = { version: controller.document.version, position: controller.position };
+  controller.type("f");
+  assert.equal(server.calls.length, 2);
+  streams.onProgress({ uri, ...old, text: "f x:" });
+  streams.onProgress({ uri, ...old, text: "f x:", final: true });
+  server.calls[1].resolve(answer(" x"));
+  await sleep(10);
+  assert.equal(controller.shown, " x");
+  progress(" x:");
+  final(" x:");
+  await sleep(60);
+  assert.equal(controller.shown, " x:");
+  assert.equal(controller.accept(), " x:");
   streams.dispose();
 });

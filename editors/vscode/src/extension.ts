@@ -39,7 +39,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   output = vscode.window.createOutputChannel("Glint", { log: true });
   trace = new TraceChannel();
   status = new StatusBar();
-  streams = new InlineStreams({ allowed, begin: () => beginCompletion(), log: (message) => output.debug(message) });
+  streams = new InlineStreams({
+    allowed,
+    begin: () => beginCompletion(),
+    settled: () => void refreshLatency(),
+    log: (message) => output.debug(message),
+  });
   context.subscriptions.push(output, trace, status, streams, { dispose: () => snoozeTimer && clearTimeout(snoozeTimer) });
   refreshSwitches();
 

@@ -20,6 +20,13 @@
 //    the partial it replaces.
 // 3. Confirm a final answer once: VS Code may drop an answer it asked for (see scheduleConfirm),
 //    so shortly after a waiting call got the final text, VS Code is asked again, from the cache.
+//
+// An automatic request may be answered early, with the text the model has written so far, while
+// the model goes on (docs/lsp-extensions.md). Nothing in the response says so; the progress that
+// follows it for the same document version and position does. After the response, each progress
+// text that differs from what is shown replaces it (rule 2, so the ghost text grows), and the
+// progress marked `final` ends the stream: its text is the answer, even when it is shorter than
+// what was shown or empty. A response answered at the model's end simply has no progress after it.
 import * as vscode from "vscode";
 import type { Middleware } from "vscode-languageclient/node";
 
@@ -35,6 +42,8 @@ export interface Progress {
   version: number;
   position: { line: number; character: number };
   text: string;
+  /** The last progress of an early-answered request: `text` is its final answer. */
+  final?: boolean;
 }
 
 type Answer = vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined;
@@ -44,12 +53,16 @@ interface Stream {
   uri: string;
   version: number;
   position: vscode.Position;
-  /** The complete lines of the latest streamed text, when there are any. */
+  /** The complete lines of the latest text streamed before the response, when there are any. */
   lines?: string;
   /** The text VS Code was last given for this request (undefined: nothing yet). */
   shown?: string;
+  /** The server responded; from then on `answer` is the newest answer. */
+  answered: boolean;
+  /** Nothing newer will come: a final progress, or a response with nothing in it. */
   done: boolean;
-  final: Answer;
+  /** The response, then each newer text streamed after it, then the final text. */
+  answer: Answer;
   /** Provider calls waiting for the next text (complete lines or final). */
   waiters: ((answer: Answer) => void)[];
   cancel: vscode.CancellationTokenSource;
@@ -60,6 +73,8 @@ export interface StreamingHooks {
   allowed(document: vscode.TextDocument, automatic: boolean): boolean;
   /** Called when a server request starts; the returned function is called when it ends. */
   begin(): () => void;
+  /** Called when an early-answered request's final text arrives (its numbers are recorded then). */
+  settled?(): void;
   /** A debug line about what the cache did, for the output channel at Debug level. */
   log?(message: string): void;
 }
@@ -93,6 +108,26 @@ export class InlineStreams implements vscode.Disposable {
       stream.position.line !== progress.position.line ||
       stream.position.character !== progress.position.character
     ) {
+      return;
+    }
+    if (progress.final) {
+      // The final text wins over everything, even over a response that has not been read yet.
+      stream.done = true;
+      if (progress.text !== (firstText(stream.answer) ?? "")) {
+        stream.answer = progress.text === "" ? null : item(stream, progress.text);
+      }
+      this.hooks.log?.(`final progress at ${placeOf(stream)}: ${JSON.stringify(progress.text)}, shown ${JSON.stringify(stream.shown ?? null)}`);
+      this.hooks.settled?.();
+      this.deliver(stream);
+      return;
+    }
+    if (stream.answered) {
+      // The model goes on after an early answer: the ghost text grows with it.
+      if (progress.text === "" || progress.text === firstText(stream.answer)) {
+        return;
+      }
+      stream.answer = item(stream, progress.text);
+      this.deliver(stream);
       return;
     }
     const lines = completeLines(progress.text);
@@ -146,17 +181,29 @@ export class InlineStreams implements vscode.Disposable {
     }
     const existing = this.streams.get(uri);
     if (existing && existing.version === document.version && existing.position.isEqual(position)) {
-      if (existing.done) {
-        existing.shown = firstText(existing.final) ?? "";
-        this.hooks.log?.(`answered from the cache at ${where}: final ${JSON.stringify(existing.shown)}`);
-        return existing.final;
+      const newest = newestText(existing);
+      if (newest === undefined) {
+        return this.wait(existing, token);
       }
-      if (existing.lines !== undefined && existing.lines !== existing.shown) {
-        existing.shown = existing.lines;
-        this.hooks.log?.(`answered from the cache at ${where}: lines ${JSON.stringify(existing.lines)}`);
-        return item(existing, existing.lines);
+      if (!existing.answered && !existing.done && newest === existing.shown) {
+        return this.wait(existing, token);
       }
-      return this.wait(existing, token);
+      const answer = existing.answered || existing.done ? existing.answer : item(existing, newest);
+      if (
+        context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke &&
+        existing.shown !== undefined &&
+        existing.shown !== "" &&
+        existing.shown !== newest
+      ) {
+        // An explicit trigger keeps the suggestion on screen first in its result, so this call
+        // cannot replace it: the old text stays until a hide clears it.
+        this.hooks.log?.(`explicit call at ${where}: ${JSON.stringify(existing.shown)} stays first; replacing it`);
+        this.scheduleReplace(existing);
+        return answer;
+      }
+      existing.shown = newest;
+      this.hooks.log?.(`answered from the cache at ${where}: ${existing.done ? "final" : existing.answered ? "answer" : "lines"} ${JSON.stringify(newest)}`);
+      return answer;
     }
 
     existing?.cancel.cancel();
@@ -166,8 +213,9 @@ export class InlineStreams implements vscode.Disposable {
       uri,
       version: document.version,
       position,
+      answered: false,
       done: false,
-      final: undefined,
+      answer: undefined,
       waiters: [],
       cancel,
     };
@@ -179,18 +227,29 @@ export class InlineStreams implements vscode.Disposable {
     return this.wait(stream, token);
   }
 
-  /** The server answered: waiting calls get the answer, and a stale text on screen is replaced. */
+  /**
+   * The server answered: waiting calls get the answer, and a stale text on screen is replaced. The
+   * answer may be an early one that progress extends later; a final progress that came first wins.
+   */
   private settle(stream: Stream, answer: Answer, finish: () => void): void {
-    stream.done = true;
-    stream.final = answer;
+    stream.answered = true;
     finish();
+    if (!stream.done) {
+      stream.answer = answer;
+      stream.done = (firstText(answer) ?? "") === "";
+    }
     this.hooks.log?.(
-      `final at v${stream.version} ${stream.position.line}:${stream.position.character}: ${JSON.stringify(firstText(answer) ?? "")}, ` +
+      `answer at ${placeOf(stream)}: ${JSON.stringify(firstText(answer) ?? "")}${stream.done ? "" : " (more may follow)"}, ` +
         `${stream.waiters.length} waiting, shown ${JSON.stringify(stream.shown ?? null)}`,
     );
-    const text = firstText(answer) ?? "";
+    this.deliver(stream);
+  }
+
+  /** Brings the stream's answer (after the response) to the waiting calls, or on screen. */
+  private deliver(stream: Stream): void {
+    const text = firstText(stream.answer) ?? "";
     if (stream.waiters.length > 0) {
-      this.answerWaiters(stream, answer);
+      this.answerWaiters(stream, stream.answer);
       if (text !== "") {
         this.scheduleConfirm(stream);
       }
@@ -199,7 +258,7 @@ export class InlineStreams implements vscode.Disposable {
     if (this.streams.get(stream.uri) !== stream || text === (stream.shown ?? "")) {
       return;
     }
-    // Either a partial is on screen and must become the final text (or vanish when the final is
+    // Either a text is on screen and must become the newer one (or vanish when the final is
     // empty), or VS Code gave up on its call before any text came and should now show the answer.
     if (text !== "" || stream.shown !== undefined) {
       this.scheduleReplace(stream);
@@ -280,7 +339,7 @@ export class InlineStreams implements vscode.Disposable {
         this.hooks.log?.("no replacement: the editor moved on");
         return;
       }
-      const newest = current.done ? (firstText(current.final) ?? "") : current.lines;
+      const newest = newestText(current);
       if (newest === undefined || newest === (current.shown ?? "")) {
         return;
       }
@@ -308,6 +367,15 @@ export function completeLines(text: string): string | undefined {
   }
   const lines = text.slice(0, end);
   return lines.trim() === "" ? undefined : lines;
+}
+
+/** The newest text of a stream: its answer once the server responded, else its complete lines. */
+function newestText(stream: Stream): string | undefined {
+  return stream.answered || stream.done ? (firstText(stream.answer) ?? "") : stream.lines;
+}
+
+function placeOf(stream: Stream): string {
+  return `v${stream.version} ${stream.position.line}:${stream.position.character}`;
 }
 
 function item(stream: Stream, text: string): vscode.InlineCompletionItem[] {
