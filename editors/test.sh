@@ -123,6 +123,7 @@ if wanted nvim011; then
   fi
   if [ -x "$VENV/bin/nvim" ] && "$VENV/bin/nvim" --version | head -1 | grep -q 'v0\.11\.4'; then
     run_nvim nvim011 "$VENV/bin/nvim" nvim011.lua
+    run_nvim nvim011-early "$VENV/bin/nvim" nvim_early.lua
     run_nvim nvim011-actions "$VENV/bin/nvim" nvim_actions.lua GLINT_REWRITE=1
   else
     rm -rf "$VENV"

@@ -2,7 +2,8 @@
 # download is a SKIP); glint.nvim's setup starts glint through lsp/glint.lua, Neovim's own
 # vim.lsp.inline_completion shows the ghost text, <Tab> accepts it. nvim011-tui: Neovim 0.11.4 with
 # the plugin's own streamed ghost text, asked for with <M-\>. nvim012 also types into a function
-# body key by key (nvim_typing.sh), in both ghost-text modes. Sourced by editors/test.sh.
+# body key by key (nvim_typing.sh), in both ghost-text modes, and runs the plugin's early-answer
+# test headless (nvim_early.lua). Sourced by editors/test.sh.
 # shellcheck source=debroot.sh
 . "$EDITORS/tests/debroot.sh"
 # shellcheck source=nvim_typing.sh
@@ -116,4 +117,5 @@ nvim012_check() {
   # Headless on the same binary: code actions, and glint.rewrite through glint.nvim's command glue.
   run_nvim nvim012-actions "$nvim" nvim_actions.lua VIMRUNTIME="$runtime" GLINT_REWRITE=1
   run_nvim nvim012-controls "$nvim" nvim_controls.lua VIMRUNTIME="$runtime"
+  run_nvim nvim012-early "$nvim" nvim_early.lua VIMRUNTIME="$runtime"
 }

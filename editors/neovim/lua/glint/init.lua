@@ -1,7 +1,10 @@
 -- glint.nvim: starts Glint (from lsp/glint.lua) and shows its completions as ghost text, streamed
 -- while the model generates, on Neovim 0.9+. Ghost text is an extmark in the `glint.ghost`
 -- namespace; <Tab> accepts it only while one is visible. While a request streams, the ghost text
--- shows its complete lines; its final answer (or nothing, when it has none) replaces them.
+-- shows its complete lines; its final answer (or nothing, when it has none) replaces them. An
+-- automatic request may be answered early, with the text so far, while the model goes on: the
+-- progress after that answer makes the ghost text grow, and the one marked `final` ends it (see
+-- docs/lsp-extensions.md).
 --
 -- On 0.12+ Neovim can show `textDocument/inlineCompletion` itself (vim.lsp.inline_completion);
 -- `ghost_text = 'auto'` uses that there and this plugin's renderer on older versions.
@@ -38,7 +41,8 @@ local defaults = {
 M.config = vim.deepcopy(defaults)
 
 -- The suggestion being shown or awaited: one at a time, in one buffer.
--- { bufnr, row, col (bytes), version, text, request_id, client_id }
+-- { bufnr, row, col (bytes), version, position, text, request_id, client_id, invoked,
+--   answered (the server responded), final (nothing newer will come) }
 local current = nil
 local timer = nil
 local suppress_change = false
@@ -152,7 +156,7 @@ end
 function M.dismiss()
   if current then
     local client = current.client_id and vim.lsp.get_client_by_id(current.client_id)
-    if client and current.request_id and not current.done then
+    if client and current.request_id and not current.answered then
       pcall(client_cancel, client, current.request_id)
     end
     clear_marks(current.bufnr)
@@ -188,17 +192,23 @@ function M.request(invoked)
     position = params.position,
     client_id = client.id,
     encoding = encoding,
+    invoked = invoked,
   }
   current = state
   local ok, request_id = client_request(client, 'textDocument/inlineCompletion', params, function(err, result)
     if current ~= state then
       return
     end
-    state.done = true
+    state.answered = true
+    if state.final then
+      -- The final text of an early answer was read first: it is newer than this response.
+      return
+    end
     local items = (not err and result) and (result.items or result) or {}
     local item = items[1]
     if not item or not at_cursor(state) then
       -- No answer (or an error): a streamed partial must not outlive its request.
+      state.final = true
       hide(state)
       return
     end
@@ -228,7 +238,7 @@ function M.on_progress(_, params, _, _)
   progress_count = progress_count + 1
   M.last_progress = params
   local state = current
-  if not state or state.done or not plugin_renders() then
+  if not state or state.final or not plugin_renders() then
     return
   end
   if params.uri ~= vim.uri_from_bufnr(state.bufnr) or params.version ~= state.version then
@@ -241,7 +251,24 @@ function M.on_progress(_, params, _, _)
   if not at_cursor(state) then
     return
   end
-  local lines = M.complete_lines(params.text or '')
+  local text = params.text or ''
+  if params.final then
+    -- The end of an early-answered request: its text is the answer, even when it is shorter
+    -- than what is shown (the final post-processing cut it) or empty (nothing to suggest).
+    state.final = true
+    if text ~= (state.text or '') then
+      show(state, text)
+    end
+    return
+  end
+  if state.answered then
+    -- The model goes on after an early answer: the ghost text grows with it.
+    if text ~= '' and text ~= state.text then
+      show(state, text)
+    end
+    return
+  end
+  local lines = M.complete_lines(text)
   if lines and lines ~= state.text then
     show(state, lines)
   end
@@ -283,12 +310,23 @@ local function insert(text)
   local col = (#lines == 1 and state.col or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { row + 1, col })
   local rest = state.text:sub(#text + 1)
-  if not state.done then
+  if not state.answered then
     -- Accepted while still streaming: the edit makes the server drop that request, so ask again
     -- at the new cursor rather than keep a partial whose request is gone.
     M.dismiss()
     vim.schedule(function()
       M.request(false)
+    end)
+  elseif not state.final and not state.invoked then
+    -- Accepted from an early answer whose model may still be writing: the accepted text types
+    -- its characters, so the server answers a request at the new cursor from it. Keep the rest
+    -- on screen until that answer comes.
+    M.dismiss()
+    vim.schedule(function()
+      M.request(false)
+      if rest ~= '' and current and current.text == nil and at_cursor(current) then
+        show(current, rest)
+      end
     end)
   elseif rest == '' then
     clear_marks(state.bufnr)
