@@ -1,6 +1,8 @@
 """The server's final answer to the last inline completion request at a position, from what a
 recording shim saw the server read (IN) and write (OUT). Prints JSON {"text", "progress"}, or
-nothing while the server has not answered that request. Usage: final_answer.py IN OUT LINE CHARACTER
+nothing while the server has not given it. An early answer (progress for the position follows the
+response) is final only with the progress marked `final`, whose text is then the answer.
+Usage: final_answer.py IN OUT LINE CHARACTER
 """
 
 import json
@@ -33,9 +35,13 @@ def main():
     written = messages(outp)
     progress = sum(1 for m in written if m.get("method") == "glint/inlineCompletionProgress" and at(m, line, character))
     for request in reversed(asked):
-        response = next(
-            (m for m in written if m.get("id") == request["id"] and "method" not in m and ("result" in m or "error" in m)),
-            None,
+        index, response = next(
+            (
+                (i, m)
+                for i, m in enumerate(written)
+                if m.get("id") == request["id"] and "method" not in m and ("result" in m or "error" in m)
+            ),
+            (None, None),
         )
         if response is None:
             return
@@ -45,6 +51,14 @@ def main():
         items = result if isinstance(result, list) else result.get("items", [])
         first = items[0].get("insertText", "") if items else ""
         text = first if isinstance(first, str) else first.get("value", "")
+        after = [
+            m for m in written[index + 1 :] if m.get("method") == "glint/inlineCompletionProgress" and at(m, line, character)
+        ]
+        if after:
+            final = next((m for m in after if m["params"].get("final")), None)
+            if final is None:
+                return  # answered early; the model is still writing
+            text = final["params"].get("text", "")
         print(json.dumps({"text": text, "progress": progress}))
         return
 

@@ -168,22 +168,30 @@ function messages(file) {
 
 // The server's final answer to the last inline completion request at POSITION, from the shim's
 // recordings of what the server read (IN) and wrote (OUT): { text, progress } or undefined while
-// it has not answered. `text` is "" when it answered with nothing.
+// it has not given it. `text` is "" when it answered with nothing. An early answer (progress for
+// the position follows the response) is final only with the progress marked `final`, whose text
+// is then the answer.
 function finalAnswer(inLog, outLog, position) {
-  const asked = messages(inLog).filter(
-    (m) => m.method === "textDocument/inlineCompletion" && m.params.position.line === position.line && m.params.position.character === position.character,
-  );
+  const at = (m) => m.params?.position?.line === position.line && m.params?.position?.character === position.character;
+  const asked = messages(inLog).filter((m) => m.method === "textDocument/inlineCompletion" && at(m));
   const out = messages(outLog);
+  const isProgress = (m) => m.method === "glint/inlineCompletionProgress" && at(m);
   for (const request of asked.reverse()) {
-    const response = out.find((m) => m.id === request.id && !m.method && ("result" in m || "error" in m));
-    if (!response) return undefined;
+    const index = out.findIndex((m) => m.id === request.id && !m.method && ("result" in m || "error" in m));
+    if (index < 0) return undefined;
+    const response = out[index];
     if (response.error) continue; // superseded
     const items = Array.isArray(response.result) ? response.result : (response.result?.items ?? []);
     const first = items[0]?.insertText;
-    const progress = out.filter(
-      (m) => m.method === "glint/inlineCompletionProgress" && m.params.position.line === position.line && m.params.position.character === position.character,
-    ).length;
-    return { text: typeof first === "string" ? first : (first?.value ?? ""), progress };
+    let text = typeof first === "string" ? first : (first?.value ?? "");
+    const progress = out.filter(isProgress).length;
+    const after = out.slice(index + 1).filter(isProgress);
+    if (after.length > 0) {
+      const final = after.find((m) => m.params.final);
+      if (!final) return undefined; // answered early; the model is still writing
+      text = final.params.text ?? "";
+    }
+    return { text, progress };
   }
   return undefined;
 }
@@ -227,16 +235,18 @@ function typing(label, fileName, original, line, keys, logs) {
       ghost = await ghostNow();
       if (ghost && firstAt === undefined) firstAt = Date.now() - typedAt;
       if (seen[seen.length - 1] !== ghost) seen.push(ghost);
-      answer = answer ?? finalAnswer(logs.in, logs.out, position);
+      answer = finalAnswer(logs.in, logs.out, position) ?? answer;
       if (answer && squash(ghost) === squash(answer.text)) {
         finalAt = finalAt ?? Date.now() - typedAt;
         break;
       }
       await sleep(10);
     }
-    // Give a stale text time to come back: the ghost text must stay the final answer.
+    // Give a stale text time to come back: the ghost text must stay the final answer (an early
+    // answer's final text may come meanwhile).
     await sleep(1500);
     ghost = await ghostNow();
+    answer = finalAnswer(logs.in, logs.out, position) ?? answer;
     await page.screenshot({ path: path.join(shots, `vscode-typing-${label}.png`) });
     console.log(`     ${label}: last key to first ghost text ${firstAt ?? "-"} ms, to the final text ${finalAt ?? "-"} ms; ` +
       `${answer?.progress ?? 0} streamed updates; on screen: ${JSON.stringify(seen.filter(Boolean))}`);
