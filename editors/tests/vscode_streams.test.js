@@ -456,3 +456,20 @@ test("progress for an early answer the user typed past is dropped; the new reque
   assert.equal(controller.accept(), " x:");
   streams.dispose();
 });
+
+test("an early answer VS Code throws away still comes back, grown, from the cache", async () => {
+  const { streams, server, progress, final } = setup();
+  controller.type("if n");
+  controller.dropNext = true;
+  server.calls[0].resolve(answer(" <="));
+  await sleep(10);
+  assert.equal(controller.shown, undefined, "VS Code dropped it");
+  progress(" <= 0");
+  await sleep(60);
+  assert.equal(controller.shown, " <= 0");
+  final(" <= 0:");
+  await sleep(150);
+  assert.equal(controller.shown, " <= 0:");
+  assert.equal(server.calls.length, 1);
+  streams.dispose();
+});
