@@ -1,7 +1,8 @@
 """The server's final answer to the last inline completion request at a position, from what a
 recording shim saw the server read (IN) and write (OUT). Prints JSON {"text", "progress"}, or
-nothing while the server has not given it. An early answer (progress for the position follows the
-response) is final only with the progress marked `final`, whose text is then the answer.
+nothing while the server has not given it. An early answer (progress for the position that extends
+the response follows it) is final only with the progress marked `final`, whose text is then the
+answer.
 Usage: final_answer.py IN OUT LINE CHARACTER
 """
 
@@ -29,6 +30,10 @@ def at(message, line, character):
     return position.get("line") == line and position.get("character") == character
 
 
+def extends(longer, text):
+    return len(longer) > len(text) and longer.startswith(text)
+
+
 def main():
     inp, outp, line, character = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     asked = [m for m in messages(inp) if m.get("method") == "textDocument/inlineCompletion" and at(m, line, character)]
@@ -51,8 +56,14 @@ def main():
         items = result if isinstance(result, list) else result.get("items", [])
         first = items[0].get("insertText", "") if items else ""
         text = first if isinstance(first, str) else first.get("value", "")
+        # Progress after the response that extends it (or is final) continues an early answer;
+        # one that does not was sent before the response and written after it.
         after = [
-            m for m in written[index + 1 :] if m.get("method") == "glint/inlineCompletionProgress" and at(m, line, character)
+            m
+            for m in written[index + 1 :]
+            if m.get("method") == "glint/inlineCompletionProgress"
+            and at(m, line, character)
+            and (m["params"].get("final") or extends(m["params"].get("text", ""), text))
         ]
         if after:
             final = next((m for m in after if m["params"].get("final")), None)

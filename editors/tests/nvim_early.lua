@@ -167,6 +167,15 @@ H.run(function()
   H.check('after the final text, accepting asks nothing more and leaves no ghost text',
     #server.requests == asked and ghost() == '', vim.inspect({ #server.requests, ghost() }))
 
+  -- A notification sent before a response but written after it: older than the answer (which
+  -- came at the model's end, so no final progress follows).
+  vim.api.nvim_buf_set_lines(bufnr, 2, 3, false, { '    y' })
+  request = ask(3)
+  answer(request, ' = 1 + 2')
+  progress(request, ' = 1 +')
+  H.check('a progress after the response that does not extend it is dropped', ghost() == ' = 1 + 2',
+    vim.inspect(ghost()))
+
   -- 2. A final text shorter than what is shown, then an empty one.
   vim.api.nvim_buf_set_lines(bufnr, 2, 3, false, { '    x' })
   request = ask(3)

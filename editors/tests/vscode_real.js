@@ -169,8 +169,8 @@ function messages(file) {
 // The server's final answer to the last inline completion request at POSITION, from the shim's
 // recordings of what the server read (IN) and wrote (OUT): { text, progress } or undefined while
 // it has not given it. `text` is "" when it answered with nothing. An early answer (progress for
-// the position follows the response) is final only with the progress marked `final`, whose text
-// is then the answer.
+// the position that extends the response follows it) is final only with the progress marked
+// `final`, whose text is then the answer.
 function finalAnswer(inLog, outLog, position) {
   const at = (m) => m.params?.position?.line === position.line && m.params?.position?.character === position.character;
   const asked = messages(inLog).filter((m) => m.method === "textDocument/inlineCompletion" && at(m));
@@ -185,7 +185,11 @@ function finalAnswer(inLog, outLog, position) {
     const first = items[0]?.insertText;
     let text = typeof first === "string" ? first : (first?.value ?? "");
     const progress = out.filter(isProgress).length;
-    const after = out.slice(index + 1).filter(isProgress);
+    // Progress after the response that extends it (or is final) continues an early answer; one
+    // that does not was sent before the response and written after it.
+    const after = out
+      .slice(index + 1)
+      .filter((m) => isProgress(m) && (m.params.final || (m.params.text.length > text.length && m.params.text.startsWith(text))));
     if (after.length > 0) {
       const final = after.find((m) => m.params.final);
       if (!final) return undefined; // answered early; the model is still writing

@@ -473,3 +473,20 @@ test("an early answer VS Code throws away still comes back, grown, from the cach
   assert.equal(server.calls.length, 1);
   streams.dispose();
 });
+
+test("a progress written after the response that does not extend the answer is older than it and dropped", async () => {
+  const { streams, server, progress } = setup();
+  controller.type("if n");
+  server.calls[0].resolve(answer(" <= 0:"));
+  await sleep(10);
+  assert.equal(controller.shown, " <= 0:");
+  // Sent before the response, written after it; the answer came at the model's end, so no final follows.
+  progress(" <= 0");
+  progress(" <=");
+  await sleep(150);
+  assert.equal(controller.shown, " <= 0:");
+  assert.ok(controller.shownHistory.every((text) => text === " <= 0:"), JSON.stringify(controller.shownHistory));
+  assert.ok(!executed.includes("editor.action.inlineSuggest.hide"), "nothing was replaced");
+  assert.equal(controller.accept(), " <= 0:");
+  streams.dispose();
+});

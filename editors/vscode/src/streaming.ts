@@ -24,7 +24,7 @@
 // An automatic request may be answered early, with the text the model has written so far, while
 // the model goes on (docs/lsp-extensions.md). Nothing in the response says so; the progress that
 // follows it for the same document version and position does. After the response, each progress
-// text that differs from what is shown replaces it (rule 2, so the ghost text grows), and the
+// text that extends the answer replaces it (rule 2, so the ghost text grows), and the
 // progress marked `final` ends the stream: its text is the answer, even when it is shorter than
 // what was shown or empty. A response answered at the model's end simply has no progress after it.
 import * as vscode from "vscode";
@@ -122,8 +122,11 @@ export class InlineStreams implements vscode.Disposable {
       return;
     }
     if (stream.answered) {
-      // The model goes on after an early answer: the ghost text grows with it.
-      if (progress.text === "" || progress.text === firstText(stream.answer)) {
+      // The model goes on after an early answer: the ghost text grows with it. A text that does
+      // not extend the answer is a notification sent before the response but written after it
+      // (the server's LSP library does not keep their order), so it is older than the answer.
+      const answer = firstText(stream.answer) ?? "";
+      if (progress.text.length <= answer.length || !progress.text.startsWith(answer)) {
         return;
       }
       stream.answer = item(stream, progress.text);

@@ -262,8 +262,11 @@ function M.on_progress(_, params, _, _)
     return
   end
   if state.answered then
-    -- The model goes on after an early answer: the ghost text grows with it.
-    if text ~= '' and text ~= state.text then
+    -- The model goes on after an early answer: the ghost text grows with it. A text that does
+    -- not extend what is shown is a notification sent before the response but written after it
+    -- (the server's LSP library does not keep their order), so it is older than the answer.
+    local shown = state.text or ''
+    if #text > #shown and text:sub(1, #shown) == shown then
       show(state, text)
     end
     return
