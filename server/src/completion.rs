@@ -85,9 +85,16 @@ pub struct Prepared {
 
 impl Prepared {
     /// The request for the engine, and the answer its chunks build.
-    pub fn into_parts<'a>(self, doc: &'a Document, cursor: usize) -> (GenerateRequest, Answer<'a>) {
-        let answer =
-            Answer { doc, cursor, mode: self.mode, strategy: self.strategy, healed: self.healed, raw: String::new() };
+    /// The answer keeps its own snapshot of `doc` (an O(1) clone), so it can outlive the request.
+    pub fn into_parts(self, doc: &Document, cursor: usize) -> (GenerateRequest, Answer) {
+        let answer = Answer {
+            doc: doc.clone(),
+            cursor,
+            mode: self.mode,
+            strategy: self.strategy,
+            healed: self.healed,
+            raw: String::new(),
+        };
         (self.request, answer)
     }
 }
@@ -95,8 +102,8 @@ impl Prepared {
 /// A completion's answer as the model writes it: chunks are pushed in, and it says when the
 /// answer is complete and what to show. Pure: no LSP types, no engine; the LSP handlers, code
 /// action fills and `glint complete` all read a generation through it.
-pub struct Answer<'a> {
-    doc: &'a Document,
+pub struct Answer {
+    doc: Document,
     cursor: usize,
     mode: Mode,
     strategy: ContextStrategy,
@@ -104,7 +111,7 @@ pub struct Answer<'a> {
     raw: String,
 }
 
-impl Answer<'_> {
+impl Answer {
     /// Adds the model's next chunk; true when the answer is complete and generation may stop.
     pub fn push(&mut self, text: &str) -> bool {
         self.raw.push_str(text);
@@ -124,8 +131,8 @@ impl Answer<'_> {
     pub fn is_complete(&self) -> bool {
         match self.strategy {
             ContextStrategy::Naive => false,
-            ContextStrategy::PlainFim => plain_fim_cut(self.doc, self.cursor, &self.raw).1,
-            ContextStrategy::Syntax => is_complete(self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+            ContextStrategy::PlainFim => plain_fim_cut(&self.doc, self.cursor, &self.raw).1,
+            ContextStrategy::Syntax => is_complete(&self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
         }
     }
 
@@ -133,8 +140,8 @@ impl Answer<'_> {
     pub fn text(&self) -> Option<String> {
         match self.strategy {
             ContextStrategy::Naive => Some(self.raw.clone()).filter(|t| !t.trim().is_empty()),
-            ContextStrategy::PlainFim => plain_fim_cut(self.doc, self.cursor, &self.raw).0,
-            ContextStrategy::Syntax => postprocess(self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+            ContextStrategy::PlainFim => plain_fim_cut(&self.doc, self.cursor, &self.raw).0,
+            ContextStrategy::Syntax => postprocess(&self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
         }
     }
 }
@@ -246,7 +253,9 @@ pub fn prepare(
         language: Some(window.language).filter(|l| !l.is_empty()),
         max_tokens,
         stop,
-        session: Some(doc.uri.to_string()),
+        // A keyed hash of the URI: the same document keeps its KV cache, and no engine (a shared
+        // remote one above all) learns file paths from the key.
+        session: Some(glint_engine::session_key(&doc.uri)),
         ..GenerateRequest::default()
     };
     Ok(Prepared { request, mode: window.mode, strategy, healed })

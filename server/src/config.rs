@@ -3,7 +3,7 @@
 //!
 //! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
 //! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
-//! `completionItems`, `streaming`, `approximateKvReuse`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
+//! `completionItems`, `streaming`, `earlyAnswerMs`, `approximateKvReuse`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
 //! `remoteContext`. The README's Configuration section documents them.
 
 use std::collections::BTreeMap;
@@ -38,6 +38,11 @@ pub struct Settings {
     pub completion_items: bool,
     /// Send `glint/inlineCompletionProgress` notifications with partial text.
     pub streaming: bool,
+    /// An automatic inline completion is answered this long after its request with the text the
+    /// model has written so far (when there is any), instead of at the model's end; the model goes
+    /// on in the background, keystrokes that type its text do not stop it, and streaming clients
+    /// get the rest as progress. 0 answers only at the end.
+    pub early_answer_ms: u64,
     /// Let the local engine reuse the KV cache of text that moved after an edit above it (a RoPE
     /// shift); off, every answer equals a fresh prefill's.
     pub approximate_kv_reuse: bool,
@@ -100,6 +105,7 @@ impl Default for Settings {
             log_level: "info".into(),
             completion_items: true,
             streaming: false,
+            early_answer_ms: 50,
             approximate_kv_reuse: true,
             threads: None,
             context_strategy: ContextStrategy::Syntax,
@@ -181,6 +187,9 @@ impl Settings {
                 self.completion_items = if reset { defaults.completion_items } else { boolean(value)? }
             }
             "streaming" => self.streaming = if reset { defaults.streaming } else { boolean(value)? },
+            "earlyAnswerMs" => {
+                self.early_answer_ms = if reset { defaults.early_answer_ms } else { integer(value, 0, 10_000)? };
+            }
             "approximateKvReuse" => {
                 self.approximate_kv_reuse = if reset { defaults.approximate_kv_reuse } else { boolean(value)? }
             }

@@ -32,6 +32,23 @@ pub struct Follow {
     pub typed: Mutex<String>,
     /// Set when the completion ended, however it ended.
     pub done: tokio_util::sync::CancellationToken,
+    /// Bumped each time `partial` grows, so requests waiting on it wake.
+    pub changes: tokio::sync::watch::Sender<u64>,
+    /// The request whose editor shows this completion now: the one that asked for it, or the
+    /// latest keystroke's request answered from it. Streamed progress goes to it.
+    pub view: Mutex<Option<View>>,
+    /// Set when its request was answered early and the completion goes on in the background.
+    pub answered: std::sync::atomic::AtomicBool,
+}
+
+/// Where an editor shows a suggestion: the document version and cursor of the request it
+/// answered, and what of the suggestion the user had typed by then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub version: i32,
+    pub line: u32,
+    pub character: u32,
+    pub typed: String,
 }
 
 impl Follow {
@@ -42,7 +59,21 @@ impl Follow {
             partial: Mutex::new(String::new()),
             typed: Mutex::new(String::new()),
             done: CancellationToken::new(),
+            changes: tokio::sync::watch::Sender::new(0),
+            view: Mutex::new(None),
+            answered: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records the answer streamed so far and wakes the requests waiting on it.
+    pub fn set_partial(&self, partial: String) {
+        *self.partial.lock() = partial;
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// What is left of the streamed answer after `typed`, when the user typed a prefix of it.
+    pub fn rest_after(&self, typed: &str) -> Option<String> {
+        self.partial.lock().strip_prefix(typed).map(str::to_string)
     }
 
     /// Whether a request at `line` with `line_prefix` asks for what this completion answers.
@@ -105,7 +136,13 @@ impl Inflight {
     pub fn follow_for(&self, uri: &str, line: usize, line_prefix: &str) -> Option<std::sync::Arc<Follow>> {
         let tokens = self.tokens.lock();
         let (_, _, follow) = tokens.get(uri)?;
-        follow.as_ref().filter(|f| !f.typed.lock().is_empty() && f.answers(line, line_prefix)).cloned()
+        follow
+            .as_ref()
+            .filter(|f| {
+                (!f.typed.lock().is_empty() || f.answered.load(std::sync::atomic::Ordering::Acquire))
+                    && f.answers(line, line_prefix)
+            })
+            .cloned()
     }
 
     /// Cancels all work (shutdown).

@@ -8,7 +8,15 @@ use glint_engine::fake::FakeEngine;
 use glint_tests::{LspClient, ServerOptions, capabilities, range};
 use serde_json::{Value, json};
 
-async fn client_with(engine: FakeEngine, encodings: &[&str], options: Value) -> LspClient {
+/// A client whose automatic requests are answered at the model's end (`earlyAnswerMs: 0`) unless
+/// the options say otherwise: an early answer depends on timing, which these tests do not test.
+async fn client_with(engine: FakeEngine, encodings: &[&str], mut options: Value) -> LspClient {
+    if options.is_null() {
+        options = json!({});
+    }
+    if options.get("earlyAnswerMs").is_none() {
+        options["earlyAnswerMs"] = json!(0);
+    }
     let client =
         LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(engine)), ..ServerOptions::default() });
     client.initialize(capabilities(encodings), options).await;
@@ -305,4 +313,77 @@ async fn keys_that_type_the_streamed_answer_let_the_completion_finish_and_answer
     let third = third.await.unwrap_or(Value::Null);
     assert_eq!(third["error"]["code"], -32801, "{third}");
     assert_engine_cancelled(&engine).await;
+}
+
+#[tokio::test]
+async fn an_early_answer_goes_on_in_the_background_and_streams_to_the_end() {
+    // Three characters a chunk, 40 ms apart: the model takes about 200 ms, the answer comes early.
+    let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
+    let client =
+        client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0, "streaming": true, "earlyAnswerMs": 30}))
+            .await;
+    let uri = "file:///early.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let first = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    let early = first[0]["insertText"].as_str().expect("an early item").to_string();
+    assert!(!early.is_empty() && "compute(a, b);".starts_with(&early), "{first}");
+    assert!(early.len() < "compute(a, b);".len(), "answered before the model's end: {first}");
+    // The generation goes on for the same request and ends with the final text.
+    let last = client
+        .wait_for("final progress", |m| m["method"] == "glint/inlineCompletionProgress" && m["params"]["final"] == true)
+        .await;
+    assert_eq!(last["params"]["text"], "compute(a, b);", "{last}");
+    assert_eq!(
+        (last["params"]["version"].clone(), last["params"]["position"].clone()),
+        (json!(1), json!({"line": 1, "character": 12}))
+    );
+    let log = engine.log();
+    assert_eq!((log.requests.len(), log.cancelled), (1, 0), "one generation, run to its end: {log:?}");
+    // Its final answer serves the keystrokes that type it.
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 12, 1, 12), "text": "co"}]}),
+        )
+        .await;
+    let second = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 14, AUTOMATIC)).await;
+    assert_eq!(second[0]["insertText"], "mpute(a, b);");
+    assert_eq!(engine.log().requests.len(), 1, "from the cache");
+    // An invoked request is never answered early.
+    client.open("file:///invoked.rs", "rust", "fn main() {\n    let x = \n}\n").await;
+    let invoked =
+        client.call("textDocument/inlineCompletion", inline_params("file:///invoked.rs", 1, 12, INVOKED)).await;
+    assert_eq!(invoked[0]["insertText"], "compute(a, b);");
+}
+
+#[tokio::test]
+async fn a_key_typed_into_an_early_answer_is_answered_at_once_and_gets_the_rest_streamed() {
+    let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
+    let client =
+        client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0, "streaming": true, "earlyAnswerMs": 30}))
+            .await;
+    let uri = "file:///early_typed.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let first = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    let early = first[0]["insertText"].as_str().expect("an early item").to_string();
+    assert!(early.starts_with('c') && early.len() > 1, "{first}");
+    // The user types the first character of the ghost text while the model still writes.
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 12, 1, 12), "text": "c"}]}),
+        )
+        .await;
+    let second = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 13, AUTOMATIC)).await;
+    let rest = second[0]["insertText"].as_str().expect("an item from the running completion").to_string();
+    assert!(!rest.is_empty() && "ompute(a, b);".starts_with(&rest), "{second}");
+    // The rest streams to the keystroke's request, ending with the final text after what was typed.
+    let last = client
+        .wait_for("final progress", |m| m["method"] == "glint/inlineCompletionProgress" && m["params"]["final"] == true)
+        .await;
+    assert_eq!(last["params"]["text"], "ompute(a, b);", "{last}");
+    assert_eq!(last["params"]["version"], 2, "{last}");
+    assert_eq!(last["params"]["position"], json!({"line": 1, "character": 13}), "{last}");
+    let log = engine.log();
+    assert_eq!((log.requests.len(), log.cancelled), (1, 0), "one generation, never cancelled: {log:?}");
 }

@@ -21,7 +21,12 @@ fn model_present() -> bool {
 async fn ready_client() -> LspClient {
     glint_tests::set_timeout(Duration::from_secs(180));
     let client = LspClient::in_process(ServerOptions::default());
-    client.initialize(capabilities(&["utf-16"]), json!({"engine": "local", "debounceMs": 0, "maxTokens": 48})).await;
+    client
+        .initialize(
+            capabilities(&["utf-16"]),
+            json!({"engine": "local", "debounceMs": 0, "maxTokens": 48, "earlyAnswerMs": 0}),
+        )
+        .await;
     let started = Instant::now();
     loop {
         let status = client.call("glint/status", Value::Null).await;

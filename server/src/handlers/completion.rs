@@ -16,7 +16,7 @@ use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::handlers::{char_index, lsp_position};
 use crate::position::{self, LinePos};
-use crate::schedule::{Follow, Suggestion};
+use crate::schedule::{Follow, Suggestion, View};
 use crate::state::State;
 
 /// The streamed-progress notification (see docs/lsp-extensions.md).
@@ -229,15 +229,15 @@ impl Drop for FollowDone {
 }
 
 /// Unregisters the in-flight token when the request ends, however it ends.
-struct InflightGuard<'a> {
-    state: &'a State,
-    uri: &'a str,
+struct InflightGuard {
+    state: Arc<State>,
+    uri: String,
     id: u64,
 }
 
-impl Drop for InflightGuard<'_> {
+impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.state.inflight.finish(self.uri, self.id);
+        self.state.inflight.finish(&self.uri, self.id);
     }
 }
 
@@ -285,14 +285,15 @@ async fn run(
         return Ok(Some(Outcome { doc, cursor, text: rest }));
     }
 
-    // The user is typing through a completion still being written: wait for it (its answer lands
-    // in the typing-through cache) instead of starting over.
+    // The user is typing through a completion still being written (or one answered early that
+    // goes on): answer from it instead of starting over.
     if selected.is_none()
         && variant == 0
         && let Some(follow) = state.inflight.follow_for(uri, line, &line_prefix)
     {
-        let _ = tokio::time::timeout(FOLLOW_WAIT, follow.done.cancelled()).await;
-        if let Some(rest) = state.typing_cache.lookup(uri, line, &line_prefix) {
+        let pos = lsp_position(&doc.rope, cursor, encoding);
+        let early = !invoked && settings.early_answer_ms > 0;
+        if let Some(rest) = from_follow(state, uri, &follow, &line_prefix, doc.version, pos, early).await {
             tracing::debug!(uri, "typed through a running completion");
             record(state, json!({"uri": uri, "cacheHit": true, "totalMs": ms(started.elapsed())}));
             return Ok(Some(Outcome { doc, cursor, text: rest }));
@@ -302,8 +303,8 @@ async fn run(
     let follow = (selected.is_none() && variant == 0).then(|| Arc::new(Follow::new(line, line_prefix.clone())));
     let work = state.inflight.start(uri, follow.clone());
     let token = work.token;
-    let _guard = InflightGuard { state, uri, id: work.id };
-    let _follow_done = FollowDone(follow.clone());
+    let guard = InflightGuard { state: Arc::clone(state), uri: uri.to_string(), id: work.id };
+    let follow_done = FollowDone(follow.clone());
 
     if !invoked {
         let delay = state.rhythm.debounce(uri, Duration::from_millis(settings.debounce_ms));
@@ -370,98 +371,302 @@ async fn run(
         prepared.request.sampling =
             Sampling { temperature: 0.8, top_p: Some(0.95), seed: variant, ..Sampling::default() };
     }
-    let streaming = settings.streaming;
-    let (request, mut answer) = prepared.into_parts(&doc, cursor);
-    let mut generation = engine.generate(request);
-    let mut finish = None;
-    let mut first_chunk_ms = None;
-    loop {
+    let (request, answer) = prepared.into_parts(&doc, cursor);
+    let pos = lsp_position(&doc.rope, cursor, encoding);
+    let view = View { version: doc.version, line: pos.line, character: pos.character, typed: String::new() };
+    if let Some(follow) = &follow {
+        *follow.view.lock() = Some(view.clone());
+    }
+    // Only an automatic request that keystrokes may type through is answered early.
+    let early_at = (!invoked && follow.is_some() && settings.early_answer_ms > 0)
+        .then(|| started + Duration::from_millis(settings.early_answer_ms));
+    let mut writing = Writing {
+        state: Arc::clone(state),
+        client: client.clone(),
+        uri: uri.to_string(),
+        doc,
+        cursor,
+        line,
+        line_prefix,
+        generation: engine.generate(request),
+        answer,
+        partial: None,
+        follow,
+        view,
+        streaming: settings.streaming,
+        started,
+        context_ms,
+        first_chunk_ms: None,
+        guard,
+        follow_done,
+    };
+    let finish = loop {
+        let can_answer = early_at.is_some() && writing.has_text();
         tokio::select! {
             biased;
             _ = token.cancelled() => {
                 tracing::trace!(uri, "completion superseded");
                 return Err(content_modified());
             }
-            chunk = generation.next_chunk() => match chunk {
-                Some(Chunk::Text(text)) => {
-                    first_chunk_ms.get_or_insert_with(|| ms(started.elapsed()));
-                    if answer.push(&text) {
-                        break;
-                    }
-                    if let Some(follow) = &follow
-                        && let Some(partial) = answer.text()
-                    {
-                        *follow.partial.lock() = partial;
-                    }
-                    if streaming && let Some(partial) = answer.text() {
-                        let pos = lsp_position(&doc.rope, cursor, encoding);
-                        client
-                            .send_notification::<ProgressNotification>(json!({
-                                "uri": uri, "version": doc.version, "position": pos, "text": partial,
-                            }))
-                            .await;
+            _ = tokio::time::sleep_until(early_at.unwrap_or(started).into()), if can_answer => {
+                return writing.answer_early(token);
+            }
+            step = writing.step() => match step {
+                Step::More => {
+                    if early_at.is_some_and(|at| Instant::now() >= at) && writing.has_text() {
+                        return writing.answer_early(token);
                     }
                 }
-                Some(Chunk::Done(done)) => {
-                    finish = Some(done);
-                    break;
-                }
-                None => break,
+                Step::Finished(finish) => break finish,
             },
         }
-    }
-    drop(generation);
-    if let Some(done) = &finish
-        && done.reason == FinishReason::Error
-    {
-        tracing::warn!(uri, "the engine failed: {}", done.error.as_deref().unwrap_or("unknown error"));
-        return Ok(None);
-    }
-    // Cut-off text is never an answer: a generation that ended cancelled (the engine superseded
-    // it, or it was dropped) answers like a superseded request.
-    if finish.as_ref().is_some_and(|done| done.reason == FinishReason::Cancelled) {
-        return Err(content_modified());
-    }
-    // A request whose document moved on is stale even if nobody cancelled it. When the user
-    // typed through it, its answer serves their keystrokes' requests from the cache.
-    if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
-        if let Some(follow) = &follow
-            && !follow.typed.lock().is_empty()
-            && let Some(text) = answer.text()
-        {
-            state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text });
+    };
+    writing.finish(finish).await
+}
+
+/// Answers a request from a completion it types through: when `early`, at once with the rest of
+/// the streamed text when there is some (the completion streams the remainder to this request from
+/// then on); else when the completion ends (its answer is in the typing-through cache), bounded.
+async fn from_follow(
+    state: &State,
+    uri: &str,
+    follow: &Follow,
+    line_prefix: &str,
+    version: i32,
+    pos: Position,
+    early: bool,
+) -> Option<String> {
+    let typed = line_prefix.strip_prefix(follow.line_prefix.as_str())?.to_string();
+    let mut changes = follow.changes.subscribe();
+    let give_up = tokio::time::Instant::now() + FOLLOW_WAIT;
+    loop {
+        if follow.done.is_cancelled() {
+            return state.typing_cache.lookup(uri, follow.line, line_prefix);
         }
-        return Err(content_modified());
+        if early && let Some(rest) = follow.rest_after(&typed).filter(|rest| !rest.trim().is_empty()) {
+            *follow.view.lock() = Some(View { version, line: pos.line, character: pos.character, typed });
+            return Some(rest);
+        }
+        tokio::select! {
+            _ = follow.done.cancelled() => {}
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(give_up) => return None,
+        }
     }
-    tracing::debug!(uri, raw = ?answer.raw(), "model text");
-    let text = answer.text();
-    let timings = finish.map(|f| f.timings).unwrap_or_default();
-    let summary = json!({
-        "uri": uri,
-        "cacheHit": false,
-        "contextMs": context_ms,
-        "promptTokens": timings.prompt_tokens,
-        "cachedTokens": timings.cached_tokens,
-        "firstChunkMs": first_chunk_ms,
-        "totalMs": ms(started.elapsed()),
-        "shown": text.is_some(),
-    });
-    tracing::info!(
-        uri,
-        context_ms,
-        prompt_tokens = timings.prompt_tokens,
-        cached_tokens = timings.cached_tokens,
-        first_chunk_ms,
-        total_ms = ms(started.elapsed()),
-        shown = text.is_some(),
-        "completion"
-    );
-    record(state, summary);
-    let Some(text) = text else { return Ok(None) };
-    if selected.is_none() && variant == 0 {
-        state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text: text.clone() });
+}
+
+/// One step of reading a generation.
+enum Step {
+    /// Text came and the answer is not complete yet.
+    More,
+    /// The generation ended (or the answer is complete): how it ended, when the engine said.
+    Finished(Option<glint_engine::Finish>),
+}
+
+/// A completion being written: the engine's generation, the answer built from it, and where its
+/// progress goes. Owned, so that an early-answered request hands it to a background task.
+struct Writing {
+    state: Arc<State>,
+    client: Client,
+    uri: String,
+    doc: Document,
+    cursor: usize,
+    line: usize,
+    line_prefix: String,
+    generation: glint_engine::Generation,
+    answer: completion::Answer,
+    /// The answer's post-processed text after the latest chunk.
+    partial: Option<String>,
+    follow: Option<Arc<Follow>>,
+    /// The request the progress is for when there is no follow.
+    view: View,
+    streaming: bool,
+    started: Instant,
+    context_ms: f64,
+    first_chunk_ms: Option<f64>,
+    guard: InflightGuard,
+    follow_done: FollowDone,
+}
+
+impl Writing {
+    /// Whether the answer so far shows something.
+    fn has_text(&self) -> bool {
+        self.partial.as_ref().is_some_and(|t| !t.trim().is_empty())
     }
-    Ok(Some(Outcome { doc, cursor, text }))
+
+    /// Reads the next chunk: records it, streams the partial answer to the editor.
+    async fn step(&mut self) -> Step {
+        match self.generation.next_chunk().await {
+            Some(Chunk::Text(text)) => {
+                self.first_chunk_ms.get_or_insert_with(|| ms(self.started.elapsed()));
+                if self.answer.push(&text) {
+                    return Step::Finished(None);
+                }
+                self.partial = self.answer.text();
+                if let Some(partial) = &self.partial {
+                    if let Some(follow) = &self.follow {
+                        follow.set_partial(partial.clone());
+                    }
+                    self.progress(partial, false).await;
+                }
+                Step::More
+            }
+            Some(Chunk::Done(done)) => Step::Finished(Some(done)),
+            None => Step::Finished(None),
+        }
+    }
+
+    /// Streams `text` (the whole suggestion so far) to the request that shows it, when streaming.
+    async fn progress(&self, text: &str, last: bool) {
+        if !self.streaming {
+            return;
+        }
+        let view = self.follow.as_ref().and_then(|f| f.view.lock().clone()).unwrap_or_else(|| self.view.clone());
+        let Some(shown) = text.strip_prefix(view.typed.as_str()) else { return };
+        let mut params = json!({
+            "uri": self.uri, "version": view.version,
+            "position": {"line": view.line, "character": view.character}, "text": shown,
+        });
+        if last {
+            params["final"] = json!(true);
+        }
+        self.client.send_notification::<ProgressNotification>(params).await;
+    }
+
+    /// Answers the request now with the text so far; the generation goes on in the background
+    /// (keystrokes that type its text do not cancel it), its progress still streamed and its
+    /// final answer kept in the typing-through cache.
+    fn answer_early(self, token: tokio_util::sync::CancellationToken) -> Result<Option<Outcome>> {
+        let text = self.partial.clone().unwrap_or_default();
+        let current = self.state.snapshot(&self.uri).is_some_and(|now| now.version == self.doc.version);
+        let outcome = Outcome { doc: self.doc.clone(), cursor: self.cursor, text };
+        let answered_ms = ms(self.started.elapsed());
+        if let Some(follow) = &self.follow {
+            follow.answered.store(true, std::sync::atomic::Ordering::Release);
+        }
+        tracing::debug!(uri = self.uri, answered_ms, "answered early; the model goes on");
+        tokio::spawn(self.go_on(token, answered_ms));
+        if current { Ok(Some(outcome)) } else { Err(content_modified()) }
+    }
+
+    /// The rest of an early-answered completion, in the background.
+    async fn go_on(mut self, token: tokio_util::sync::CancellationToken, answered_ms: f64) {
+        let finish = loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => return,
+                step = self.step() => if let Step::Finished(finish) = step { break finish },
+            }
+        };
+        let cut_off =
+            finish.as_ref().is_some_and(|f| matches!(f.reason, FinishReason::Cancelled | FinishReason::Error));
+        let text = if cut_off { None } else { self.answer.text() };
+        if let Some(text) = &text {
+            self.state.typing_cache.insert(Suggestion {
+                uri: self.uri.clone(),
+                line: self.line,
+                line_prefix: self.line_prefix.clone(),
+                text: text.clone(),
+            });
+        }
+        // The editor's text becomes the final answer, or goes away when there is none.
+        self.progress(text.as_deref().unwrap_or(""), true).await;
+        let timings = finish.map(|f| f.timings).unwrap_or_default();
+        record(
+            &self.state,
+            json!({
+                "uri": self.uri, "cacheHit": false, "contextMs": self.context_ms,
+                "promptTokens": timings.prompt_tokens, "cachedTokens": timings.cached_tokens,
+                "firstChunkMs": self.first_chunk_ms, "answeredMs": answered_ms,
+                "totalMs": ms(self.started.elapsed()), "shown": text.is_some(),
+            }),
+        );
+        let Writing { state, uri, doc, cursor, generation, guard, follow_done, .. } = self;
+        // Unregistered first: the speculation only runs when nothing else does.
+        drop((generation, guard, follow_done));
+        if let Some(text) = text
+            && state.snapshot(&uri).is_some_and(|now| now.version == doc.version)
+        {
+            speculate(&state, &uri, &Outcome { doc, cursor, text });
+        }
+    }
+
+    /// The generation ended while the request waited: its answer.
+    async fn finish(self, finish: Option<glint_engine::Finish>) -> Result<Option<Outcome>> {
+        let Writing {
+            state,
+            uri,
+            doc,
+            cursor,
+            line,
+            line_prefix,
+            generation,
+            answer,
+            follow,
+            started,
+            context_ms,
+            first_chunk_ms,
+            guard,
+            follow_done,
+            ..
+        } = self;
+        drop(generation);
+        // Both end with this function, after the answer is in the cache.
+        let _ = (&guard, &follow_done);
+        let uri = uri.as_str();
+        if let Some(done) = &finish
+            && done.reason == FinishReason::Error
+        {
+            tracing::warn!(uri, "the engine failed: {}", done.error.as_deref().unwrap_or("unknown error"));
+            return Ok(None);
+        }
+        // Cut-off text is never an answer: a generation that ended cancelled (the engine superseded
+        // it, or it was dropped) answers like a superseded request.
+        if finish.as_ref().is_some_and(|done| done.reason == FinishReason::Cancelled) {
+            return Err(content_modified());
+        }
+        // A request whose document moved on is stale even if nobody cancelled it. When the user
+        // typed through it, its answer serves their keystrokes' requests from the cache.
+        if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
+            if let Some(follow) = &follow
+                && !follow.typed.lock().is_empty()
+                && let Some(text) = answer.text()
+            {
+                state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text });
+            }
+            return Err(content_modified());
+        }
+        tracing::debug!(uri, raw = ?answer.raw(), "model text");
+        let text = answer.text();
+        let timings = finish.map(|f| f.timings).unwrap_or_default();
+        let total_ms = ms(started.elapsed());
+        let summary = json!({
+            "uri": uri,
+            "cacheHit": false,
+            "contextMs": context_ms,
+            "promptTokens": timings.prompt_tokens,
+            "cachedTokens": timings.cached_tokens,
+            "firstChunkMs": first_chunk_ms,
+            "totalMs": total_ms,
+            "shown": text.is_some(),
+        });
+        tracing::info!(
+            uri,
+            context_ms,
+            prompt_tokens = timings.prompt_tokens,
+            cached_tokens = timings.cached_tokens,
+            first_chunk_ms,
+            total_ms,
+            shown = text.is_some(),
+            "completion"
+        );
+        record(&state, summary);
+        let Some(text) = text else { return Ok(None) };
+        if follow.is_some() {
+            state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text: text.clone() });
+        }
+        Ok(Some(Outcome { doc, cursor, text }))
+    }
 }
 
 /// How long an invoked completion or a code action waits for the model to finish loading.
