@@ -13,6 +13,8 @@
 //! engine's threads, `GLINT_TYPING_PAUSE_MS` the pause after opening (default 3000),
 //! `GLINT_TYPING_KEYS` keys per file (default 20), `GLINT_DEBOUNCE_MS` the server's debounce,
 //! `GLINT_TYPING_CONTEXT_TOKENS` the prompt budget (default: the server's, 1,024),
+//! `GLINT_EARLY_ANSWER_MS` the server's `earlyAnswerMs` (comma-separated values replay each in
+//! turn, e.g. `0,50` to compare answering at the model's end with early answers),
 //! `GLINT_TYPING_NO_CURSOR=1` skips the code action request VS Code sends where the cursor lands
 //! (which lets the server warm the context up).
 
@@ -94,47 +96,62 @@ async fn main() -> anyhow::Result<()> {
     let keys = env_number("GLINT_TYPING_KEYS", 20) as usize;
     let threads = std::env::var("GLINT_THREADS").ok().and_then(|t| t.parse().ok());
     let mut rows = Vec::new();
+    let early: Vec<Option<u64>> = match std::env::var("GLINT_EARLY_ANSWER_MS") {
+        Ok(list) => list.split(',').map(|v| v.trim().parse().ok()).collect(),
+        Err(_) => vec![None],
+    };
     for (name, path) in models {
-        let local = LocalEngine::load(&path, LocalConfig { threads, ..LocalConfig::default() })?;
-        let counting = Arc::new(CountingEngine::new(Arc::new(local)));
-        let counts = Arc::clone(&counting.counts);
-        let client =
-            LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
-        let mut settings = json!({"streaming": true});
-        if let Ok(tokens) = std::env::var("GLINT_TYPING_CONTEXT_TOKENS") {
-            settings["contextTokens"] = json!(tokens.parse::<u64>().unwrap_or(1024));
+        for early_ms in &early {
+            let label = match early_ms {
+                Some(ms) => format!("{name} (earlyAnswerMs {ms})"),
+                None => name.clone(),
+            };
+            let local = LocalEngine::load(&path, LocalConfig { threads, ..LocalConfig::default() })?;
+            let counting = Arc::new(CountingEngine::new(Arc::new(local)));
+            let counts = Arc::clone(&counting.counts);
+            let client =
+                LspClient::in_process(ServerOptions { injected_engine: Some(counting), ..ServerOptions::default() });
+            let mut settings = json!({"streaming": true});
+            if let Ok(tokens) = std::env::var("GLINT_TYPING_CONTEXT_TOKENS") {
+                settings["contextTokens"] = json!(tokens.parse::<u64>().unwrap_or(1024));
+            }
+            if let Ok(ms) = std::env::var("GLINT_DEBOUNCE_MS") {
+                settings["debounceMs"] = json!(ms.parse::<u64>().unwrap_or(0));
+            }
+            if let Some(ms) = early_ms {
+                settings["earlyAnswerMs"] = json!(ms);
+            }
+            client.initialize(capabilities(&["utf-16"]), settings).await;
+            let mut tally = Tally::default();
+            for (n, case) in chosen.iter().enumerate() {
+                replay(&client, &format!("file:///replay/{name}/{n}"), case, pause, keys, &mut tally).await;
+            }
+            let calls = counts.calls.load(Ordering::Relaxed);
+            let cancelled = counts.cancelled.load(Ordering::Relaxed);
+            let wasted = counts.chunks_after_cancel.load(Ordering::Relaxed) as f64 / cancelled.max(1) as f64;
+            let pct = |n: usize| 100.0 * n as f64 / tally.keystrokes.max(1) as f64;
+            let first = percentiles(&tally.first_text);
+            println!(
+                "{label}: {} files, {} keystrokes every {} ms after a {} ms pause",
+                chosen.len(),
+                tally.keystrokes,
+                KEY_INTERVAL.as_millis(),
+                pause.as_millis()
+            );
+            println!(
+                "  in time {:.0}%, useful {:.0}%, first ghost text p50 / p90 / p99 {first}",
+                pct(tally.in_time),
+                pct(tally.useful)
+            );
+            if !tally.to_answer.is_empty() {
+                println!("  keystroke -> final answer in time: {}", stats::summarize(&tally.to_answer));
+            }
+            println!(
+                "  engine calls {calls}, cancelled {cancelled}, tokens decoded after a cancel {wasted:.2} per cancel"
+            );
+            rows.push(format!("| {label} | {:.0}% | {:.0}% | {first} |", pct(tally.in_time), pct(tally.useful)));
+            client.shutdown().await;
         }
-        if let Ok(ms) = std::env::var("GLINT_DEBOUNCE_MS") {
-            settings["debounceMs"] = json!(ms.parse::<u64>().unwrap_or(0));
-        }
-        client.initialize(capabilities(&["utf-16"]), settings).await;
-        let mut tally = Tally::default();
-        for (n, case) in chosen.iter().enumerate() {
-            replay(&client, &format!("file:///replay/{name}/{n}"), case, pause, keys, &mut tally).await;
-        }
-        let calls = counts.calls.load(Ordering::Relaxed);
-        let cancelled = counts.cancelled.load(Ordering::Relaxed);
-        let wasted = counts.chunks_after_cancel.load(Ordering::Relaxed) as f64 / cancelled.max(1) as f64;
-        let pct = |n: usize| 100.0 * n as f64 / tally.keystrokes.max(1) as f64;
-        let first = percentiles(&tally.first_text);
-        println!(
-            "{name}: {} files, {} keystrokes every {} ms after a {} ms pause",
-            chosen.len(),
-            tally.keystrokes,
-            KEY_INTERVAL.as_millis(),
-            pause.as_millis()
-        );
-        println!(
-            "  in time {:.0}%, useful {:.0}%, first ghost text p50 / p90 / p99 {first}",
-            pct(tally.in_time),
-            pct(tally.useful)
-        );
-        if !tally.to_answer.is_empty() {
-            println!("  keystroke -> final answer in time: {}", stats::summarize(&tally.to_answer));
-        }
-        println!("  engine calls {calls}, cancelled {cancelled}, tokens decoded after a cancel {wasted:.2} per cancel");
-        rows.push(format!("| {name} | {:.0}% | {:.0}% | {first} |", pct(tally.in_time), pct(tally.useful)));
-        client.shutdown().await;
     }
     println!("\n| model | in time | useful | first ghost text p50 / p90 / p99 |\n|---|---|---|---|");
     for row in rows {

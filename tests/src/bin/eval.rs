@@ -116,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
             injected_engine: Some(Arc::clone(&engine)),
             ..ServerOptions::default()
         });
-        let mut options = json!({"debounceMs": 0, "maxTokens": 128});
+        // Quality is that of the whole answer: an early answer is a prefix the same generation
+        // goes on to complete (streamed, or on the next key), so the evaluation waits for the end.
+        let mut options = json!({"debounceMs": 0, "maxTokens": 128, "earlyAnswerMs": 0});
         options.as_object_mut().into_iter().for_each(|o| {
             if let Some(extra) = settings.as_object() {
                 o.extend(extra.clone());
