@@ -44,7 +44,7 @@ async function main() {
     },
     // What the extension sends with its default settings (src/config.ts).
     initializationOptions: {
-      glint: { engine: "local", model: null, contextTokens: 1024, maxTokens: 128, debounceMs: 25, languages: {}, logLevel: "info", completionItems: false, streaming: true, threads: null },
+      glint: { engine: "local", model: null, contextTokens: 1024, maxTokens: 128, debounceMs: 25, languages: {}, logLevel: "info", completionItems: false, streaming: true, threads: null, earlyAnswerMs: null },
     },
   });
   // The extension's defaults say engine "local"; the command-line --engine wins, as documented.
@@ -82,7 +82,7 @@ async function main() {
   check("completionItems: false (the extension's default) gives no completion items", list.length === 0, items2);
 
   // Settings changes arrive as the extension sends them: streaming off stops the progress.
-  await connection.sendNotification(lsp.DidChangeConfigurationNotification.type, { settings: { glint: { streaming: false } } });
+  await connection.sendNotification(lsp.DidChangeConfigurationNotification.type, { settings: { glint: { streaming: false, earlyAnswerMs: 0 } } });
   await connection.sendNotification(lsp.DidChangeTextDocumentNotification.type, {
     textDocument: { uri, version: 2 },
     contentChanges: [{ range: { start: { line: 2, character: 0 }, end: { line: 2, character: 0 } }, text: "\n" }],

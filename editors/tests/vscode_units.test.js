@@ -7,12 +7,18 @@ const assert = require("node:assert/strict");
 const Module = require("node:module");
 const path = require("node:path");
 
+// The `glint.*` settings the stand-in `vscode` module reports.
+const configured = {};
+const vscode = {
+  workspace: { getConfiguration: () => ({ get: (key, fallback) => (key in configured ? configured[key] : fallback) }) },
+};
 const originalLoad = Module._load;
 Module._load = function (request, ...rest) {
-  return request === "vscode" ? {} : originalLoad.call(this, request, ...rest);
+  return request === "vscode" ? vscode : originalLoad.call(this, request, ...rest);
 };
 const { displayModelName, CATALOG } = require(path.join(process.cwd(), "out", "models.js"));
 const { stderrLevel } = require(path.join(process.cwd(), "out", "logs.js"));
+const { serverSettings } = require(path.join(process.cwd(), "out", "config.js"));
 
 test("model names: GGUF noise is dropped and families are spelled as their authors do", () => {
   assert.equal(displayModelName("Smollm2 135M 8k Lc100K Mix1 Ep2"), "SmolLM2 135M");
@@ -42,4 +48,13 @@ test("stderr: log lines repeat window/logMessage and go to trace; panics and str
   assert.equal(stderrLevel("thread 'main' panicked at server/src/x.rs:1:2:"), "error");
   assert.equal(stderrLevel("error: unknown flag --foo"), "error");
   assert.equal(stderrLevel("Segmentation fault"), "warn");
+});
+
+test("server settings: without streaming the extension asks for answers at the model's end", () => {
+  configured.streaming = true;
+  assert.equal(serverSettings().earlyAnswerMs, null, "streaming: the server's default early answer");
+  configured.streaming = false;
+  assert.equal(serverSettings().earlyAnswerMs, 0, "no streaming: an early answer could never grow");
+  assert.equal(serverSettings().streaming, false);
+  delete configured.streaming;
 });

@@ -27,6 +27,9 @@ return {
       engine = 'local',
       completionItems = true,
       streaming = false,
+      -- Neovim's own inline completion cannot grow a suggestion after it is shown, so ask for
+      -- answers at the model's end rather than early ones (glint.nvim's renderer turns both on).
+      earlyAnswerMs = 0,
     },
   },
   handlers = {

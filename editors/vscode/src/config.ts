@@ -43,6 +43,9 @@ export function serverSettings(): Record<string, unknown> {
     const value = config.get<unknown>(key);
     settings[key] = value === undefined || value === "" ? null : value;
   }
+  // Without streaming the extension cannot grow an early answer (docs/lsp-extensions.md), so it
+  // asks for answers at the model's end; with streaming, the server's default applies.
+  settings.earlyAnswerMs = settings.streaming === false ? 0 : null;
   return settings;
 }
 

@@ -493,9 +493,13 @@ local function server_config()
     config.cmd = M.config.cmd
   end
   local settings = vim.tbl_deep_extend('force', {}, (base.init_options or {}).glint or {}, M.config.settings or {})
-  -- The plugin renders partial text, so ask for it unless the user said otherwise.
+  -- The plugin renders partial text, so ask for it unless the user said otherwise; it also grows
+  -- an early answer, so the server's default for those (null) replaces lsp/glint.lua's 0.
   if plugin_renders() and (M.config.settings or {}).streaming == nil then
     settings.streaming = true
+  end
+  if plugin_renders() and (M.config.settings or {}).earlyAnswerMs == nil then
+    settings.earlyAnswerMs = vim.NIL
   end
   config.init_options = { glint = settings }
   config.handlers = base.handlers
