@@ -40,8 +40,8 @@ pub struct Settings {
     pub streaming: bool,
     /// An automatic inline completion is answered this long after its request with the text the
     /// model has written so far (when there is any), instead of at the model's end; the model goes
-    /// on in the background, keystrokes that type its text do not stop it, and streaming clients
-    /// get the rest as progress. 0 answers only at the end.
+    /// on in the background, keystrokes that type its text do not stop it, and the client gets the
+    /// rest as progress. Only with `streaming` on; 0 answers only at the end.
     pub early_answer_ms: u64,
     /// Let the local engine reuse the KV cache of text that moved after an edit above it (a RoPE
     /// shift); off, every answer equals a fresh prefill's.

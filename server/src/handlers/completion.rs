@@ -292,7 +292,7 @@ async fn run(
         && let Some(follow) = state.inflight.follow_for(uri, line, &line_prefix)
     {
         let pos = lsp_position(&doc.rope, cursor, encoding);
-        let early = !invoked && settings.early_answer_ms > 0;
+        let early = !invoked && settings.streaming && settings.early_answer_ms > 0;
         if let Some(rest) = from_follow(state, uri, &follow, &line_prefix, doc.version, pos, early).await {
             tracing::debug!(uri, "typed through a running completion");
             record(state, json!({"uri": uri, "cacheHit": true, "totalMs": ms(started.elapsed())}));
@@ -377,8 +377,9 @@ async fn run(
     if let Some(follow) = &follow {
         *follow.view.lock() = Some(view.clone());
     }
-    // Only an automatic request that keystrokes may type through is answered early.
-    let early_at = (!invoked && follow.is_some() && settings.early_answer_ms > 0)
+    // Only an automatic request that keystrokes may type through is answered early, and only for a
+    // client that gets the rest streamed (others would keep the early text until the next key).
+    let early_at = (!invoked && follow.is_some() && settings.streaming && settings.early_answer_ms > 0)
         .then(|| started + Duration::from_millis(settings.early_answer_ms));
     let mut writing = Writing {
         state: Arc::clone(state),
