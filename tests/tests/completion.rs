@@ -387,3 +387,13 @@ async fn a_key_typed_into_an_early_answer_is_answered_at_once_and_gets_the_rest_
     let log = engine.log();
     assert_eq!((log.requests.len(), log.cancelled), (1, 0), "one generation, never cancelled: {log:?}");
 }
+
+#[tokio::test]
+async fn a_client_without_streaming_never_gets_an_early_answer() {
+    let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
+    let client = client_with(engine, &["utf-16"], json!({"debounceMs": 0, "earlyAnswerMs": 30})).await;
+    let uri = "file:///whole.rs";
+    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    let result = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
+    assert_eq!(result[0]["insertText"], "compute(a, b);", "the whole answer: {result}");
+}
