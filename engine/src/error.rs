@@ -50,6 +50,12 @@ pub enum EngineError {
     #[error("{0}")]
     Http(String),
 
+    /// Requests of other sessions or clients fill the engine's queue.
+    #[error(
+        "the engine is busy: {waiting} requests of other documents or clients are already waiting for the model (the limit); try again in a moment"
+    )]
+    Busy { waiting: usize },
+
     /// The engine's model thread has stopped.
     #[error("the engine's model thread has stopped")]
     Stopped,

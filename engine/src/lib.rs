@@ -24,6 +24,11 @@ pub use http::{HttpApi, HttpConfig, HttpEngine};
 pub use local::{LocalConfig, LocalEngine, TEST_PANIC_MARKER};
 pub use request::{Finish, FinishReason, GenerateRequest, Sampling, Snippet, Task, Timings};
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// What an engine says about itself; shown in `glint/status` and used to size context windows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineInfo {
@@ -37,13 +42,56 @@ pub struct EngineInfo {
     pub fim: bool,
 }
 
+/// The engine server's own name for one of its clients (a connection of `glint engine serve`).
+/// Made by the server, unique within the process and never read from the wire, so no client can
+/// claim another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(u64);
+
+impl ClientId {
+    /// An identity no one in this process had before.
+    pub fn fresh() -> ClientId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ClientId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A session key that names `name` (a document URI) without revealing it: a keyed hash, 128 bits
+/// in hex, the same for the same name for the life of the process and unrelated to it outside.
+/// The LSP sends this as `GenerateRequest::session`, so an engine never sees a path through it.
+pub fn session_key(name: &str) -> String {
+    static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
+    let [a, b] = KEYS.get_or_init(|| [RandomState::new(), RandomState::new()]).each_ref().map(|k| k.hash_one(name));
+    format!("{a:016x}{b:016x}")
+}
+
 /// A source of completions. Every backend (in-process, WebSocket, HTTP, scripted fake) implements it.
 ///
 /// Architecture Invariant: dropping the returned `Generation` cancels the work; the engine stops
 /// within one decode step (or one prefill chunk).
+///
+/// Architecture Invariant (who may cancel whom, and who may see what, on an engine with a queue
+/// and a KV cache of its own: the in-process one). Requests are keyed by client (none for
+/// `generate`, the server's `ClientId` for `generate_for`) and `session`:
+/// - the newest request of a key supersedes that key's older ones, waiting or running, at once
+///   (within a prefill chunk or a decode step); it never cancels another key's request;
+/// - keys take turns for the model, one request at a time: clients first, then the sessions of
+///   a client; a bounded number wait, and past it a request is refused as busy at once;
+/// - KV caches belong to a key: a client never reuses what another client's requests left in the
+///   cache, so neither its timings nor `Timings::cached_tokens` say anything about them.
 pub trait Engine: Send + Sync + 'static {
     /// Starts generating. Never blocks on the model: the work runs elsewhere and streams back.
+    /// A busy engine answers with a generation that ends at once with `FinishReason::Error`.
     fn generate(&self, request: GenerateRequest) -> Generation;
+
+    /// Starts generating for `client`, one of the clients of a shared engine (`glint engine
+    /// serve` calls this for each request of a connection). `Err(EngineError::Busy)` when the
+    /// engine's queue is full. Engines without a queue or a cache of their own (remote,
+    /// scripted) serve it as `generate`.
+    fn generate_for(&self, client: ClientId, request: GenerateRequest) -> Result<Generation, EngineError> {
+        let _ = client;
+        Ok(self.generate(request))
+    }
 
     /// Describes the engine and its model.
     fn info(&self) -> EngineInfo;

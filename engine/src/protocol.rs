@@ -18,7 +18,15 @@
 //! - Client: `{"type":"generate","id":7,"request":{…GenerateRequest…}}`. Ids are the client's
 //!   choice and unique on the connection; many requests may be in flight at once (multiplexed).
 //!   A `generate` supersedes the in-flight requests of the same connection that carry the same
-//!   `request.session` key (requests without a key share one), which end with `done` `cancelled`.
+//!   `request.session` key (requests without a key share one), which end with `done` `cancelled`;
+//!   never another session's or another connection's.
+//! - When the engine's queue is full, a `generate` is refused at once with `error` `busy`.
+//!
+//! ## Sharing one engine
+//! The engine keys everything by the server's own identity for the connection plus the
+//! `session` string: connections, then their sessions, take turns for the model; the newest
+//! request of a (connection, session) supersedes only that pair's older ones; KV caches belong to
+//! a pair, so no connection reuses, or sees `cached_tokens` for, another's prompts.
 //! - Client: `{"type":"cancel","id":7}` stops that request's work within one decode step; the
 //!   server answers `done` with reason `cancelled` unless the request had already ended.
 //! - Server: `{"type":"chunk","id":7,"text":"…"}`, any number, in order.
@@ -36,7 +44,8 @@
 //! its requests. On shutdown the server cancels in-flight work and closes with code 1001.
 //!
 //! Error codes: `version_mismatch`, `unauthorized`, `bad_frame`, `too_large`,
-//! `too_many_requests`, `too_many_connections`, `duplicate_id`, `shutting_down`, `timeout`.
+//! `too_many_requests`, `too_many_connections`, `duplicate_id`, `shutting_down`, `timeout`,
+//! `busy`.
 //!
 //! The same text lives in docs/engine-protocol.md.
 
@@ -119,6 +128,8 @@ pub enum ErrorCode {
     DuplicateId,
     ShuttingDown,
     Timeout,
+    /// The engine's queue is full of other clients' requests; the request was not started.
+    Busy,
     /// A code from a newer peer that this build does not know.
     #[serde(other)]
     Unknown,

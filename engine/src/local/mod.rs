@@ -1,21 +1,22 @@
 //! `LocalEngine`: the in-process engine. One dedicated OS thread owns the model and serves requests
-//! from a channel, newest first; it keeps KV caches of recent prompts per session and reuses their
-//! longest common token prefix.
+//! from a queue (`queue.rs`: the newest request of a client's session supersedes its older ones,
+//! different sessions take turns); it keeps KV caches of recent prompts per client and session and
+//! reuses their longest common token prefix.
 
+mod queue;
 mod runner;
 mod stop;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::gguf::GgufFile;
 use crate::model::{LoadOptions, Model};
 use crate::prompt::{PromptFormat, stop_token_names};
 use crate::tokenizer::Tokenizer;
-use crate::{Engine, EngineError, EngineInfo, GenerateRequest, Generation};
+use crate::{ClientId, Engine, EngineError, EngineInfo, GenerateRequest, Generation};
 
 /// Settings of the in-process engine.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct LocalConfig {
     pub max_sessions: usize,
     /// Memory for the KV caches of sessions other than the current one, in MiB.
     pub session_cache_mib: usize,
+    /// How many sessions' requests may wait for the model at once (each session has at most one
+    /// waiting; a newer request replaces it). Past it, a request of another session is refused
+    /// at once as busy.
+    pub max_waiting: usize,
     /// Prompt tokens per prefill step; cancellation is checked between steps.
     pub prefill_chunk: usize,
     /// Approximate KV reuse: when a new prompt holds a run of at least this many tokens of the
@@ -64,6 +69,7 @@ impl Default for LocalConfig {
             context_length: None,
             max_sessions: 4,
             session_cache_mib: 512,
+            max_waiting: 64,
             prefill_chunk: 64,
             shifted_reuse_min: 32,
             convert_slow_quants: true,
@@ -75,8 +81,7 @@ impl Default for LocalConfig {
 
 /// A loaded model served by its own thread.
 pub struct LocalEngine {
-    jobs: parking_lot::Mutex<mpsc::Sender<runner::Job>>,
-    shared: Arc<runner::Shared>,
+    queue: Arc<queue::Queue>,
     tokenizer: Arc<Tokenizer>,
     info: EngineInfo,
     path: PathBuf,
@@ -123,15 +128,18 @@ impl LocalEngine {
             "model loaded"
         );
         let tokenizer = Arc::new(tokenizer);
-        let shared = Arc::new(runner::Shared::default());
-        let (tx, rx) = mpsc::channel();
-        let state =
-            runner::Runner::new(model, Arc::clone(&tokenizer), format, stop_tokens, &config, Arc::clone(&shared));
+        let queue = Arc::new(queue::Queue::new(config.max_waiting));
+        let state = runner::Runner::new(model, Arc::clone(&tokenizer), format, stop_tokens, &config);
+        let thread_queue = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("glint-model".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || {
+                // However the thread ends, whatever waits is answered and new requests fail.
+                let _stopped = Stopped(Arc::clone(&thread_queue));
+                state.run(&thread_queue);
+            })
             .map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
-        Ok(LocalEngine { jobs: parking_lot::Mutex::new(tx), shared, tokenizer, info, path: path.to_path_buf() })
+        Ok(LocalEngine { queue, tokenizer, info, path: path.to_path_buf() })
     }
 
     /// The model file.
@@ -141,7 +149,7 @@ impl LocalEngine {
 
     /// Whether the model thread has nothing to do: no request running or queued.
     pub fn is_idle(&self) -> bool {
-        self.shared.queued.load(Ordering::Acquire) == 0 && !self.shared.busy.load(Ordering::Acquire)
+        self.queue.is_idle()
     }
 
     /// Waits until the model thread is idle; false on timeout.
@@ -169,32 +177,16 @@ impl LocalEngine {
 
 impl Engine for LocalEngine {
     fn generate(&self, request: GenerateRequest) -> Generation {
-        let (generation, sender) = Generation::channel();
-        let sequence = self.shared.latest.fetch_add(1, Ordering::AcqRel) + 1;
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        let job = runner::Job { request, sender, sequence, arrived: Instant::now(), background: false };
-        if self.jobs.lock().send(job).is_err() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return Generation::failed(EngineError::Stopped.to_string());
-        }
-        generation
+        self.queue.submit(None, request).unwrap_or_else(|error| Generation::failed(error.to_string()))
+    }
+
+    fn generate_for(&self, client: ClientId, request: GenerateRequest) -> Result<Generation, EngineError> {
+        self.queue.submit(Some(client), request)
     }
 
     fn warm(&self, mut request: GenerateRequest) -> Option<Generation> {
-        if !self.is_idle() {
-            return None;
-        }
         request.max_tokens = 0;
-        let (generation, sender) = Generation::channel();
-        // The current sequence, not a new one: any request that arrives later supersedes it.
-        let sequence = self.shared.latest.load(Ordering::Acquire);
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        let job = runner::Job { request, sender, sequence, arrived: Instant::now(), background: true };
-        if self.jobs.lock().send(job).is_err() {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(generation)
+        self.queue.submit_warm_up(request)
     }
 
     fn info(&self) -> EngineInfo {
@@ -203,6 +195,22 @@ impl Engine for LocalEngine {
 
     fn count_tokens(&self, text: &str) -> usize {
         self.tokenizer.encode(text).map(|ids| ids.len()).unwrap_or_else(|_| crate::estimate_tokens(text))
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        // The model thread serves what is queued and ends, freeing the model.
+        self.queue.close();
+    }
+}
+
+/// Stops the queue when the model thread ends.
+struct Stopped(Arc<queue::Queue>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

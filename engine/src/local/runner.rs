@@ -1,41 +1,21 @@
-//! The model thread: takes the newest request, reuses the longest cached token prefix of its
-//! session, prefills the rest in chunks and decodes token by token, checking for cancellation,
-//! supersession and the deadline before every step.
+//! The model thread: takes the next job from the queue, reuses the longest cached token prefix of
+//! its key's session, prefills the rest in chunks and decodes token by token, checking for
+//! cancellation, supersession and the deadline before every step.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::queue::{Job, Key, Queue};
 use super::stop::StopMatcher;
 use crate::model::{KvCache, Model};
 use crate::prompt::{Piece, PromptFormat};
 use crate::sampler::Sampler;
 use crate::tokenizer::{Tokenizer, Utf8Stream};
-use crate::{EngineError, Finish, FinishReason, GenerateRequest, GenerationSender, Timings};
-
-/// One request on its way to the model thread.
-pub(crate) struct Job {
-    pub(crate) request: GenerateRequest,
-    pub(crate) sender: GenerationSender,
-    /// Increases with every request; a job older than the newest one is superseded.
-    pub(crate) sequence: u64,
-    pub(crate) arrived: Instant,
-    /// A warm-up (see `Engine::warm`): it supersedes nothing and yields to every request.
-    pub(crate) background: bool,
-}
-
-/// State shared between the engine handle and its thread.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) latest: AtomicU64,
-    pub(crate) queued: AtomicUsize,
-    pub(crate) busy: AtomicBool,
-}
+use crate::{EngineError, Finish, FinishReason, GenerateRequest, Timings};
 
 /// A warm KV cache and the token ids it holds.
 struct Session {
-    key: String,
+    key: Key,
     ids: Vec<u32>,
     cache: KvCache,
     last_used: u64,
@@ -51,7 +31,6 @@ pub(crate) struct Runner {
     prefill_chunk: usize,
     /// The shortest run of shifted cached tokens worth reusing; 0 turns the reuse off.
     shifted_reuse_min: usize,
-    shared: Arc<Shared>,
     /// The session whose cache is in the model.
     active: Session,
     /// Other sessions' caches.
@@ -73,9 +52,8 @@ impl Runner {
         format: PromptFormat,
         stop_tokens: Vec<u32>,
         config: &super::LocalConfig,
-        shared: Arc<Shared>,
     ) -> Runner {
-        let active = Session { key: String::new(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
+        let active = Session { key: Key::default(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
         Runner {
             model,
             tokenizer,
@@ -85,7 +63,6 @@ impl Runner {
             max_cache_bytes: config.session_cache_mib.saturating_mul(1 << 20),
             prefill_chunk: config.prefill_chunk.max(1),
             shifted_reuse_min: config.shifted_reuse_min,
-            shared,
             active,
             parked: Vec::new(),
             clock: 0,
@@ -94,17 +71,16 @@ impl Runner {
         }
     }
 
-    /// Serves jobs until every sender is gone.
-    pub(crate) fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        let shared = Arc::clone(&self.shared);
-        serve_jobs(&mut self, &shared, jobs);
+    /// Serves jobs until the queue is closed and empty.
+    pub(crate) fn run(mut self, queue: &Queue) {
+        serve_jobs(&mut self, queue);
     }
 
     fn interrupted(&self, job: &Job) -> Option<Interrupt> {
         if let Some(delay) = self.step_delay {
             std::thread::sleep(delay);
         }
-        if job.sender.is_cancelled() || self.shared.latest.load(Ordering::Acquire) != job.sequence {
+        if job.is_cancelled() {
             return Some(Interrupt::Cancelled);
         }
         let deadline = job.request.deadline_ms.map(Duration::from_millis)?;
@@ -151,7 +127,7 @@ impl Runner {
         if let Some(reason) = self.interrupted(job) {
             return Ok(reason.into());
         }
-        self.select_session(request.session.as_deref().unwrap_or(""));
+        self.select_session(&job.key);
 
         // Reuse the longest common prefix; with everything cached, back off one token so the last
         // prompt token runs again and yields fresh logits.
@@ -276,14 +252,20 @@ impl Runner {
 
     /// Makes `key`'s cache the model's, parking the current one. At most `max_sessions` caches
     /// live at once and parked ones stay within `max_cache_bytes`; the least recently used go
-    /// first. With a single session, keys are ignored and the common prefix decides alone.
-    fn select_session(&mut self, key: &str) {
+    /// first. With a single session, sessions of one client share it and the common prefix
+    /// decides alone; another client's request never reuses it (it starts empty).
+    fn select_session(&mut self, key: &Key) {
         self.clock += 1;
-        if self.max_sessions == 1 || self.active.key == key {
+        if self.max_sessions == 1 && self.active.key.client != key.client {
+            self.active.ids.clear();
+            self.model.cache_truncate(0);
+            self.active.key = key.clone();
+        }
+        if self.max_sessions == 1 || self.active.key == *key {
             self.active.last_used = self.clock;
             return;
         }
-        let incoming = match self.parked.iter().position(|s| s.key == key) {
+        let incoming = match self.parked.iter().position(|s| s.key == *key) {
             Some(i) => self.parked.swap_remove(i),
             None => {
                 let recycled = if self.parked.len() + 1 >= self.max_sessions { self.evict_lru() } else { None };
@@ -294,7 +276,7 @@ impl Runner {
                     }
                     None => self.model.new_cache(),
                 };
-                Session { key: key.to_string(), ids: Vec::new(), cache, last_used: 0 }
+                Session { key: key.clone(), ids: Vec::new(), cache, last_used: 0 }
             }
         };
         let mut outgoing = std::mem::replace(&mut self.active, incoming);
@@ -331,7 +313,7 @@ impl Worker for Runner {
     }
 
     fn recover(&mut self) {
-        self.active = Session { key: String::new(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
+        self.active = Session { key: Key::default(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
         self.model.replace_cache(KvCache::default());
         self.parked.clear();
     }
@@ -345,31 +327,18 @@ fn injected_panic() {
     panic!("injected engine panic for testing");
 }
 
-/// The model thread's loop: serves the newest job, catching a panic in any one of them. A
-/// panicking job is answered with an error naming the panic, the worker drops its possibly
+/// The model thread's loop: serves the queue's jobs in turn, catching a panic in any one of them.
+/// A panicking job is answered with an error naming the panic, the worker drops its possibly
 /// broken state, and the loop serves on, so one bad request never stops the engine.
-pub(crate) fn serve_jobs(worker: &mut impl Worker, shared: &Shared, jobs: mpsc::Receiver<Job>) {
-    while let Ok(mut job) = jobs.recv() {
-        shared.busy.store(true, Ordering::Release);
-        shared.queued.fetch_sub(1, Ordering::AcqRel);
-        // Only the newest queued request matters; the others were superseded while waiting. A
-        // warm-up never supersedes a request that came before it.
-        while let Ok(newer) = jobs.try_recv() {
-            shared.queued.fetch_sub(1, Ordering::AcqRel);
-            if newer.background && !job.background {
-                finish_cancelled(&newer, Timings::default());
-                continue;
-            }
-            finish_cancelled(&job, Timings::default());
-            job = newer;
-        }
+pub(crate) fn serve_jobs(worker: &mut impl Worker, queue: &Queue) {
+    while let Some(job) = queue.next() {
         let span = tracing::debug_span!("generate", sequence = job.sequence);
         let _enter = span.enter();
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.serve(&job))) {
             let message = panic_message(&*panic);
             tracing::error!(
                 sequence = job.sequence,
-                session = job.request.session.as_deref().unwrap_or(""),
+                session = job.key.session.as_str(),
                 prefix_chars = job.request.prefix.len(),
                 suffix_chars = job.request.suffix.len(),
                 max_tokens = job.request.max_tokens,
@@ -382,7 +351,6 @@ pub(crate) fn serve_jobs(worker: &mut impl Worker, shared: &Shared, jobs: mpsc::
                 timings: Timings { total_ms: ms(job.arrived.elapsed()), ..Timings::default() },
             });
         }
-        shared.busy.store(false, Ordering::Release);
     }
 }
 
@@ -401,10 +369,6 @@ impl From<Interrupt> for FinishReason {
             Interrupt::Deadline => FinishReason::Deadline,
         }
     }
-}
-
-fn finish_cancelled(job: &Job, timings: Timings) {
-    job.sender.finish(Finish { reason: FinishReason::Cancelled, error: None, timings });
 }
 
 /// A run of cached tokens that reappears later or earlier in a new prompt.
@@ -455,9 +419,11 @@ fn ms(duration: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Chunk, Generation};
+    use crate::{Chunk, ClientId, Generation};
 
-    /// A worker without a model: panics on a prompt that says so, else answers `ok`.
+    /// A worker without a model: panics on a prompt that says so, else "decodes" one `.` per
+    /// step for as many steps as `max_tokens` says (1 if 0), a millisecond each, checking for
+    /// cancellation before every step as the real runner does.
     #[derive(Default)]
     struct Scripted {
         served: usize,
@@ -471,7 +437,13 @@ mod tests {
             if job.request.prefix == "panic" {
                 panic!("scripted failure in job {}", job.sequence);
             }
-            job.sender.send_text("ok");
+            for _ in 0..job.request.max_tokens.max(1) {
+                std::thread::sleep(Duration::from_millis(1));
+                if job.is_cancelled() {
+                    return job.sender.finish(Finish { reason: FinishReason::Cancelled, ..Finish::default() });
+                }
+                job.sender.send_text(".");
+            }
             job.sender.finish(Finish::default());
         }
 
@@ -480,10 +452,39 @@ mod tests {
         }
     }
 
-    fn job(sequence: u64, prefix: &str) -> (Job, Generation) {
-        let (generation, sender) = Generation::channel();
-        let request = GenerateRequest { prefix: prefix.into(), ..GenerateRequest::default() };
-        (Job { request, sender, sequence, arrived: Instant::now(), background: false }, generation)
+    /// A queue served by a scripted worker on its own thread, as the engine's model thread is.
+    struct Served {
+        queue: Arc<Queue>,
+        thread: Option<std::thread::JoinHandle<Scripted>>,
+    }
+
+    impl Served {
+        fn start(capacity: usize) -> Served {
+            let queue = Arc::new(Queue::new(capacity));
+            let thread_queue = Arc::clone(&queue);
+            let thread = std::thread::spawn(move || {
+                let mut worker = Scripted::default();
+                serve_jobs(&mut worker, &thread_queue);
+                worker
+            });
+            Served { queue, thread: Some(thread) }
+        }
+
+        fn generate(&self, client: Option<ClientId>, session: &str, prefix: &str, steps: u32) -> Generation {
+            let request = GenerateRequest {
+                prefix: prefix.into(),
+                session: Some(session.into()),
+                max_tokens: steps,
+                ..GenerateRequest::default()
+            };
+            self.queue.submit(client, request).unwrap_or_else(|e| Generation::failed(e.to_string()))
+        }
+
+        /// Closes the queue and returns the worker once it has served what was queued.
+        fn finish(mut self) -> Scripted {
+            self.queue.close();
+            self.thread.take().map(|t| t.join().expect("the thread ends normally")).unwrap_or_default()
+        }
     }
 
     async fn collect(mut generation: Generation) -> (String, Option<Finish>) {
@@ -495,6 +496,10 @@ mod tests {
             }
         }
         (text, None)
+    }
+
+    async fn reason(generation: Generation) -> FinishReason {
+        collect(generation).await.1.map_or(FinishReason::Error, |f| f.reason)
     }
 
     #[test]
@@ -518,32 +523,72 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_is_answered_with_an_error_and_the_next_job_is_served() {
-        let shared = Arc::new(Shared::default());
-        let (tx, rx) = mpsc::channel();
-        let thread_shared = Arc::clone(&shared);
-        let worker = std::thread::spawn(move || {
-            let mut worker = Scripted::default();
-            serve_jobs(&mut worker, &thread_shared, rx);
-            worker
-        });
-        for (sequence, prefix) in [(1, "panic"), (2, "fine"), (3, "panic"), (4, "fine")] {
-            let (job, generation) = job(sequence, prefix);
-            shared.queued.fetch_add(1, Ordering::AcqRel);
-            tx.send(job).expect("the worker thread is alive");
-            let (text, finish) = collect(generation).await;
+        let served = Served::start(8);
+        for (n, prefix) in ["panic", "fine", "panic", "fine"].into_iter().enumerate() {
+            let (text, finish) = collect(served.generate(None, "a", prefix, 2)).await;
             let finish = finish.expect("every job is finished, even one that panicked");
             if prefix == "panic" {
                 assert_eq!(finish.reason, FinishReason::Error);
                 let error = finish.error.unwrap_or_default();
-                assert!(error.contains(&format!("scripted failure in job {sequence}")), "{error}");
+                assert!(error.contains(&format!("scripted failure in job {}", n + 1)), "{error}");
             } else {
-                assert_eq!((text.as_str(), finish.reason), ("ok", FinishReason::Stop));
+                assert_eq!((text.as_str(), finish.reason), ("..", FinishReason::Stop));
             }
         }
-        drop(tx);
-        let worker = worker.join().expect("the thread ends normally when the senders are gone");
+        let queue = Arc::clone(&served.queue);
+        let worker = served.finish();
         assert_eq!((worker.served, worker.recovered), (4, 2));
-        assert!(!shared.busy.load(Ordering::Acquire));
-        assert_eq!(shared.queued.load(Ordering::Acquire), 0);
+        assert!(queue.is_idle());
+    }
+
+    #[tokio::test]
+    async fn two_sessions_generating_at_once_both_finish() {
+        let served = Served::start(8);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        // Same session string on two clients, and two sessions of one client.
+        let generations = [
+            served.generate(a, "doc", "a", 30),
+            served.generate(b, "doc", "b", 30),
+            served.generate(a, "other", "c", 30),
+        ];
+        for generation in generations {
+            let (text, finish) = collect(generation).await;
+            assert_eq!((text.len(), finish.map(|f| f.reason)), (30, Some(FinishReason::Stop)));
+        }
+        served.finish();
+    }
+
+    #[tokio::test]
+    async fn a_newer_request_of_a_session_cancels_only_that_sessions_older_one() {
+        let served = Served::start(8);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        let mut first = served.generate(a, "doc", "a1", 200);
+        assert!(matches!(first.next_chunk().await, Some(Chunk::Text(_))), "a1 is running");
+        let queued = served.generate(a, "doc", "a2", 200);
+        let other = served.generate(b, "doc", "b1", 20);
+        let third = served.generate(a, "doc", "a3", 20);
+        assert_eq!(reason(first).await, FinishReason::Cancelled, "the running request of the session");
+        assert_eq!(reason(queued).await, FinishReason::Cancelled, "the waiting request of the session");
+        assert_eq!(reason(other).await, FinishReason::Stop, "another client's request with the same session");
+        assert_eq!(reason(third).await, FinishReason::Stop);
+        served.finish();
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_bound_a_request_is_refused_as_busy() {
+        let served = Served::start(2);
+        let mut running = served.generate(None, "running", "r", 200);
+        assert!(matches!(running.next_chunk().await, Some(Chunk::Text(_))));
+        let waiting = [served.generate(None, "w1", "w1", 1), served.generate(None, "w2", "w2", 1)];
+        let (_, refused) = collect(served.generate(None, "w3", "w3", 1)).await;
+        let refused = refused.expect("a finish");
+        let error = refused.error.unwrap_or_default();
+        assert_eq!(refused.reason, FinishReason::Error);
+        assert!(error.contains("busy") && error.contains("2 requests"), "{error}");
+        drop(running);
+        for generation in waiting {
+            assert_eq!(reason(generation).await, FinishReason::Stop);
+        }
+        served.finish();
     }
 }

@@ -22,7 +22,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{ConnectionState, ConnectionStatus};
-use crate::protocol::{ClientFrame, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, message, next_frame, send_frame};
+use crate::protocol::{
+    ClientFrame, ErrorCode, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, message, next_frame, send_frame,
+};
 use crate::{Engine, EngineInfo, Finish, FinishReason, GenerateRequest, Generation, GenerationSender};
 
 /// How the client connects. Its `Debug` never shows the token.
@@ -421,7 +423,11 @@ impl Manager {
             }
             ServerFrame::Error { id: Some(id), code, message } => {
                 if let Some(sender) = pending.remove(&id) {
-                    sender.finish(failure(format!("the remote engine refused the request ({code:?}): {message}")));
+                    let error = match code {
+                        ErrorCode::Busy => format!("the remote engine is busy serving other clients: {message}"),
+                        code => format!("the remote engine refused the request ({code:?}): {message}"),
+                    };
+                    sender.finish(failure(error));
                 }
             }
             ServerFrame::Error { id: None, code, message } => {

@@ -1,7 +1,9 @@
 //! `glint engine serve`: serves one `Engine` over WebSocket to many clients, with the frames of
 //! `crate::protocol`. Each connection multiplexes requests by id; a request's `Generation` is
 //! dropped (which stops the engine) on `cancel`, on supersession, when its connection drops, and
-//! on shutdown.
+//! on shutdown. Each connection gets a `ClientId` of the server's making, and every request goes
+//! to the engine under it (`Engine::generate_for`): the engine decides fairness and cache privacy
+//! between clients from it; a full engine queue becomes a `busy` error for that request.
 //!
 //! The network edge: a WebSocket handshake that carries an `Origin` header (a web page in a
 //! browser) is refused unless that origin is configured, so a page cannot reach a tokenless
@@ -38,7 +40,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::protocol::{
     ClientFrame, ErrorCode, FrameError, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame,
 };
-use crate::{Chunk, Engine, FinishReason, Generation, Timings};
+use crate::{Chunk, ClientId, Engine, EngineError, FinishReason, Generation, Timings};
 
 /// How the server runs. `Default` is what `glint engine serve` uses without flags.
 #[derive(Clone)]
@@ -459,7 +461,10 @@ pub async fn serve_connection<Si, St, E>(
     if !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &hello)).await, Ok(Ok(()))) {
         return;
     }
-    tracing::info!(%peer, "client connected");
+    // The server's own name for this client: the engine keys its queue turns and KV caches by it
+    // (plus the client's session keys), so no client reaches another's.
+    let client = ClientId::fresh();
+    tracing::info!(%peer, ?client, "client connected");
 
     let mut inflight: HashMap<u64, InFlight> = HashMap::new();
     // Every request's frames, polled here so a chunk goes from the engine to the socket without
@@ -544,11 +549,21 @@ pub async fn serve_connection<Si, St, E>(
                                 );
                                 Some(error_frame(Some(id), ErrorCode::TooManyRequests, message))
                             } else {
-                                let (cancel_tx, cancel_rx) = oneshot::channel();
-                                inflight.insert(id, InFlight { session: request.session.clone(), _cancel: cancel_tx });
-                                let generation = engine.generate(request);
-                                requests.push(request_frames(id, peer.clone(), generation, cancel_rx));
-                                None
+                                let session = request.session.clone();
+                                match engine.generate_for(client, request) {
+                                    Err(error @ EngineError::Busy { .. }) => {
+                                        tracing::info!(%peer, id, "refused: {error}");
+                                        Some(error_frame(Some(id), ErrorCode::Busy, error.to_string()))
+                                    }
+                                    started => {
+                                        let generation =
+                                            started.unwrap_or_else(|error| Generation::failed(error.to_string()));
+                                        let (cancel_tx, cancel_rx) = oneshot::channel();
+                                        inflight.insert(id, InFlight { session, _cancel: cancel_tx });
+                                        requests.push(request_frames(id, peer.clone(), generation, cancel_rx));
+                                        None
+                                    }
+                                }
                             }
                         }
                     }

@@ -1,0 +1,343 @@
+//! The model thread's queue: the one place that decides who runs next and who supersedes whom.
+//!
+//! Requests are keyed by client (`None` in process, a connection of `glint engine serve`
+//! otherwise) and session. A request supersedes only the older requests of its own key: one
+//! waiting is replaced in its place in line, one running is told to stop, which it does within a
+//! prefill chunk or a decode step. Requests of other keys wait their turn: clients take turns,
+//! and within a client its keys take turns, one job at a time since the model is one. At most
+//! `capacity` keys wait; past that a request is refused at once as busy. A warm-up runs only when
+//! nothing else is queued or running, supersedes nothing, and yields to any request.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::{ClientId, EngineError, Finish, FinishReason, GenerateRequest, Generation, GenerationSender, Timings};
+
+/// Whose request it is: the unit of supersession, of turns and of KV caches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Key {
+    /// `None` for the process's own requests.
+    pub(crate) client: Option<ClientId>,
+    /// The request's `session` (empty when it has none: such requests share one key).
+    pub(crate) session: String,
+}
+
+impl Key {
+    pub(crate) fn new(client: Option<ClientId>, request: &GenerateRequest) -> Key {
+        Key { client, session: request.session.clone().unwrap_or_default() }
+    }
+}
+
+/// One request on its way to the model thread.
+pub(crate) struct Job {
+    pub(crate) request: GenerateRequest,
+    pub(crate) sender: GenerationSender,
+    pub(crate) key: Key,
+    /// Increases with every job, for logs.
+    pub(crate) sequence: u64,
+    pub(crate) arrived: Instant,
+    /// A warm-up (see `Engine::warm`): it supersedes nothing and yields to every request.
+    pub(crate) background: bool,
+    /// Set when a newer request of the same key arrives (for a warm-up: any request).
+    superseded: Arc<AtomicBool>,
+}
+
+impl Job {
+    /// Whether the job should stop: its consumer went away or a newer request superseded it.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.superseded.load(Ordering::Acquire) || self.sender.is_cancelled()
+    }
+}
+
+/// The queue between the engine's handles and its model thread.
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct State {
+    sequence: u64,
+    /// Requests waiting, at most one per key, in the order their keys arrived.
+    waiting: VecDeque<Job>,
+    /// Clients with requests waiting, the next to be served first. May name a client whose
+    /// requests were all cancelled meanwhile; such a turn is skipped.
+    turns: VecDeque<Option<ClientId>>,
+    warm_up: Option<Job>,
+    /// The job the model thread is serving.
+    running: Option<Running>,
+    /// No more jobs will come: the engine was dropped, or its thread is gone.
+    closed: bool,
+}
+
+struct Running {
+    key: Key,
+    background: bool,
+    superseded: Arc<AtomicBool>,
+}
+
+impl Queue {
+    /// A queue where at most `capacity` keys (at least one) wait.
+    pub(crate) fn new(capacity: usize) -> Queue {
+        Queue { state: Mutex::new(State::default()), ready: Condvar::new(), capacity: capacity.max(1) }
+    }
+
+    /// Queues a request of `client` (`None`: the process's own). It supersedes the older
+    /// requests of its key and any warm-up; past the queue's bound it is refused as busy.
+    pub(crate) fn submit(&self, client: Option<ClientId>, request: GenerateRequest) -> Result<Generation, EngineError> {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Err(EngineError::Stopped);
+        }
+        let key = Key::new(client, &request);
+        if let Some(running) = &state.running
+            && (running.background || running.key == key)
+        {
+            running.superseded.store(true, Ordering::Release);
+        }
+        if let Some(warm_up) = state.warm_up.take() {
+            finish_cancelled(&warm_up);
+        }
+        // Requests whose consumers went away hold no place in line.
+        state.waiting.retain(|job| {
+            let keep = !job.sender.is_cancelled();
+            if !keep {
+                finish_cancelled(job);
+            }
+            keep
+        });
+        let same_key = state.waiting.iter().position(|job| job.key == key);
+        if same_key.is_none() && state.waiting.len() >= self.capacity {
+            return Err(EngineError::Busy { waiting: state.waiting.len() });
+        }
+        let (job, generation) = state.job(request, key, false);
+        match same_key {
+            Some(i) => finish_cancelled(&std::mem::replace(&mut state.waiting[i], job)),
+            None => {
+                if !state.turns.contains(&client) {
+                    state.turns.push_back(client);
+                }
+                state.waiting.push_back(job);
+            }
+        }
+        drop(state);
+        self.ready.notify_one();
+        Ok(generation)
+    }
+
+    /// Queues a warm-up, only when nothing is queued or running; `None` otherwise.
+    pub(crate) fn submit_warm_up(&self, request: GenerateRequest) -> Option<Generation> {
+        let mut state = self.state.lock();
+        if state.closed || !state.is_idle() {
+            return None;
+        }
+        let key = Key::new(None, &request);
+        let (job, generation) = state.job(request, key, true);
+        state.warm_up = Some(job);
+        drop(state);
+        self.ready.notify_one();
+        Some(generation)
+    }
+
+    /// The next job for the model thread, which also says the previous one is done. Blocks until
+    /// there is one; `None` once the queue is closed and empty.
+    pub(crate) fn next(&self) -> Option<Job> {
+        let mut state = self.state.lock();
+        state.running = None;
+        loop {
+            if let Some(job) = state.take_next() {
+                state.running = Some(Running {
+                    key: job.key.clone(),
+                    background: job.background,
+                    superseded: job.superseded.clone(),
+                });
+                return Some(job);
+            }
+            if state.closed {
+                return None;
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    /// Whether nothing is queued or running.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state.lock().is_idle()
+    }
+
+    /// No more jobs will come; the model thread serves those queued and ends.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The model thread is gone: fail whatever waits, and refuse new work.
+    pub(crate) fn stop(&self) {
+        let waiting: Vec<Job> = {
+            let mut guard = self.state.lock();
+            let state = &mut *guard;
+            state.closed = true;
+            state.running = None;
+            state.turns.clear();
+            state.waiting.drain(..).chain(state.warm_up.take()).collect()
+        };
+        for job in waiting {
+            job.sender.finish(Finish {
+                reason: FinishReason::Error,
+                error: Some(EngineError::Stopped.to_string()),
+                timings: Timings::default(),
+            });
+        }
+    }
+}
+
+impl State {
+    fn job(&mut self, request: GenerateRequest, key: Key, background: bool) -> (Job, Generation) {
+        self.sequence += 1;
+        let (generation, sender) = Generation::channel();
+        let job = Job {
+            request,
+            sender,
+            key,
+            sequence: self.sequence,
+            arrived: Instant::now(),
+            background,
+            superseded: Arc::default(),
+        };
+        (job, generation)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.waiting.is_empty() && self.warm_up.is_none() && self.running.is_none()
+    }
+
+    /// The oldest waiting request of the client whose turn it is, the client going to the back of
+    /// the line if it has more; else the warm-up. Cancelled requests are finished on the way.
+    fn take_next(&mut self) -> Option<Job> {
+        while let Some(client) = self.turns.pop_front() {
+            while let Some(i) = self.waiting.iter().position(|job| job.key.client == client) {
+                let Some(job) = self.waiting.remove(i) else { break };
+                if job.is_cancelled() {
+                    finish_cancelled(&job);
+                    continue;
+                }
+                if self.waiting.iter().any(|job| job.key.client == client) {
+                    self.turns.push_back(client);
+                }
+                return Some(job);
+            }
+        }
+        self.warm_up.take()
+    }
+}
+
+pub(crate) fn finish_cancelled(job: &Job) {
+    job.sender.finish(Finish { reason: FinishReason::Cancelled, error: None, timings: Timings::default() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Chunk;
+
+    fn request(session: &str, prefix: &str) -> GenerateRequest {
+        GenerateRequest { prefix: prefix.into(), session: Some(session.into()), ..GenerateRequest::default() }
+    }
+
+    /// The prefixes of the jobs the queue hands out, in order, until it has none.
+    fn drain(queue: &Queue) -> Vec<String> {
+        queue.close();
+        std::iter::from_fn(|| queue.next()).map(|job| job.request.prefix).collect()
+    }
+
+    fn finished_reason(generation: &mut Generation) -> Option<FinishReason> {
+        match futures::FutureExt::now_or_never(generation.next_chunk()) {
+            Some(Some(Chunk::Done(finish))) => Some(finish.reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn clients_take_turns_then_their_sessions() {
+        let queue = Queue::new(16);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        let mut kept = Vec::new();
+        for (client, session, prefix) in
+            [(a, "1", "a1"), (a, "2", "a2"), (a, "3", "a3"), (b, "1", "b1"), (None, "1", "local")]
+        {
+            kept.push(queue.submit(client, request(session, prefix)).expect("room"));
+        }
+        assert_eq!(drain(&queue), ["a1", "b1", "local", "a2", "a3"]);
+    }
+
+    #[test]
+    fn a_newer_request_replaces_its_keys_waiting_one_in_its_place() {
+        let queue = Queue::new(16);
+        let mut a1 = queue.submit(None, request("a", "a1")).expect("room");
+        let _b = queue.submit(None, request("b", "b1")).expect("room");
+        let _a2 = queue.submit(None, request("a", "a2")).expect("room");
+        assert_eq!(finished_reason(&mut a1), Some(FinishReason::Cancelled));
+        assert_eq!(drain(&queue), ["a2", "b1"], "a keeps its turn");
+    }
+
+    #[test]
+    fn a_request_supersedes_the_running_job_of_its_key_only() {
+        let queue = Queue::new(16);
+        let client = Some(ClientId::fresh());
+        let _a = queue.submit(client, request("a", "a1")).expect("room");
+        let running = queue.next().expect("a job");
+        let _other_client = queue.submit(None, request("a", "same session, other client")).expect("room");
+        let _other_session = queue.submit(client, request("b", "other session")).expect("room");
+        assert!(!running.is_cancelled());
+        let _a2 = queue.submit(client, request("a", "a2")).expect("room");
+        assert!(running.is_cancelled());
+    }
+
+    #[test]
+    fn past_its_bound_the_queue_refuses_other_keys_as_busy_but_takes_a_newer_request_of_a_waiting_key() {
+        let queue = Queue::new(2);
+        let a = queue.submit(None, request("a", "a")).expect("room");
+        let _b = queue.submit(None, request("b", "b")).expect("room");
+        let error = queue.submit(None, request("c", "c")).expect_err("full").to_string();
+        assert!(error.contains("busy"), "{error}");
+        let _b2 = queue.submit(None, request("b", "b2")).expect("replaces b's waiting request");
+        // A request whose consumer went away frees its place.
+        drop(a);
+        let _c = queue.submit(None, request("c", "c")).expect("room again");
+        assert_eq!(drain(&queue), ["b2", "c"]);
+    }
+
+    #[test]
+    fn a_warm_up_runs_only_when_idle_and_yields_to_any_request() {
+        let queue = Queue::new(4);
+        let mut warm = queue.submit_warm_up(request("w", "warm")).expect("idle");
+        assert!(queue.submit_warm_up(request("w", "again")).is_none(), "not idle: a warm-up is queued");
+        let _r = queue.submit(Some(ClientId::fresh()), request("x", "request")).expect("room");
+        assert_eq!(finished_reason(&mut warm), Some(FinishReason::Cancelled), "a queued warm-up yields");
+        let request_job = queue.next().expect("the request");
+        assert!(queue.submit_warm_up(request("w", "busy")).is_none(), "a running request refuses warm-ups");
+        drop(request_job);
+
+        let queue = Queue::new(4);
+        let _warm = queue.submit_warm_up(request("w", "warm")).expect("idle");
+        let running = queue.next().expect("the warm-up");
+        assert!(running.background);
+        let _r = queue.submit(None, request("other", "request")).expect("room");
+        assert!(running.is_cancelled(), "a running warm-up yields to a request of any key");
+    }
+
+    #[test]
+    fn stopping_fails_what_waits_and_refuses_new_work() {
+        let queue = Queue::new(4);
+        let mut waiting = queue.submit(None, request("a", "a")).expect("room");
+        queue.stop();
+        assert_eq!(finished_reason(&mut waiting), Some(FinishReason::Error));
+        assert!(matches!(queue.submit(None, request("a", "a")), Err(EngineError::Stopped)));
+        assert!(queue.next().is_none());
+    }
+}
