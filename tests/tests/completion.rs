@@ -315,19 +315,26 @@ async fn keys_that_type_the_streamed_answer_let_the_completion_finish_and_answer
     assert_engine_cancelled(&engine).await;
 }
 
-#[tokio::test]
-async fn an_early_answer_goes_on_in_the_background_and_streams_to_the_end() {
-    // Three characters a chunk, 40 ms apart: the model takes about 200 ms, the answer comes early.
+/// A streaming client with early answers after 30 ms, an engine writing `compute(a, b);` three
+/// characters every 40 ms (about 200 ms in all), and the early answer to an automatic request at
+/// the end of `let x = ` in `uri`.
+async fn early_answered(uri: &str) -> (FakeEngine, LspClient, String) {
     let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
     let client =
         client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0, "streaming": true, "earlyAnswerMs": 30}))
             .await;
-    let uri = "file:///early.rs";
     client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
     let first = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
-    let early = first[0]["insertText"].as_str().expect("an early item").to_string();
-    assert!(!early.is_empty() && "compute(a, b);".starts_with(&early), "{first}");
-    assert!(early.len() < "compute(a, b);".len(), "answered before the model's end: {first}");
+    let early = first[0]["insertText"].as_str().unwrap_or_else(|| panic!("an early item: {first}")).to_string();
+    (engine, client, early)
+}
+
+#[tokio::test]
+async fn an_early_answer_goes_on_in_the_background_and_streams_to_the_end() {
+    let uri = "file:///early.rs";
+    let (engine, client, early) = early_answered(uri).await;
+    assert!(!early.is_empty() && "compute(a, b);".starts_with(&early), "{early}");
+    assert!(early.len() < "compute(a, b);".len(), "answered before the model's end: {early}");
     // The generation goes on for the same request and ends with the final text.
     let last = client
         .wait_for("final progress", |m| m["method"] == "glint/inlineCompletionProgress" && m["params"]["final"] == true)
@@ -358,15 +365,9 @@ async fn an_early_answer_goes_on_in_the_background_and_streams_to_the_end() {
 
 #[tokio::test]
 async fn a_key_typed_into_an_early_answer_is_answered_at_once_and_gets_the_rest_streamed() {
-    let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
-    let client =
-        client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0, "streaming": true, "earlyAnswerMs": 30}))
-            .await;
     let uri = "file:///early_typed.rs";
-    client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
-    let first = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
-    let early = first[0]["insertText"].as_str().expect("an early item").to_string();
-    assert!(early.starts_with('c') && early.len() > 1, "{first}");
+    let (engine, client, early) = early_answered(uri).await;
+    assert!(early.starts_with('c') && early.len() > 1, "{early}");
     // The user types the first character of the ghost text while the model still writes.
     client
         .notify(
