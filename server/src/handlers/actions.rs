@@ -371,7 +371,7 @@ async fn run_engine(
                 max_tokens,
                 sampling,
                 task: task.clone(),
-                session: Some(format!("{}#action", doc.uri)),
+                session: Some(glint_engine::session_key(&format!("{}#action", doc.uri))),
                 ..GenerateRequest::default()
             };
             (request, None)
