@@ -292,7 +292,7 @@ async fn run(
         && let Some(follow) = state.inflight.follow_for(uri, line, &line_prefix)
     {
         let pos = lsp_position(&doc.rope, cursor, encoding);
-        let early = !invoked && settings.streaming && settings.early_answer_ms > 0;
+        let early = answers_early(&settings, invoked);
         if let Some(rest) = from_follow(state, uri, &follow, &line_prefix, doc.version, pos, early).await {
             tracing::debug!(uri, "typed through a running completion");
             record(state, json!({"uri": uri, "cacheHit": true, "totalMs": ms(started.elapsed())}));
@@ -377,9 +377,8 @@ async fn run(
     if let Some(follow) = &follow {
         *follow.view.lock() = Some(view.clone());
     }
-    // Only an automatic request that keystrokes may type through is answered early, and only for a
-    // client that gets the rest streamed (others would keep the early text until the next key).
-    let early_at = (!invoked && follow.is_some() && settings.streaming && settings.early_answer_ms > 0)
+    // Only a request that keystrokes may type through is answered early.
+    let early_at = (follow.is_some() && answers_early(&settings, invoked))
         .then(|| started + Duration::from_millis(settings.early_answer_ms));
     let mut writing = Writing {
         state: Arc::clone(state),
@@ -423,6 +422,12 @@ async fn run(
         }
     };
     writing.finish(finish).await
+}
+
+/// Whether a request is answered early (see `earlyAnswerMs`): only an automatic one, and only for a
+/// client that gets the rest streamed (others would keep the early text until the next key).
+fn answers_early(settings: &crate::config::Settings, invoked: bool) -> bool {
+    !invoked && settings.streaming && settings.early_answer_ms > 0
 }
 
 /// Answers a request from a completion it types through: when `early`, at once with the rest of
@@ -563,25 +568,11 @@ impl Writing {
             finish.as_ref().is_some_and(|f| matches!(f.reason, FinishReason::Cancelled | FinishReason::Error));
         let text = if cut_off { None } else { self.answer.text() };
         if let Some(text) = &text {
-            self.state.typing_cache.insert(Suggestion {
-                uri: self.uri.clone(),
-                line: self.line,
-                line_prefix: self.line_prefix.clone(),
-                text: text.clone(),
-            });
+            self.remember(text.clone());
         }
         // The editor's text becomes the final answer, or goes away when there is none.
         self.progress(text.as_deref().unwrap_or(""), true).await;
-        let timings = finish.map(|f| f.timings).unwrap_or_default();
-        record(
-            &self.state,
-            json!({
-                "uri": self.uri, "cacheHit": false, "contextMs": self.context_ms,
-                "promptTokens": timings.prompt_tokens, "cachedTokens": timings.cached_tokens,
-                "firstChunkMs": self.first_chunk_ms, "answeredMs": answered_ms,
-                "totalMs": ms(self.started.elapsed()), "shown": text.is_some(),
-            }),
-        );
+        self.report(finish.as_ref(), text.is_some(), Some(answered_ms));
         let Writing { state, uri, doc, cursor, generation, guard, follow_done, .. } = self;
         // Unregistered first: the speculation only runs when nothing else does.
         drop((generation, guard, follow_done));
@@ -594,27 +585,7 @@ impl Writing {
 
     /// The generation ended while the request waited: its answer.
     async fn finish(self, finish: Option<glint_engine::Finish>) -> Result<Option<Outcome>> {
-        let Writing {
-            state,
-            uri,
-            doc,
-            cursor,
-            line,
-            line_prefix,
-            generation,
-            answer,
-            follow,
-            started,
-            context_ms,
-            first_chunk_ms,
-            guard,
-            follow_done,
-            ..
-        } = self;
-        drop(generation);
-        // Both end with this function, after the answer is in the cache.
-        let _ = (&guard, &follow_done);
-        let uri = uri.as_str();
+        let uri = self.uri.as_str();
         if let Some(done) = &finish
             && done.reason == FinishReason::Error
         {
@@ -628,45 +599,65 @@ impl Writing {
         }
         // A request whose document moved on is stale even if nobody cancelled it. When the user
         // typed through it, its answer serves their keystrokes' requests from the cache.
-        if state.snapshot(uri).is_none_or(|now| now.version != doc.version) {
-            if let Some(follow) = &follow
-                && !follow.typed.lock().is_empty()
-                && let Some(text) = answer.text()
+        if self.state.snapshot(uri).is_none_or(|now| now.version != self.doc.version) {
+            if self.follow.as_ref().is_some_and(|follow| !follow.typed.lock().is_empty())
+                && let Some(text) = self.answer.text()
             {
-                state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text });
+                self.remember(text);
             }
             return Err(content_modified());
         }
-        tracing::debug!(uri, raw = ?answer.raw(), "model text");
-        let text = answer.text();
-        let timings = finish.map(|f| f.timings).unwrap_or_default();
-        let total_ms = ms(started.elapsed());
-        let summary = json!({
-            "uri": uri,
-            "cacheHit": false,
-            "contextMs": context_ms,
-            "promptTokens": timings.prompt_tokens,
-            "cachedTokens": timings.cached_tokens,
-            "firstChunkMs": first_chunk_ms,
-            "totalMs": total_ms,
-            "shown": text.is_some(),
+        tracing::debug!(uri, raw = ?self.answer.raw(), "model text");
+        let text = self.answer.text();
+        self.report(finish.as_ref(), text.is_some(), None);
+        let Some(text) = text else { return Ok(None) };
+        if self.follow.is_some() {
+            self.remember(text.clone());
+        }
+        // The in-flight registration and the follow end with `self`, after the answer is cached.
+        Ok(Some(Outcome { doc: self.doc.clone(), cursor: self.cursor, text }))
+    }
+
+    /// Keeps `text` as the answer for the request's line in the typing-through cache.
+    fn remember(&self, text: String) {
+        self.state.typing_cache.insert(Suggestion {
+            uri: self.uri.clone(),
+            line: self.line,
+            line_prefix: self.line_prefix.clone(),
+            text,
         });
+    }
+
+    /// Logs the finished completion and records it for `glint/status`; `answered_ms` is when an
+    /// early answer went out.
+    fn report(&self, finish: Option<&glint_engine::Finish>, shown: bool, answered_ms: Option<f64>) {
+        let timings = finish.map(|f| f.timings.clone()).unwrap_or_default();
+        let total_ms = ms(self.started.elapsed());
         tracing::info!(
-            uri,
-            context_ms,
+            uri = self.uri,
+            context_ms = self.context_ms,
             prompt_tokens = timings.prompt_tokens,
             cached_tokens = timings.cached_tokens,
-            first_chunk_ms,
+            first_chunk_ms = self.first_chunk_ms,
+            answered_ms,
             total_ms,
-            shown = text.is_some(),
+            shown,
             "completion"
         );
-        record(&state, summary);
-        let Some(text) = text else { return Ok(None) };
-        if follow.is_some() {
-            state.typing_cache.insert(Suggestion { uri: uri.to_string(), line, line_prefix, text: text.clone() });
+        let mut summary = json!({
+            "uri": self.uri,
+            "cacheHit": false,
+            "contextMs": self.context_ms,
+            "promptTokens": timings.prompt_tokens,
+            "cachedTokens": timings.cached_tokens,
+            "firstChunkMs": self.first_chunk_ms,
+            "totalMs": total_ms,
+            "shown": shown,
+        });
+        if let Some(answered_ms) = answered_ms {
+            summary["answeredMs"] = json!(answered_ms);
         }
-        Ok(Some(Outcome { doc, cursor, text }))
+        record(&self.state, summary);
     }
 }
 
