@@ -12,6 +12,7 @@ pub mod engines;
 pub mod fuzzing;
 pub mod handlers;
 pub mod logging;
+pub mod nextedit;
 pub mod position;
 pub mod postprocess;
 pub mod schedule;

@@ -107,6 +107,8 @@ pub struct State {
     pub remote: crate::secrets::RemoteGuard,
     /// Recently edited regions, oldest first (bounded).
     recent_edits: Mutex<std::collections::VecDeque<(String, usize, RecentEdit)>>,
+    /// Each document's logical edits, for next-edit predictions.
+    pub next_edits: crate::nextedit::Histories,
 }
 
 /// How many edited regions `recent_edits` keeps.

@@ -20,7 +20,7 @@
 
 mod decide;
 mod index;
-mod lang;
+pub(crate) mod lang;
 mod snippets;
 mod window;
 

@@ -12,6 +12,7 @@ pub fn did_open(state: &State, params: DidOpenTextDocumentParams) {
     let uri = item.uri.as_str().to_string();
     let doc = Document::new(&uri, &item.language_id, item.version, &item.text);
     log_no_tree(&doc);
+    state.next_edits.forget(&uri);
     // Past the limits on open documents the document is not held (the state says so in the log);
     // its later changes are ignored until it is closed and opened again.
     if let Ok(true) = state.open_document(doc) {
@@ -39,7 +40,9 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
         let doc = docs.get_mut(&uri)?;
         let stale = version <= doc.version;
         let previous = doc.version;
+        let before = doc.clone();
         let report = doc.apply_changes(version, &changes, encoding);
+        state.next_edits.record(&before, doc, &changes, encoding);
         Some((stale, previous, report, doc.clone()))
     });
     match outcome {
@@ -82,6 +85,7 @@ pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
     state.actions.cancel_document(&uri);
     state.rhythm.forget(&uri);
     state.typing_cache.forget_document(&uri);
+    state.next_edits.forget(&uri);
     if state.with_documents(|docs| docs.remove(&uri)).is_none() && !state.forget_not_held(&uri) {
         tracing::warn!(uri, "didClose for a document that is not open");
     }
