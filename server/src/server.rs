@@ -33,6 +33,8 @@ impl Server {
             .custom_method("glint/status", Server::status)
             .custom_method("glint/documentState", Server::document_state)
             .custom_method("glint/debugPanic", Server::debug_panic)
+            .custom_method("glint/nextEdit", Server::next_edit)
+            .custom_method("textDocument/copilotInlineEdit", Server::copilot_inline_edit)
             .custom_method("textDocument/inlineCompletion", Server::inline_completion)
             .custom_method("window/workDoneProgress/cancel", Server::progress_cancel)
             .finish();
@@ -48,6 +50,20 @@ impl Server {
         params: handlers::ext::DocumentStateParams,
     ) -> Result<Option<handlers::ext::DocumentState>> {
         guard("glint/documentState", async { Ok(handlers::ext::document_state(&self.state, params)) }).await
+    }
+
+    async fn next_edit(
+        &self,
+        params: handlers::nextedit::NextEditParams,
+    ) -> Result<handlers::nextedit::NextEditResult> {
+        guard("glint/nextEdit", async { Ok(handlers::nextedit::next_edit(&self.state, params)) }).await
+    }
+
+    async fn copilot_inline_edit(&self, params: handlers::nextedit::NextEditParams) -> Result<Value> {
+        guard("textDocument/copilotInlineEdit", async {
+            Ok(handlers::nextedit::copilot_inline_edit(&self.state, params))
+        })
+        .await
     }
 
     async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {

@@ -126,6 +126,10 @@ pub async fn code_action(
         }
         out.push(CodeActionOrCommand::CodeAction(action));
     }
+    if wanted(super::nextedit::CODE_ACTION_KIND) {
+        let predicted = super::nextedit::code_actions(state, &doc, params.range);
+        out.extend(predicted.into_iter().map(CodeActionOrCommand::CodeAction));
+    }
     Ok(Some(out))
 }
 
@@ -159,6 +163,10 @@ fn listed_action(candidate: &Candidate, data: &ActionData, diagnostic: Option<Di
 
 /// `codeAction/resolve`: runs the engine and fills in the edit.
 pub async fn resolve(state: &Arc<State>, client: &Client, mut action: CodeAction) -> Result<CodeAction> {
+    // A predicted next edit is listed with its edit: nothing left to compute.
+    if action.edit.is_some() {
+        return Ok(action);
+    }
     let Some(data) = action.data.clone().and_then(|d| serde_json::from_value::<ActionData>(d).ok()) else {
         // A command-only action (the rewrite, which needs an instruction first) is complete as it
         // is; clients that resolve every action get it back unchanged and run its command.

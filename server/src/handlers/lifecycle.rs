@@ -64,6 +64,7 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
                         .iter()
                         .map(|k| CodeActionKind::from(k.code_action_kind().to_string()))
                         .chain([CodeActionKind::QUICKFIX, CodeActionKind::REFACTOR, CodeActionKind::REFACTOR_REWRITE])
+                        .chain([CodeActionKind::from(crate::handlers::nextedit::CODE_ACTION_KIND.to_string())])
                         .collect(),
                 ),
                 resolve_provider: Some(true),
@@ -81,7 +82,7 @@ pub fn initialize(state: &State, params: &InitializeParams) -> (InitializeResult
                 }),
                 file_operations: None,
             }),
-            experimental: Some(serde_json::json!({"glint": {"inlineCompletionProgress": true}})),
+            experimental: Some(serde_json::json!({"glint": {"inlineCompletionProgress": true, "nextEdit": true}})),
             ..ServerCapabilities::default()
         },
         ..InitializeResult::default()

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod completion;
 pub mod ext;
 pub mod lifecycle;
+pub mod nextedit;
 pub mod sync;
 
 use ropey::Rope;

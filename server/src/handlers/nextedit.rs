@@ -1,0 +1,150 @@
+//! Next-edit predictions over LSP: `glint/nextEdit`, the same result in Copilot's
+//! `textDocument/copilotInlineEdit` shape, and the "Apply the predicted edit" code actions.
+//! Every answer is computed on the current text, and only for the version the client names.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tower_lsp_server::ls_types::*;
+
+use crate::document::Document;
+use crate::handlers::{char_index, lsp_position};
+use crate::nextedit::{self, Prediction};
+use crate::state::State;
+
+/// The code action kind of an applied prediction.
+pub const CODE_ACTION_KIND: &str = "refactor.rewrite.glint.nextEdit";
+
+/// The document and version a prediction is asked for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VersionedDocument {
+    pub uri: String,
+    /// When given and not the server's current version, the answer is empty.
+    #[serde(default)]
+    pub version: Option<i32>,
+}
+
+/// Params of `glint/nextEdit` and `textDocument/copilotInlineEdit`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextEditParams {
+    pub text_document: VersionedDocument,
+    pub position: Position,
+}
+
+/// The result of `glint/nextEdit`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NextEditResult {
+    pub edits: Vec<TextEdit>,
+    /// `rename`, `pattern` (or `model`); `null` when there are no edits.
+    pub source: Option<&'static str>,
+    /// The version the edits apply to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+}
+
+/// `glint/nextEdit`.
+pub fn next_edit(state: &State, params: NextEditParams) -> NextEditResult {
+    let Some((doc, prediction)) = prediction(state, &params.text_document, params.position) else {
+        return NextEditResult::default();
+    };
+    NextEditResult {
+        edits: text_edits(state, &doc, &prediction),
+        source: Some(prediction.source.as_str()),
+        version: Some(doc.version),
+    }
+}
+
+/// `textDocument/copilotInlineEdit`: `{edits: [{range, text, textDocument: {uri, version}}]}`.
+pub fn copilot_inline_edit(state: &State, params: NextEditParams) -> Value {
+    let Some((doc, prediction)) = prediction(state, &params.text_document, params.position) else {
+        return json!({"edits": []});
+    };
+    let edits: Vec<Value> = text_edits(state, &doc, &prediction)
+        .into_iter()
+        .map(|e| {
+            json!({
+                "range": e.range,
+                "text": e.new_text,
+                "textDocument": {"uri": &*doc.uri, "version": doc.version},
+            })
+        })
+        .collect();
+    json!({"edits": edits})
+}
+
+/// The next-edit code actions at `range`: the nearest predicted edit alone, and all of them when
+/// there are several. Their edits are computed already (no resolve), versioned when the client
+/// takes `documentChanges`.
+pub fn code_actions(state: &State, doc: &Document, range: Range) -> Vec<CodeAction> {
+    let asked = VersionedDocument { uri: doc.uri.to_string(), version: Some(doc.version) };
+    let Some((doc, prediction)) = prediction(state, &asked, range.start) else { return Vec::new() };
+    let edits = text_edits(state, &doc, &prediction);
+    let Some(first) = edits.first() else { return Vec::new() };
+    let versioned = state.client.read().document_changes;
+    let action = |title: String, edits: Vec<TextEdit>| CodeAction {
+        title,
+        kind: Some(CodeActionKind::from(CODE_ACTION_KIND.to_string())),
+        edit: workspace_edit(&doc, edits, versioned),
+        ..CodeAction::default()
+    };
+    let mut actions = vec![action(
+        format!("Glint: Apply the predicted edit (line {})", first.range.start.line + 1),
+        vec![first.clone()],
+    )];
+    if edits.len() > 1 {
+        let title = format!("Glint: Apply all {} predicted edits ({})", edits.len(), prediction.source.as_str());
+        actions.push(action(title, edits));
+    }
+    actions
+}
+
+/// The current prediction for the document, when the client's version is the server's.
+fn prediction(state: &State, asked: &VersionedDocument, position: Position) -> Option<(Document, Prediction)> {
+    let doc = state.snapshot(&asked.uri)?;
+    if asked.version.is_some_and(|v| v != doc.version) || !state.settings.read().language_enabled(&doc.language_id) {
+        return None;
+    }
+    let history = state.next_edits.get(&asked.uri)?;
+    let cursor = char_index(&doc.rope, position, state.encoding());
+    let started = std::time::Instant::now();
+    let prediction = nextedit::predict(&doc, &history, cursor);
+    if let Some(prediction) = &prediction {
+        tracing::debug!(
+            uri = asked.uri,
+            source = prediction.source.as_str(),
+            edits = prediction.edits.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "next edit predicted"
+        );
+        // Accepting one of the edits keeps the rest of this prediction alive (see `History`).
+        state.next_edits.remember(&asked.uri, doc.revision, prediction);
+    }
+    prediction.map(|p| (doc, p))
+}
+
+fn text_edits(state: &State, doc: &Document, prediction: &Prediction) -> Vec<TextEdit> {
+    let encoding = state.encoding();
+    let at = |char: usize| lsp_position(&doc.rope, char, encoding);
+    prediction
+        .edits
+        .iter()
+        .map(|e| TextEdit { range: Range { start: at(e.start), end: at(e.end) }, new_text: e.text.clone() })
+        .collect()
+}
+
+fn workspace_edit(doc: &Document, edits: Vec<TextEdit>, versioned: bool) -> Option<WorkspaceEdit> {
+    let uri: Uri = doc.uri.parse().ok()?;
+    if versioned {
+        let document = TextDocumentEdit {
+            text_document: OptionalVersionedTextDocumentIdentifier { uri, version: Some(doc.version) },
+            edits: edits.into_iter().map(OneOf::Left).collect(),
+        };
+        return Some(WorkspaceEdit {
+            document_changes: Some(DocumentChanges::Edits(vec![document])),
+            ..WorkspaceEdit::default()
+        });
+    }
+    Some(WorkspaceEdit { changes: Some(HashMap::from([(uri, edits)])), ..WorkspaceEdit::default() })
+}
