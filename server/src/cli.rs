@@ -13,7 +13,8 @@ use glint_engine::fetch::{self, FetchEvent, ModelStatus};
 use glint_engine::{Chunk, FinishReason};
 
 use crate::document::Document;
-use crate::engines::{self, EngineSpec};
+use crate::config::{EngineSpec, LogLevel};
+use crate::engines::{self, StartSpec};
 use crate::position::{self, Encoding, LinePos};
 
 #[derive(Parser)]
@@ -28,8 +29,8 @@ enum Command {
     /// Run the language server on stdin/stdout (editors start this).
     Lsp {
         /// error, warn, info, debug or trace (or a tracing filter directive). Logs go to stderr.
-        #[arg(long, env = "GLINT_LOG_LEVEL")]
-        log_level: Option<String>,
+        #[arg(long, env = "GLINT_LOG_LEVEL", value_parser = log_level)]
+        log_level: Option<LogLevel>,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -81,17 +82,17 @@ struct ServeArgs {
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
     /// error, warn, info, debug or trace (or a tracing filter directive). Logs go to stderr.
-    #[arg(long, env = "GLINT_LOG_LEVEL")]
-    log_level: Option<String>,
+    #[arg(long, env = "GLINT_LOG_LEVEL", value_parser = log_level)]
+    log_level: Option<LogLevel>,
     #[command(flatten)]
     engine: EngineArgs,
 }
 
 #[derive(Args, Clone)]
 struct EngineArgs {
-    /// Engine: `local` (default), or `fake:TEXT` for tests.
-    #[arg(long)]
-    engine: Option<String>,
+    /// Engine: `local` (default), `ws://…`, `wss://…`, `http(s)://…`, or `fake:TEXT` for tests.
+    #[arg(long, value_parser = EngineSpec::parse)]
+    engine: Option<EngineSpec>,
     /// The local engine's model: a catalog name (`glint model list`) or a GGUF file's path
     /// (default: the default model). A catalog model is fetched on first use.
     #[arg(long)]
@@ -140,12 +141,17 @@ enum ModelCommand {
     },
 }
 
+/// `--log-level`: a level, or else a `tracing` filter directive.
+fn log_level(text: &str) -> Result<LogLevel, std::convert::Infallible> {
+    Ok(LogLevel::from_command_line(text))
+}
+
 /// Runs the command line and exits the process with its status.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Lsp { log_level, engine } => {
-            crate::logging::init(log_level.as_deref().unwrap_or("info"));
+            crate::logging::init(&log_level.clone().unwrap_or_default());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
             let options = crate::ServerOptions {
@@ -168,7 +174,7 @@ pub fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Complete(args) => {
-            crate::logging::init("warn");
+            crate::logging::init(&LogLevel::Warn);
             complete(args)
         }
         Command::Model { command } => model_command(command),
@@ -203,7 +209,7 @@ async fn termination_signal() -> i32 {
 /// `glint engine serve`: loads the engine, then serves it until SIGINT or SIGTERM.
 fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
     use glint_engine::ws;
-    crate::logging::init(args.log_level.as_deref().unwrap_or("info"));
+    crate::logging::init(&args.log_level.clone().unwrap_or_default());
     let addr: std::net::SocketAddr = args
         .listen
         .parse()
@@ -214,12 +220,12 @@ fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let spec = EngineSpec {
-        engine: args.engine.engine.clone().unwrap_or_else(|| "local".into()),
+    let spec = StartSpec {
+        engine: args.engine.engine.clone().unwrap_or_default(),
         model: args.engine.model.clone(),
         threads: args.engine.threads,
         fetch_default: true,
-        fallback_local: false,
+        fallback: crate::config::Fallback::None,
         approximate_kv_reuse: true,
         http: engines::HttpOptions::default(),
     };
@@ -414,12 +420,12 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let doc = Document::new(&uri, "", 0, &text);
     let cursor = position::to_char(&doc.rope, LinePos { line: line - 1, character: col - 1 }, Encoding::Utf32);
 
-    let spec = EngineSpec {
-        engine: args.engine.engine.clone().unwrap_or_else(|| "local".into()),
+    let spec = StartSpec {
+        engine: args.engine.engine.clone().unwrap_or_default(),
         model: args.engine.model.clone(),
         threads: args.engine.threads,
         fetch_default: !args.no_fetch,
-        fallback_local: false,
+        fallback: crate::config::Fallback::None,
         approximate_kv_reuse: true,
         http: engines::HttpOptions::default(),
     };

@@ -8,15 +8,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use glint_engine::HttpApi;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Effective settings. `Default` is what a user gets with no configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// `local`, `ws://…`, `wss://…`, `http(s)://…`, or `fake:TEXT` for tests.
-    pub engine: String,
+    /// Which engine answers (see [`EngineSpec`]).
+    pub engine: EngineSpec,
     /// The local engine's model: a catalog name (`glint model list`; fetched on first use) or a
     /// GGUF file's path, `None` meaning the default model; for an HTTP engine, the API's `model`
     /// field.
@@ -32,8 +33,8 @@ pub struct Settings {
     pub debounce_ms: u64,
     /// Per-language switches by LSP `languageId`; languages not listed are on.
     pub languages: BTreeMap<String, bool>,
-    /// `error`, `warn`, `info`, `debug` or `trace`.
-    pub log_level: String,
+    /// How much is logged (see [`LogLevel`]).
+    pub log_level: LogLevel,
     /// Offer AI completions as `textDocument/completion` items (for clients without inline completion).
     pub completion_items: bool,
     /// Send `glint/inlineCompletionProgress` notifications with partial text.
@@ -50,13 +51,13 @@ pub struct Settings {
     pub threads: Option<u32>,
     /// How the context window is built and the answer cut (see [`ContextStrategy`]).
     pub context_strategy: ContextStrategy,
-    /// What a `ws://`/`wss://` engine does while disconnected: `none` (requests fail at once) or
-    /// `local` (the in-process engine answers).
-    pub fallback: String,
+    /// What a `ws://`/`wss://` engine does while disconnected (see [`Fallback`]).
+    pub fallback: Fallback,
     /// The HTTP engine's API: `openai-completions`, `llama-infill` or `ollama`.
-    pub api: String,
-    /// The FIM template family the HTTP engine renders prompts with; `none` sends the prefix only.
-    pub fim: String,
+    #[serde(serialize_with = "serialize_api")]
+    pub api: HttpApi,
+    /// The FIM template family the HTTP engine renders prompts with (see [`Fim`]).
+    pub fim: Fim,
     /// The environment variable holding the HTTP engine's API key (sent as a bearer token).
     pub api_key_env: String,
     /// Globs that widen or narrow what remote engines may see (see `secrets`).
@@ -93,25 +94,182 @@ impl ContextStrategy {
     }
 }
 
+/// The `engine` setting: which engine answers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EngineSpec {
+    /// The in-process engine (`local`, the default).
+    #[default]
+    Local,
+    /// `glint engine serve` at this `ws://` or `wss://` URL.
+    Ws(String),
+    /// An OpenAI-compatible, llama.cpp `/infill` or Ollama server at this `http://` or `https://`
+    /// URL.
+    Http(String),
+    /// The scripted engine for tests, the whole value (`fake:TEXT`, `fake+delay=MS:TEXT` ...).
+    Fake(String),
+}
+
+impl EngineSpec {
+    /// Parses a value of the setting (or of `--engine`); the error says what is expected.
+    pub fn parse(spec: &str) -> Result<EngineSpec, String> {
+        let has_prefix = |prefixes: &[&str]| prefixes.iter().any(|p| spec.starts_with(p));
+        if spec == "local" {
+            Ok(EngineSpec::Local)
+        } else if has_prefix(&["ws://", "wss://"]) {
+            Ok(EngineSpec::Ws(spec.to_string()))
+        } else if has_prefix(&["http://", "https://"]) {
+            Ok(EngineSpec::Http(spec.to_string()))
+        } else if has_prefix(&["fake:", "fake+"]) {
+            Ok(EngineSpec::Fake(spec.to_string()))
+        } else {
+            Err(format!("expected `local`, `ws://…`, `wss://…` or `http(s)://…`, got `{spec}`"))
+        }
+    }
+
+    /// The value as the user wrote it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EngineSpec::Local => "local",
+            EngineSpec::Ws(spec) | EngineSpec::Http(spec) | EngineSpec::Fake(spec) => spec,
+        }
+    }
+}
+
+/// What a `ws://`/`wss://` engine does while disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Requests fail at once (`none`, the default).
+    #[default]
+    None,
+    /// The in-process engine answers (`local`).
+    Local,
+}
+
+impl Fallback {
+    /// The setting's values, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["none", "local"];
+
+    pub fn parse(name: &str) -> Result<Fallback, String> {
+        match name {
+            "none" => Ok(Fallback::None),
+            "local" => Ok(Fallback::Local),
+            other => Err(expected_one_of(Fallback::NAMES, other)),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Fallback::NAMES[self as usize]
+    }
+}
+
+/// The `fim` setting: the fill-in-the-middle template family an HTTP engine renders prompts with,
+/// one the engine knows (`none`, the default, sends the prefix only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fim(String);
+
+impl Fim {
+    pub fn parse(name: &str) -> Result<Fim, String> {
+        match glint_engine::http::fim_template(name) {
+            Ok(_) => Ok(Fim(name.to_string())),
+            Err(_) => Err(expected_one_of(glint_engine::http::FIM_NAMES, name)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Fim {
+    fn default() -> Self {
+        Fim("none".into())
+    }
+}
+
+/// How much Glint logs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+    /// A `tracing` filter directive, which only the command line's `--log-level` may give.
+    Filter(String),
+}
+
+impl LogLevel {
+    /// The setting's values, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["error", "warn", "info", "debug", "trace"];
+
+    /// A level of the setting, in any case.
+    pub fn parse(name: &str) -> Result<LogLevel, String> {
+        match name.to_ascii_lowercase().as_str() {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            "trace" => Ok(LogLevel::Trace),
+            other => Err(expected_one_of(LogLevel::NAMES, other)),
+        }
+    }
+
+    /// `--log-level`: a level, or else a filter directive.
+    pub fn from_command_line(text: &str) -> LogLevel {
+        LogLevel::parse(text).unwrap_or_else(|_| LogLevel::Filter(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+            LogLevel::Filter(directive) => directive,
+        }
+    }
+}
+
+/// The typed settings serialize as the text the user writes (for `glint/status`).
+macro_rules! serialize_as_str {
+    ($($ty:ty),*) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+serialize_as_str!(EngineSpec, Fallback, Fim, LogLevel);
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            engine: "local".into(),
+            engine: EngineSpec::Local,
             model: None,
             context_tokens: 1024,
             max_tokens: 128,
             debounce_ms: 0,
             languages: BTreeMap::new(),
-            log_level: "info".into(),
+            log_level: LogLevel::Info,
             completion_items: true,
             streaming: false,
             early_answer_ms: 50,
             approximate_kv_reuse: true,
             threads: None,
             context_strategy: ContextStrategy::Syntax,
-            fallback: "none".into(),
-            api: "openai-completions".into(),
-            fim: "none".into(),
+            fallback: Fallback::None,
+            api: HttpApi::OpenAiCompletions,
+            fim: Fim::default(),
             api_key_env: "GLINT_API_KEY".into(),
             remote_context: crate::secrets::RemoteContext::default(),
         }
@@ -130,8 +288,6 @@ impl std::fmt::Display for SettingError {
         write!(f, "glint setting `{}`: {}", self.key, self.message)
     }
 }
-
-const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 impl Settings {
     /// Whether AI features are on for `language_id`.
@@ -167,7 +323,7 @@ impl Settings {
         let reset = value.is_null();
         match key {
             "engine" => {
-                self.engine = if reset { defaults.engine.clone() } else { engine_spec(value)? };
+                self.engine = if reset { defaults.engine.clone() } else { EngineSpec::parse(&non_empty_string(value)?)? };
             }
             "model" => self.model = if reset { None } else { Some(non_empty_string(value)?) },
             "contextTokens" => {
@@ -181,7 +337,7 @@ impl Settings {
             }
             "languages" => self.languages = if reset { BTreeMap::new() } else { languages(value)? },
             "logLevel" => {
-                self.log_level = if reset { defaults.log_level.clone() } else { log_level(value)? };
+                self.log_level = if reset { defaults.log_level.clone() } else { LogLevel::parse(&non_empty_string(value)?)? };
             }
             "completionItems" => {
                 self.completion_items = if reset { defaults.completion_items } else { boolean(value)? }
@@ -203,9 +359,9 @@ impl Settings {
                 };
             }
             "api" => {
-                self.api = if reset { defaults.api.clone() } else { one_of(value, glint_engine::HttpApi::NAMES)? };
+                self.api = if reset { defaults.api } else { http_api(value)? };
             }
-            "fim" => self.fim = if reset { defaults.fim.clone() } else { fim_family(value)? },
+            "fim" => self.fim = if reset { defaults.fim.clone() } else { Fim::parse(&non_empty_string(value)?)? },
             "apiKeyEnv" => {
                 self.api_key_env = if reset { defaults.api_key_env.clone() } else { env_var_name(value)? };
             }
@@ -213,7 +369,7 @@ impl Settings {
                 self.remote_context = if reset { defaults.remote_context.clone() } else { remote_context(value)? };
             }
             "fallback" => {
-                self.fallback = if reset { defaults.fallback.clone() } else { one_of(value, &["none", "local"])? };
+                self.fallback = if reset { defaults.fallback } else { Fallback::parse(&non_empty_string(value)?)? };
             }
             _ => return Err("unknown setting (see the README's Configuration section)".into()),
         }
@@ -226,17 +382,6 @@ fn non_empty_string(value: &Value) -> Result<String, String> {
         Some(s) if !s.trim().is_empty() => Ok(s.to_string()),
         Some(_) => Err("must not be empty".into()),
         None => Err(format!("expected a string, got {}", kind(value))),
-    }
-}
-
-fn engine_spec(value: &Value) -> Result<String, String> {
-    let spec = non_empty_string(value)?;
-    let known = spec == "local"
-        || ["ws://", "wss://", "http://", "https://", "fake:", "fake+"].iter().any(|p| spec.starts_with(p));
-    if known {
-        Ok(spec)
-    } else {
-        Err(format!("expected `local`, `ws://…`, `wss://…` or `http(s)://…`, got `{spec}`"))
     }
 }
 
@@ -254,20 +399,20 @@ fn boolean(value: &Value) -> Result<bool, String> {
 
 fn one_of(value: &Value, allowed: &[&str]) -> Result<String, String> {
     let text = non_empty_string(value)?;
-    if allowed.contains(&text.as_str()) {
-        Ok(text)
-    } else {
-        Err(format!("expected one of {}, got `{text}`", allowed.join(", ")))
-    }
+    if allowed.contains(&text.as_str()) { Ok(text) } else { Err(expected_one_of(allowed, &text)) }
 }
 
-fn fim_family(value: &Value) -> Result<String, String> {
-    let name = non_empty_string(value)?;
-    if glint_engine::http::fim_template(&name).is_ok() {
-        Ok(name)
-    } else {
-        Err(format!("expected one of {}, got `{name}`", glint_engine::http::FIM_NAMES.join(", ")))
-    }
+fn expected_one_of(allowed: &[&str], got: &str) -> String {
+    format!("expected one of {}, got `{got}`", allowed.join(", "))
+}
+
+/// The `api` setting: one of [`HttpApi::NAMES`] exactly (the engine's aliases are not settings).
+fn http_api(value: &Value) -> Result<HttpApi, String> {
+    HttpApi::parse(&one_of(value, HttpApi::NAMES)?).map_err(|e| e.to_string())
+}
+
+fn serialize_api<S: Serializer>(api: &HttpApi, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(api.name())
 }
 
 /// The name of the variable whose value is sent as a bearer token. Only names that say they
@@ -313,15 +458,6 @@ fn remote_context(value: &Value) -> Result<crate::secrets::RemoteContext, String
         }
     }
     Ok(context)
-}
-
-fn log_level(value: &Value) -> Result<String, String> {
-    let level = non_empty_string(value)?.to_ascii_lowercase();
-    if LOG_LEVELS.contains(&level.as_str()) {
-        Ok(level)
-    } else {
-        Err(format!("expected one of {}, got `{level}`", LOG_LEVELS.join(", ")))
-    }
 }
 
 fn languages(value: &Value) -> Result<BTreeMap<String, bool>, String> {
@@ -392,8 +528,8 @@ mod tests {
         }));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(
-            (settings.api.as_str(), settings.fim.as_str(), settings.api_key_env.as_str()),
-            ("llama-infill", "qwen", "MY_KEY")
+            (settings.api, settings.fim.as_str(), settings.api_key_env.as_str()),
+            (HttpApi::LlamaInfill, "qwen", "MY_KEY")
         );
         assert_eq!(settings.remote_context.deny, ["generated/**"]);
         let errors = settings.merge_json(&json!({
@@ -402,7 +538,7 @@ mod tests {
         let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["api", "apiKeyEnv", "fim", "remoteContext"]);
         assert!(errors[3].message.contains("src/["), "{}", errors[3]);
-        assert_eq!(settings.api, "llama-infill");
+        assert_eq!(settings.api, HttpApi::LlamaInfill);
         assert_eq!(settings.remote_context.deny, ["generated/**"]);
     }
 
@@ -428,16 +564,66 @@ mod tests {
         let mut settings = Settings::default();
         assert_eq!(settings.merge_json(&json!({"engine": "ws://127.0.0.1:7070"})), vec![]);
         assert_eq!(settings.merge_json(&json!({"engine": "ftp://x"})).len(), 1);
-        assert_eq!(settings.engine, "ws://127.0.0.1:7070");
+        assert_eq!(settings.engine, EngineSpec::Ws("ws://127.0.0.1:7070".into()));
     }
 
     #[test]
     fn fallback_is_none_or_local() {
         let mut settings = Settings::default();
-        assert_eq!(settings.fallback, "none");
+        assert_eq!(settings.fallback, Fallback::None);
         assert_eq!(settings.merge_json(&json!({"fallback": "local"})), vec![]);
-        assert_eq!(settings.fallback, "local");
+        assert_eq!(settings.fallback, Fallback::Local);
         assert_eq!(settings.merge_json(&json!({"fallback": "cloud"})).len(), 1);
-        assert_eq!(settings.fallback, "local");
+        assert_eq!(settings.fallback, Fallback::Local);
+    }
+
+    #[test]
+    fn every_engine_kind_parses_and_keeps_its_text() {
+        for (text, spec) in [
+            ("local", EngineSpec::Local),
+            ("ws://127.0.0.1:7070", EngineSpec::Ws("ws://127.0.0.1:7070".into())),
+            ("wss://e.example", EngineSpec::Ws("wss://e.example".into())),
+            ("http://127.0.0.1:8080/v1", EngineSpec::Http("http://127.0.0.1:8080/v1".into())),
+            ("https://e.example/v1", EngineSpec::Http("https://e.example/v1".into())),
+            ("fake:x", EngineSpec::Fake("fake:x".into())),
+            ("fake+delay=5:x", EngineSpec::Fake("fake+delay=5:x".into())),
+        ] {
+            assert_eq!(EngineSpec::parse(text), Ok(spec.clone()), "{text}");
+            assert_eq!(spec.as_str(), text);
+        }
+        for text in ["Local", "ftp://x", "fake", "wss:/x", ""] {
+            assert!(EngineSpec::parse(text).unwrap_err().contains("expected `local`"), "{text}");
+        }
+    }
+
+    #[test]
+    fn typed_settings_show_in_status_as_the_user_wrote_them() {
+        let mut settings = Settings::default();
+        let errors = settings.merge_json(&json!({
+            "engine": "http://127.0.0.1:8080/v1", "logLevel": "DEBUG", "fallback": "local",
+            "api": "ollama", "fim": "starcoder", "contextStrategy": "plain-fim"
+        }));
+        assert!(errors.is_empty(), "{errors:?}");
+        let shown = serde_json::to_value(&settings).unwrap();
+        assert_eq!(
+            [&shown["engine"], &shown["logLevel"], &shown["fallback"], &shown["api"], &shown["fim"], &shown["contextStrategy"]],
+            ["http://127.0.0.1:8080/v1", "debug", "local", "ollama", "starcoder", "plain-fim"]
+        );
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        assert_eq!(
+            [&defaults["engine"], &defaults["logLevel"], &defaults["fallback"], &defaults["api"], &defaults["fim"]],
+            ["local", "info", "none", "openai-completions", "none"]
+        );
+    }
+
+    #[test]
+    fn the_command_line_may_give_a_filter_directive_but_settings_only_levels() {
+        assert_eq!(LogLevel::from_command_line("Trace"), LogLevel::Trace);
+        assert_eq!(LogLevel::from_command_line("glint=trace"), LogLevel::Filter("glint=trace".into()));
+        let mut settings = Settings::default();
+        let errors = settings.merge_json(&json!({"logLevel": "glint=trace"}));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("expected one of error, warn, info, debug, trace"), "{}", errors[0]);
+        assert_eq!(settings.log_level, LogLevel::Info);
     }
 }

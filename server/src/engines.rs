@@ -6,6 +6,8 @@ use std::sync::Arc;
 use glint_engine::fake::FakeEngine;
 use glint_engine::{Engine, HttpApi, HttpConfig, HttpEngine, LocalConfig, LocalEngine, fetch};
 
+use crate::config::{EngineSpec, Fallback, Fim, Settings};
+
 /// The engine as the server sees it right now.
 #[derive(Clone, Default)]
 pub enum EngineSlot {
@@ -32,15 +34,15 @@ impl EngineSlot {
 
 /// What to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSpec {
-    pub engine: String,
+pub struct StartSpec {
+    pub engine: EngineSpec,
     pub model: Option<String>,
     pub threads: Option<usize>,
     /// Fetch a catalog model (the default one when no model is given) when it is not installed;
     /// without it, a missing one is an error that says how to fetch it.
     pub fetch_default: bool,
-    /// For a `ws://`/`wss://` engine: also load the local engine and use it while disconnected.
-    pub fallback_local: bool,
+    /// For a `ws://`/`wss://` engine: what answers while disconnected.
+    pub fallback: Fallback,
     /// The local engine may reuse cached keys and values shifted in position after an edit above
     /// them (faster typing, answers close to but not always equal to a fresh prefill).
     pub approximate_kv_reuse: bool,
@@ -48,36 +50,36 @@ pub struct EngineSpec {
     pub http: HttpOptions,
 }
 
-/// The settings of an `http(s)://` engine (`api`, `fim`, `apiKeyEnv`); empty means the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The settings of an `http(s)://` engine (`api`, `fim`, `apiKeyEnv`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpOptions {
-    pub api: String,
-    pub fim: String,
+    pub api: HttpApi,
+    pub fim: Fim,
     pub api_key_env: String,
 }
 
 impl HttpOptions {
-    pub fn from_settings(settings: &crate::config::Settings) -> HttpOptions {
-        HttpOptions { api: settings.api.clone(), fim: settings.fim.clone(), api_key_env: settings.api_key_env.clone() }
+    pub fn from_settings(settings: &Settings) -> HttpOptions {
+        HttpOptions { api: settings.api, fim: settings.fim.clone(), api_key_env: settings.api_key_env.clone() }
+    }
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions::from_settings(&Settings::default())
     }
 }
 
 /// An OpenAI-compatible, llama.cpp `/infill` or Ollama server at `url`. Contacts nobody yet: the
 /// first completion does, and a server that is down fails that request with a clear error.
-fn start_http(url: &str, spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
+fn start_http(url: &str, spec: &StartSpec) -> Result<Arc<dyn Engine>, String> {
     let options = &spec.http;
-    let api = if options.api.is_empty() {
-        HttpApi::default()
-    } else {
-        HttpApi::parse(&options.api).map_err(|e| e.to_string())?
-    };
-    let key_env = if options.api_key_env.is_empty() { "GLINT_API_KEY" } else { options.api_key_env.as_str() };
     let config = HttpConfig {
         url: url.to_string(),
-        api,
-        fim: if options.fim.is_empty() { "none".into() } else { options.fim.clone() },
+        api: options.api,
+        fim: options.fim.as_str().to_string(),
         model: spec.model.clone(),
-        api_key: HttpConfig::api_key_from_env(key_env),
+        api_key: HttpConfig::api_key_from_env(&options.api_key_env),
         ..HttpConfig::default()
     };
     let engine = HttpEngine::new(config).map_err(|e| e.to_string())?;
@@ -87,11 +89,11 @@ fn start_http(url: &str, spec: &EngineSpec) -> Result<Arc<dyn Engine>, String> {
 /// The remote engine behind `glint engine serve` (token from `GLINT_ENGINE_TOKEN`, extra trusted
 /// certificates from `GLINT_ENGINE_CA`). Waits briefly for the first connection so the first
 /// completion finds it warm; an unreachable server is retried in the background.
-fn start_ws(url: &str, spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
+fn start_ws(url: &str, spec: &StartSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
     use glint_engine::ws::{WsClientConfig, WsEngine};
     let mut engine = WsEngine::connect(WsClientConfig::from_env(url)).map_err(|e| e.to_string())?;
-    if spec.fallback_local {
-        match start(&EngineSpec { engine: "local".into(), ..spec.clone() }, progress) {
+    if spec.fallback == Fallback::Local {
+        match start_local(spec, progress) {
             Ok(local) => engine = engine.with_fallback(local),
             Err(why) => progress(&format!("the local fallback engine is unavailable: {why}")),
         }
@@ -105,26 +107,25 @@ fn start_ws(url: &str, spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Res
 
 /// Starts the engine `spec` names. Blocks while a model loads (seconds): call it off the async
 /// runtime. `progress` receives one-line status messages.
-pub fn start(spec: &EngineSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
-    let engine = spec.engine.as_str();
-    if engine.starts_with("fake") {
-        let fake = FakeEngine::from_spec(engine)
-            .ok_or_else(|| format!("invalid fake engine `{engine}`: use fake:TEXT or fake+delay=MS:TEXT"))?;
-        if !fake.load.is_zero() {
-            progress("loading the scripted engine");
-            std::thread::sleep(fake.load);
+pub fn start(spec: &StartSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
+    match &spec.engine {
+        EngineSpec::Local => start_local(spec, progress),
+        EngineSpec::Ws(url) => start_ws(url, spec, progress),
+        EngineSpec::Http(url) => start_http(url, spec),
+        EngineSpec::Fake(text) => {
+            let fake = FakeEngine::from_spec(text)
+                .ok_or_else(|| format!("invalid fake engine `{text}`: use fake:TEXT or fake+delay=MS:TEXT"))?;
+            if !fake.load.is_zero() {
+                progress("loading the scripted engine");
+                std::thread::sleep(fake.load);
+            }
+            Ok(Arc::new(fake))
         }
-        return Ok(Arc::new(fake));
     }
-    if engine.starts_with("http://") || engine.starts_with("https://") {
-        return start_http(engine, spec);
-    }
-    if engine.starts_with("ws://") || engine.starts_with("wss://") {
-        return start_ws(engine, spec, progress);
-    }
-    if engine != "local" {
-        return Err(format!("engine `{engine}` is not supported by this build yet; use `local`"));
-    }
+}
+
+/// The in-process engine with `spec`'s model, whatever `spec.engine` says.
+fn start_local(spec: &StartSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<dyn Engine>, String> {
     // A catalog name (or no model: the default) resolves to its file in the models folder,
     // fetched on first use unless fetching is off; anything else is a path.
     let path =

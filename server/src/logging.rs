@@ -18,6 +18,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
+use crate::config::LogLevel;
+
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
 type LogLine = (MessageType, String);
 
@@ -79,9 +81,9 @@ fn dropped_note(count: u64) -> String {
     format!("{count} log lines were not sent here while the editor was not reading them (they are on stderr)")
 }
 
-/// Installs the global subscriber. `level` is a level name or an `EnvFilter` directive;
+/// Installs the global subscriber at `level` (a level or, from the command line, a filter directive);
 /// `GLINT_LOG` overrides it. Safe to call more than once (later calls do nothing).
-pub fn init(level: &str) {
+pub fn init(level: &LogLevel) {
     let directive = std::env::var("GLINT_LOG").unwrap_or_else(|_| filter_directive(level));
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
@@ -100,7 +102,7 @@ pub fn init(level: &str) {
 }
 
 /// Changes the level at run time (the `logLevel` setting). Ignored when `GLINT_LOG` is set.
-pub fn set_level(level: &str) {
+pub fn set_level(level: &LogLevel) {
     if std::env::var_os("GLINT_LOG").is_some() {
         return;
     }
@@ -123,13 +125,14 @@ pub fn forward_to_client(client: Client) {
     });
 }
 
-fn filter_directive(level: &str) -> String {
+fn filter_directive(level: &LogLevel) -> String {
     // Dependencies are noisy at debug; keep them at warn unless asked for by directive.
     match level {
-        "error" | "warn" | "info" | "debug" | "trace" => {
+        LogLevel::Filter(directive) => directive.clone(),
+        level => {
+            let level = level.as_str();
             format!("warn,glint={level},glint_server={level},glint_engine={level}")
         }
-        other => other.to_string(),
     }
 }
 

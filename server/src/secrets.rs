@@ -3,9 +3,10 @@
 //! context for an engine that runs elsewhere: not as the document being completed, not as a
 //! snippet of another open document, not as a recent edit.
 //!
-//! Architecture Invariant: every request path that hands document text to an engine asks
-//! [`State::engine_may_see`](crate::state::State::engine_may_see) (or `remote_may_see` once it knows
-//! the engine is remote) for each document the text comes from. In-process engines (`local`,
+//! Architecture Invariant: every request path that hands document text to an engine asks one
+//! question, [`State::sight`](crate::state::State::sight), for each document the text comes from;
+//! request paths get their document's surroundings already filtered by it from
+//! [`State::visible_context`](crate::state::State::visible_context). In-process engines (`local`,
 //! `fake`) see everything; any other engine kind counts as remote.
 //!
 //! The rules, in order:
@@ -117,6 +118,29 @@ fn glob_with_case(pattern: &str, ignore_case: bool) -> Result<Glob, globset::Err
 /// machine (or at least the process).
 pub fn is_remote(kind: &str) -> bool {
     !matches!(kind, "local" | "fake")
+}
+
+/// What one engine may see: everything for an in-process engine, what a [`Policy`] accepts for a
+/// remote one.
+#[derive(Debug, Clone)]
+pub enum Sight {
+    Everything,
+    Policy(Arc<Policy>),
+}
+
+impl Sight {
+    /// Accepts `uri`, or says why the engine must not see it.
+    pub fn check(&self, uri: &str) -> Result<(), Refusal> {
+        match self {
+            Sight::Everything => Ok(()),
+            Sight::Policy(policy) => policy.check(uri),
+        }
+    }
+
+    /// Whether text of `uri` may be given to the engine.
+    pub fn may_see(&self, uri: &str) -> bool {
+        self.check(uri).is_ok()
+    }
 }
 
 /// Why a document is kept from remote engines.

@@ -13,7 +13,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService};
 
-use crate::engines::{self, EngineSlot, EngineSpec};
+use crate::engines::{self, EngineSlot, StartSpec};
 use crate::handlers;
 use crate::logging;
 use crate::state::{ServerOptions, State};
@@ -85,12 +85,12 @@ impl Server {
             return;
         }
         let settings = self.state.settings.read().clone();
-        let spec = EngineSpec {
+        let spec = StartSpec {
             engine: settings.engine.clone(),
             model: settings.model.clone(),
             threads: settings.threads.map(|t| t as usize).or(self.state.options.threads),
             fetch_default: true,
-            fallback_local: settings.fallback == "local",
+            fallback: settings.fallback,
             approximate_kv_reuse: settings.approximate_kv_reuse,
             http: engines::HttpOptions::from_settings(&settings),
         };

@@ -6,22 +6,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::config::Settings;
+use crate::config::{EngineSpec, LogLevel, Settings};
 use crate::context::RecentEdit;
 use crate::document::Document;
-use crate::engines::{EngineSlot, EngineSpec};
+use crate::engines::{EngineSlot, StartSpec};
 use crate::position::Encoding;
 use crate::schedule::{Inflight, Rhythm, TypingCache};
+use crate::secrets::{Refusal, Sight};
 
 /// Options given on the command line; they win over client settings.
 #[derive(Clone, Default)]
 pub struct ServerOptions {
     /// An engine object to use instead of the `engine` setting (tests and embedders).
     pub injected_engine: Option<std::sync::Arc<dyn glint_engine::Engine>>,
-    pub engine: Option<String>,
+    pub engine: Option<EngineSpec>,
     pub model: Option<String>,
     pub threads: Option<usize>,
-    pub log_level: Option<String>,
+    pub log_level: Option<LogLevel>,
     /// Enables test-only requests (`glint/debugPanic`); set by `GLINT_TEST_HOOKS=1`.
     pub test_hooks: bool,
 }
@@ -95,7 +96,7 @@ pub struct State {
     /// Woken whenever `engine` changes (see [`State::set_engine`]), for requests waiting on a load.
     engine_changed: tokio::sync::Notify,
     /// What `engine` was started from, to restart it when the settings change.
-    pub engine_spec: RwLock<Option<EngineSpec>>,
+    pub engine_spec: RwLock<Option<StartSpec>>,
     pub inflight: Inflight,
     /// Code actions being computed.
     pub actions: crate::actions::ActionWork,
@@ -109,6 +110,22 @@ pub struct State {
     recent_edits: Mutex<std::collections::VecDeque<(String, usize, RecentEdit)>>,
     /// Each document's logical edits, for next-edit predictions.
     pub next_edits: crate::nextedit::Histories,
+}
+
+/// What a request's engine may be given besides its document (see [`State::visible_context`]).
+#[derive(Debug, Default)]
+pub struct Visible {
+    /// Other open documents of the same language.
+    pub others: Vec<Document>,
+    /// Recently edited regions, oldest first.
+    pub recent_edits: Vec<RecentEdit>,
+}
+
+impl Visible {
+    /// References to `others`, as [`crate::completion::Surroundings`] takes them.
+    pub fn other_refs(&self) -> Vec<&Document> {
+        self.others.iter().collect()
+    }
 }
 
 /// How many edited regions `recent_edits` keeps.
@@ -253,20 +270,39 @@ impl State {
             .collect()
     }
 
-    /// Whether text of the document `uri` may be sent to a remote engine as context (the current
-    /// document, a snippet of it, or a recent edit in it): never for files that look like secrets
-    /// (`.env*`, `*.pem`, `*.key`, `id_rsa*` ...) or lie outside the workspace folders, subject to
-    /// the `remoteContext` setting. See `secrets` for the rules.
-    pub fn remote_may_see(&self, uri: &str) -> bool {
-        let context = self.settings.read().remote_context.clone();
-        self.remote.policy(&context).may_see(uri)
+    /// What `engine` may be given as context, the one rule every request path asks: everything
+    /// for the in-process engines (`local`, `fake`); for the others never a file that looks like a
+    /// secret (`.env*`, `*.pem`, `*.key`, `id_rsa*` ...) or lies outside the workspace folders,
+    /// subject to the `remoteContext` setting. See `secrets` for the rules.
+    pub fn sight(&self, engine: &dyn glint_engine::Engine) -> Sight {
+        if crate::secrets::is_remote(&engine.info().kind) {
+            let context = self.settings.read().remote_context.clone();
+            Sight::Policy(self.remote.policy(&context))
+        } else {
+            Sight::Everything
+        }
     }
 
-    /// Whether text of the document `uri` may be given to `engine` as context: always for the
-    /// in-process engines (`local`, `fake`), as [`State::remote_may_see`] says for the others.
-    /// Every request path that puts document text into a `GenerateRequest` asks this first.
+    /// Whether text of the document `uri` may be given to `engine` as context (see [`State::sight`]).
     pub fn engine_may_see(&self, engine: &dyn glint_engine::Engine, uri: &str) -> bool {
-        !crate::secrets::is_remote(&engine.info().kind) || self.remote_may_see(uri)
+        self.sight(engine).may_see(uri)
+    }
+
+    /// The context `engine` may be given for a request on `doc`: nothing at all when it may not see
+    /// `doc` itself (logged once per document), else the other open documents and the recent
+    /// edits it may see. Request paths build their surroundings from this, so that text an engine
+    /// must not see never reaches a prompt by accident.
+    pub fn visible_context(&self, engine: &dyn glint_engine::Engine, doc: &Document) -> Result<Visible, Refusal> {
+        let sight = self.sight(engine);
+        if let Err(why) = sight.check(&doc.uri) {
+            self.remote.log_refusal(&doc.uri, &why);
+            return Err(why);
+        }
+        let mut others = self.other_documents(doc);
+        let mut recent_edits = self.recent_edits();
+        others.retain(|other| sight.may_see(&other.uri));
+        recent_edits.retain(|edit| sight.may_see(&edit.uri));
+        Ok(Visible { others, recent_edits })
     }
 
     pub fn document_count(&self) -> usize {

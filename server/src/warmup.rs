@@ -11,7 +11,6 @@ use std::time::Duration;
 use tower_lsp_server::ls_types::Position;
 
 use crate::completion::{self, Surroundings};
-use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::state::State;
 
@@ -40,10 +39,9 @@ pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
             return;
         }
         let cursor = crate::handlers::char_index(&doc.rope, at, state.encoding());
-        let others = state.other_documents(&doc);
-        let other_refs: Vec<&Document> = others.iter().collect();
-        let recent_edits = state.recent_edits();
-        let around = Surroundings { others: &other_refs, recent_edits: &recent_edits };
+        let Ok(visible) = state.visible_context(&*engine, &doc) else { return };
+        let other_refs = visible.other_refs();
+        let around = Surroundings { others: &other_refs, recent_edits: &visible.recent_edits };
         // The prompt an automatic completion here would send (the prompt does not depend on
         // whether the request is automatic or invoked; only whether to answer and how much does).
         let Ok(prepared) = completion::prepare(&doc, cursor, &settings, true, &*engine, &around) else { return };

@@ -22,12 +22,13 @@ use tower_lsp_server::ls_types::*;
 
 use crate::actions::{self, ActionKind, Candidate, Edit, Plan};
 use crate::completion;
+use crate::config::Settings;
 use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::handlers::completion::content_modified;
 use crate::handlers::{char_index, lsp_position};
 use crate::position;
-use crate::state::State;
+use crate::state::{State, Visible};
 
 /// The commands the server executes.
 pub const REWRITE_COMMAND: &str = "glint.rewrite";
@@ -267,12 +268,12 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         EngineSlot::None => return Err(request_failed("Glint: no engine".into())),
     };
     // Architecture Invariant: a remote engine never sees secrets or files outside the workspace.
-    if !state.engine_may_see(&*engine, uri) {
+    let Ok(visible) = state.visible_context(&*engine, &doc) else {
         return Err(request_failed(format!(
             "Glint: {} is never sent to a remote engine (secret-looking or outside the workspace)",
             crate::context::display_path(uri)
         )));
-    }
+    };
     let encoding = state.encoding();
     let to_char = |p: Position| char_index(&doc.rope, p, encoding);
     let request = actions::Request {
@@ -288,6 +289,8 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
     let plan = actions::plan(&doc, kind, &request).map_err(|why| request_failed(format!("Glint: {why}")))?;
     let fallback = actions::fallback(&doc, kind, &request);
 
+    let settings = state.settings.read().clone();
+    let inputs = Inputs { engine: &*engine, doc: &doc, settings: &settings, visible: &visible };
     let (id, token) = state.actions.start(uri);
     let _registered = Registered { state, id };
     let progress = ProgressBar::begin(state, client, id, title).await;
@@ -301,7 +304,7 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
             Some(fallback) if attempt > 0 => (fallback, attempt - 1),
             _ => (&plan, attempt),
         };
-        let answer = run_engine(state, &*engine, &doc, plan, try_of_plan, &token, &progress).await?;
+        let answer = run_engine(&inputs, plan, try_of_plan, &token, &progress).await?;
         if state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
             return Err(content_modified());
         }
@@ -334,17 +337,25 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
     Ok(workspace_edit(&doc, &edit, encoding, state.client.read().document_changes))
 }
 
+/// What every attempt of one action works from, taken once before the first.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    engine: &'a dyn Engine,
+    doc: &'a Document,
+    settings: &'a Settings,
+    /// The surroundings the engine may see.
+    visible: &'a Visible,
+}
+
 /// The engine's answer for one attempt: `Ok(Err(why))` when it wrote nothing usable.
 async fn run_engine(
-    state: &State,
-    engine: &dyn Engine,
-    doc: &Document,
+    inputs: &Inputs<'_>,
     plan: &Plan,
     attempt: u64,
     token: &CancellationToken,
     progress: &ProgressBar,
 ) -> Result<std::result::Result<String, String>> {
-    let settings = state.settings.read().clone();
+    let Inputs { engine, doc, settings, visible } = *inputs;
     let sampling = if attempt == 0 {
         Sampling::default()
     } else {
@@ -352,10 +363,8 @@ async fn run_engine(
     };
     let (request, fill) = match plan {
         Plan::Fill { doc: hole, cursor, .. } => {
-            let settings = crate::config::Settings { max_tokens: MAX_ACTION_TOKENS, ..settings.clone() };
-            let mut others = state.other_documents(doc);
-            others.retain(|other| state.engine_may_see(engine, &other.uri));
-            let other_refs: Vec<&Document> = others.iter().collect();
+            let settings = Settings { max_tokens: MAX_ACTION_TOKENS, ..settings.clone() };
+            let other_refs = visible.other_refs();
             let around = completion::Surroundings { others: &other_refs, recent_edits: &[] };
             let prepared = match completion::prepare(hole, *cursor, &settings, true, engine, &around) {
                 Ok(prepared) => prepared,

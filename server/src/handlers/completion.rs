@@ -341,23 +341,10 @@ async fn run(
 
     // Architecture Invariant: a remote engine never sees secrets or files outside the workspace,
     // neither as the document itself nor as snippets or recent edits from other documents.
-    let remote = crate::secrets::is_remote(&engine.info().kind);
-    if remote {
-        let context = settings.remote_context.clone();
-        if let Err(why) = state.remote.policy(&context).check(uri) {
-            state.remote.log_refusal(uri, &why);
-            return Ok(None);
-        }
-    }
     let context_started = Instant::now();
-    let mut others = state.other_documents(&doc);
-    let mut recent_edits = state.recent_edits();
-    if remote {
-        others.retain(|other| state.remote_may_see(&other.uri));
-        recent_edits.retain(|edit| state.remote_may_see(&edit.uri));
-    }
-    let other_refs: Vec<&Document> = others.iter().collect();
-    let around = completion::Surroundings { others: &other_refs, recent_edits: &recent_edits };
+    let Ok(visible) = state.visible_context(&*engine, &doc) else { return Ok(None) };
+    let other_refs = visible.other_refs();
+    let around = completion::Surroundings { others: &other_refs, recent_edits: &visible.recent_edits };
     let prepared = match completion::prepare(&doc, cursor, &settings, invoked, &*engine, &around) {
         Ok(prepared) => prepared,
         Err(why) => {
