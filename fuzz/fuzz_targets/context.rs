@@ -1,6 +1,6 @@
-//! Fuzz target: `glint_server::fuzzing::context_build` on arbitrary bytes.
+//! Fuzz target: `glint_fuzzing::context_build` on arbitrary bytes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    glint_server::fuzzing::context_build(data);
+    glint_fuzzing::context_build(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target: `glint_server::fuzzing::document_edits` on arbitrary bytes.
+//! Fuzz target: `glint_fuzzing::document_edits` on arbitrary bytes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    glint_server::fuzzing::document_edits(data);
+    glint_fuzzing::document_edits(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target: `glint_server::fuzzing::postprocess_output` on arbitrary bytes.
+//! Fuzz target: `glint_fuzzing::postprocess_output` on arbitrary bytes.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    glint_server::fuzzing::postprocess_output(data);
+    glint_fuzzing::postprocess_output(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target: LSP framing and JSON-RPC message checks (`glint_server::fuzzing::transport_frames`).
+//! Fuzz target: LSP framing and JSON-RPC message checks (`glint_fuzzing::transport_frames`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    glint_server::fuzzing::transport_frames(data);
+    glint_fuzzing::transport_frames(data);
 });

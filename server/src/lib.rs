@@ -8,8 +8,6 @@ pub mod config;
 pub mod context;
 pub mod document;
 pub mod engines;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod handlers;
 pub mod logging;
 pub mod nextedit;

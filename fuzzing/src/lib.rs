@@ -1,12 +1,14 @@
 //! Entry points for the fuzz targets in `fuzz/` and their regression tests: each takes arbitrary
 //! bytes, drives one part of the server (framing, document edits, context building,
-//! post-processing) and panics only when an invariant breaks. Not part of the server's API.
+//! post-processing) and panics only when an invariant breaks. A crate of its own, so that the
+//! server's library ships none of these assertions; `cargo test --workspace` runs the regression
+//! tests, and `fuzz/` calls the entry points.
 
-use crate::context::{self, ContextInput, Decision, Mode, RecentEdit};
-use crate::document::{Change, Document};
-use crate::position::{self, Encoding, LinePos};
-use crate::postprocess::{PostInput, postprocess};
-use crate::transport::{self, Frame};
+use glint_server::context::{self, ContextInput, Decision, Mode, RecentEdit};
+use glint_server::document::{Change, Document};
+use glint_server::position::{self, Encoding, LinePos};
+use glint_server::postprocess::{PostInput, postprocess};
+use glint_server::transport::{self, Frame};
 
 /// Reads LSP frames from `data` until its end. Every well-formed frame must hold a JSON-RPC
 /// object, every malformed one an error reply, and reading must end.

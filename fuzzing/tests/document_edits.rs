@@ -1,10 +1,10 @@
 //! Property test: random incremental edits in every position encoding, checked against a plain
 //! `String` edited by the independent reference implementation of LSP positions in
-//! `glint_server::fuzzing::reference` (shared with the fuzz target, and guarded by its own test), and the
+//! `glint_fuzzing::reference` (shared with the fuzz target, and guarded by its own test), and the
 //! incrementally edited tree checked against a fresh parse of the final text.
 
 use glint_server::document::{Change, Document};
-use glint_server::fuzzing::reference;
+use glint_fuzzing::reference;
 use glint_server::position::{Encoding, LinePos};
 use proptest::prelude::*;
 
