@@ -3,8 +3,8 @@
 //! `glint_fuzzing::reference` (shared with the fuzz target, and guarded by its own test), and the
 //! incrementally edited tree checked against a fresh parse of the final text.
 
-use glint_server::document::{Change, Document};
 use glint_fuzzing::reference;
+use glint_server::document::{Change, Document};
 use glint_server::position::{Encoding, LinePos};
 use proptest::prelude::*;
 

@@ -12,8 +12,8 @@ use glint_engine::catalog::{self, CatalogModel};
 use glint_engine::fetch::{self, FetchEvent, ModelStatus};
 use glint_engine::{Chunk, FinishReason};
 
-use crate::document::Document;
 use crate::config::{EngineSpec, LogLevel};
+use crate::document::Document;
 use crate::engines::{self, StartSpec};
 use crate::position::{self, Encoding, LinePos};
 

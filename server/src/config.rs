@@ -323,7 +323,8 @@ impl Settings {
         let reset = value.is_null();
         match key {
             "engine" => {
-                self.engine = if reset { defaults.engine.clone() } else { EngineSpec::parse(&non_empty_string(value)?)? };
+                self.engine =
+                    if reset { defaults.engine.clone() } else { EngineSpec::parse(&non_empty_string(value)?)? };
             }
             "model" => self.model = if reset { None } else { Some(non_empty_string(value)?) },
             "contextTokens" => {
@@ -337,7 +338,8 @@ impl Settings {
             }
             "languages" => self.languages = if reset { BTreeMap::new() } else { languages(value)? },
             "logLevel" => {
-                self.log_level = if reset { defaults.log_level.clone() } else { LogLevel::parse(&non_empty_string(value)?)? };
+                self.log_level =
+                    if reset { defaults.log_level.clone() } else { LogLevel::parse(&non_empty_string(value)?)? };
             }
             "completionItems" => {
                 self.completion_items = if reset { defaults.completion_items } else { boolean(value)? }
@@ -606,7 +608,14 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let shown = serde_json::to_value(&settings).unwrap();
         assert_eq!(
-            [&shown["engine"], &shown["logLevel"], &shown["fallback"], &shown["api"], &shown["fim"], &shown["contextStrategy"]],
+            [
+                &shown["engine"],
+                &shown["logLevel"],
+                &shown["fallback"],
+                &shown["api"],
+                &shown["fim"],
+                &shown["contextStrategy"]
+            ],
             ["http://127.0.0.1:8080/v1", "debug", "local", "ollama", "starcoder", "plain-fim"]
         );
         let defaults = serde_json::to_value(Settings::default()).unwrap();
