@@ -11,6 +11,7 @@ use std::time::Duration;
 use tower_lsp_server::ls_types::Position;
 
 use crate::completion::{self, Surroundings};
+use crate::document::Document;
 use crate::engines::EngineSlot;
 use crate::state::State;
 
@@ -18,36 +19,73 @@ use crate::state::State;
 /// prefills nothing.
 const SETTLE: Duration = Duration::from_millis(150);
 
-/// Schedules a warm-up of the completion prompt at `at` in `uri`; a newer call replaces it.
+/// How long a warm-up waits for the model to be free (a completion still running, another
+/// document's work) before it gives up.
+const WAIT_FOR_IDLE: Duration = Duration::from_secs(10);
+/// How often a waiting warm-up asks whether the model is free.
+const RETRY: Duration = Duration::from_millis(20);
+
+/// Schedules a warm-up of the completion prompt at `at` in `uri`; a newer call replaces it. When
+/// the model is busy (the last keystroke's completion still runs), the warm-up waits for it to be
+/// free rather than being dropped: otherwise a long completion in one file leaves the next file
+/// the user opens cold.
 pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
     let ticket = state.warmup_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let state = Arc::clone(state);
     let uri = uri.to_string();
     tokio::spawn(async move {
         tokio::time::sleep(SETTLE).await;
-        if state.warmup_ticket.load(Ordering::Acquire) != ticket || !state.inflight.is_empty() {
-            return;
+        let give_up = tokio::time::Instant::now() + WAIT_FOR_IDLE;
+        let mut prepared: Option<(i32, glint_engine::GenerateRequest)> = None;
+        loop {
+            if state.warmup_ticket.load(Ordering::Acquire) != ticket || tokio::time::Instant::now() >= give_up {
+                return;
+            }
+            if !state.inflight.is_empty() {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            let EngineSlot::Ready(engine) = state.engine.read().clone() else { return };
+            // Remote engines get no speculative traffic: a shared engine's time belongs to requests.
+            if crate::secrets::is_remote(&engine.info().kind) {
+                return;
+            }
+            let Some(doc) = state.snapshot(&uri) else { return };
+            // The prompt for the document as it is now (an edit while waiting changes it).
+            if prepared.as_ref().is_none_or(|(version, _)| *version != doc.version) {
+                let Some(request) = prompt_at(&state, &doc, at, &*engine) else { return };
+                prepared = Some((doc.version, request));
+            }
+            let Some((_, request)) = &prepared else { return };
+            match engine.warm(request.clone()) {
+                Some(mut generation) => {
+                    tracing::debug!(uri, line = at.line, "warming the context up");
+                    while generation.next_chunk().await.is_some() {}
+                    return;
+                }
+                // The model is busy with other work: try again shortly.
+                None => tokio::time::sleep(RETRY).await,
+            }
         }
-        let EngineSlot::Ready(engine) = state.engine.read().clone() else { return };
-        // Remote engines get no speculative traffic: a shared engine's time belongs to requests.
-        if crate::secrets::is_remote(&engine.info().kind) {
-            return;
-        }
-        let Some(doc) = state.snapshot(&uri) else { return };
-        let settings = state.settings.read().clone();
-        if !settings.language_enabled(&doc.language_id) {
-            return;
-        }
-        let cursor = crate::handlers::char_index(&doc.rope, at, state.encoding());
-        let Ok(visible) = state.visible_context(&*engine, &doc) else { return };
-        let other_refs = visible.other_refs();
-        let around = Surroundings { others: &other_refs, recent_edits: &visible.recent_edits };
-        // The prompt an automatic completion here would send (the prompt does not depend on
-        // whether the request is automatic or invoked; only whether to answer and how much does).
-        let Ok(prepared) = completion::prepare(&doc, cursor, &settings, true, &*engine, &around) else { return };
-        let (request, _) = prepared.into_parts(&doc, cursor);
-        let Some(mut generation) = engine.warm(request) else { return };
-        tracing::debug!(uri, line = at.line, "warming the context up");
-        while generation.next_chunk().await.is_some() {}
     });
+}
+
+/// The prompt an automatic completion at `at` would send (the prompt does not depend on whether
+/// the request is automatic or invoked; only whether to answer and how much does).
+fn prompt_at(
+    state: &State,
+    doc: &Document,
+    at: Position,
+    engine: &dyn glint_engine::Engine,
+) -> Option<glint_engine::GenerateRequest> {
+    let settings = state.settings.read().clone();
+    if !settings.language_enabled(&doc.language_id) {
+        return None;
+    }
+    let cursor = crate::handlers::char_index(&doc.rope, at, state.encoding());
+    let visible = state.visible_context(engine, doc).ok()?;
+    let other_refs = visible.other_refs();
+    let around = Surroundings { others: &other_refs, recent_edits: &visible.recent_edits };
+    let prepared = completion::prepare(doc, cursor, &settings, true, engine, &around).ok()?;
+    Some(prepared.into_parts(doc, cursor).0)
 }

@@ -16,7 +16,9 @@
 //! `GLINT_EARLY_ANSWER_MS` the server's `earlyAnswerMs` (comma-separated values replay each in
 //! turn, e.g. `0,50` to compare answering at the model's end with early answers),
 //! `GLINT_TYPING_NO_CURSOR=1` skips the code action request VS Code sends where the cursor lands
-//! (which lets the server warm the context up).
+//! (which lets the server warm the context up), `GLINT_TYPING_TRACE=1` prints one line per key
+//! (what was shown, when, and each engine call the key started: prompt and cached tokens,
+//! prefill time, first chunk, chunks, how it ended).
 
 #![allow(clippy::print_stdout)]
 
@@ -65,12 +67,77 @@ struct Tally {
     useful: usize,
     first_text: Vec<Duration>,
     to_answer: Vec<Duration>,
+    keys: Vec<KeyTrace>,
+}
+
+/// One keystroke of the replay, for `GLINT_TYPING_TRACE`.
+struct KeyTrace {
+    at: Instant,
+    key: char,
+    first_partial: Option<Duration>,
+    answered: Option<Duration>,
+    shown: Option<String>,
+    next: String,
+}
+
+/// One line per key, then the engine calls that started before the next key.
+fn print_trace(title: &str, keys: &[KeyTrace], counts: &glint_tests::counting::Counts) {
+    println!("  trace {title}");
+    let calls = counts.calls_traced.lock();
+    for (k, key) in keys.iter().enumerate() {
+        let ms = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.0}", d.as_secs_f64() * 1e3));
+        println!(
+            "    {:?} partial {} answer {} shown {:?} next {:?}",
+            key.key,
+            ms(key.first_partial),
+            ms(key.answered),
+            key.shown.as_deref().unwrap_or(""),
+            key.next
+        );
+        let until = keys.get(k + 1).map(|n| n.at);
+        for (i, call) in
+            calls.iter().enumerate().filter(|(_, c)| c.started >= key.at && until.is_none_or(|u| c.started < u))
+        {
+            let t = &call.timings;
+            // Where this call's request parts from the previous call's: snippets, prefix, suffix.
+            let parts = match i.checked_sub(1).map(|p| &calls[p]) {
+                Some(prev) => {
+                    let same = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+                    format!(
+                        " snippets {}/{} prefix {}/{} suffix {}/{}",
+                        same(&prev.asked[0], &call.asked[0]),
+                        call.asked[0].len(),
+                        same(&prev.asked[1], &call.asked[1]),
+                        call.asked[1].len(),
+                        same(&prev.asked[2], &call.asked[2]),
+                        call.asked[2].len()
+                    )
+                }
+                None => String::new(),
+            };
+            println!(
+                "      call +{:.0} ms: prompt {} cached {} prefill {:.0} ms, first chunk {} ms, {} chunks, {:?}{}{parts}",
+                call.started.duration_since(key.at).as_secs_f64() * 1e3,
+                t.prompt_tokens,
+                t.cached_tokens,
+                t.prefill_ms,
+                ms(call.first_chunk),
+                call.chunks,
+                call.reason,
+                if call.cancelled { " (cancelled)" } else { "" }
+            );
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A real model on a busy machine can take far longer than a test's default wait.
     glint_tests::set_timeout(Duration::from_secs(300));
+    if std::env::var_os("GLINT_LOG").is_some() {
+        // The server's and the engine's own log lines, on stderr.
+        glint_server::logging::init("info");
+    }
     let all = match cases::load(&cases::default_path()) {
         Ok(all) => all,
         Err(e) => {
@@ -124,7 +191,11 @@ async fn main() -> anyhow::Result<()> {
             client.initialize(capabilities(&["utf-16"]), settings).await;
             let mut tally = Tally::default();
             for (n, case) in chosen.iter().enumerate() {
+                let keys_before = tally.keys.len();
                 replay(&client, &format!("file:///replay/{name}/{n}"), case, pause, keys, &mut tally).await;
+                if std::env::var_os("GLINT_TYPING_TRACE").is_some() {
+                    print_trace(&format!("{label} file {n} ({})", case.language), &tally.keys[keys_before..], &counts);
+                }
             }
             let calls = counts.calls.load(Ordering::Relaxed);
             let cancelled = counts.cancelled.load(Ordering::Relaxed);
@@ -221,6 +292,14 @@ async fn replay(client: &LspClient, uri_base: &str, case: &Case, pause: Duration
             .as_ref()
             .filter(|(_, at)| *at <= deadline)
             .and_then(|(response, _)| ghost_text(response, &text[..cursor], line, character));
+        tally.keys.push(KeyTrace {
+            at: key_at,
+            key: ch,
+            first_partial,
+            answered: arrived,
+            shown: suggestion.clone(),
+            next: next.clone(),
+        });
         if let (Some(suggestion), Some(answered_at)) = (suggestion.filter(|s| !s.is_empty()), arrived) {
             tally.in_time += 1;
             tally.to_answer.push(answered_at);

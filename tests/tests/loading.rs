@@ -132,3 +132,38 @@ async fn where_the_editor_asks_for_code_actions_the_completion_prompt_is_warmed_
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(engine.log().warmups.len(), before);
 }
+
+#[tokio::test]
+async fn a_warm_up_asked_for_while_the_model_is_busy_runs_once_it_is_free() {
+    // Each chunk of the scripted answer takes 100 ms: the first document's completion keeps the
+    // model busy for about half a second.
+    let engine = std::sync::Arc::new(
+        glint_engine::fake::FakeEngine::fixed("abcdefghijklmnopqr").with_delay(Duration::from_millis(100)),
+    );
+    let client = LspClient::in_process(ServerOptions {
+        injected_engine: Some(engine.clone() as std::sync::Arc<dyn glint_engine::Engine>),
+        ..ServerOptions::default()
+    });
+    client.initialize(capabilities(&["utf-16"]), json!({"earlyAnswerMs": 0})).await;
+    let busy = "file:///w/busy.py";
+    client.open(busy, "python", "x = 1\n").await;
+    let (_, running) = client.start_request("textDocument/inlineCompletion", completion(busy, 0, 5, 1)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The user opens another file meanwhile and the cursor rests in it.
+    let uri = "file:///w/add.py";
+    client.open(uri, "python", "def add(a, b):\n    return a\n").await;
+    client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": range(1, 11, 1, 11), "context": {"diagnostics": []}}),
+        )
+        .await;
+    let _ = running.await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.log().warmups.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warmups = engine.log().warmups;
+    let warm = warmups.last().unwrap_or_else(|| panic!("the warm-up was dropped because the model was busy"));
+    assert!(warm.prefix.ends_with("    return"), "the prompt for the resting cursor: {:?}", warm.prefix);
+}
