@@ -298,8 +298,23 @@ impl Rule {
                 Piece::Word(w) => text.push_str(names.get(w.as_str())?),
             }
         }
-        (line[from..to] != text).then(|| (from, to, text))
+        Some(minimal(line, from, to, text)).filter(|(from, to, text)| line[*from..*to] != *text)
     }
+}
+
+/// The replacement of `line[from..to]` by `text` without the characters both share at their ends.
+fn minimal(line: &str, from: usize, to: usize, text: String) -> (usize, usize, String) {
+    let old = &line[from..to];
+    let prefix: usize = old.chars().zip(text.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a.len_utf8()).sum();
+    let suffix: usize = old[prefix..]
+        .chars()
+        .rev()
+        .zip(text[prefix..].chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
+    let text = text[prefix..text.len() - suffix].to_string();
+    (from + prefix, to - suffix, text)
 }
 
 fn is_literal(kind: &str) -> bool {

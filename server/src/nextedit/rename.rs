@@ -33,7 +33,9 @@ pub(crate) fn predict(before: &Side<'_>, now: &Side<'_>, edited: &Edited) -> Opt
     let mut edits = Vec::new();
     let mut bindings = 0;
     for node in occurrences(now, scope, &old_name) {
-        if role(now.lang, node) != Role::Variable {
+        // The function's own name, when a parameter is renamed (`def headers(self, headers)`), is
+        // another binding, in the scope around.
+        if role(now.lang, node) != Role::Variable || scope.node.child_by_field_name("name") == Some(node) {
             continue;
         }
         if binds(now.lang, node) {

@@ -226,3 +226,24 @@ fn a_prediction_is_for_the_text_it_was_made_on() {
     t.history.record(&before, &t.doc, &changes, Encoding::Utf16);
     assert!(t.predict().is_none());
 }
+
+#[test]
+fn a_parameter_named_like_its_method_leaves_the_method_name_alone() {
+    let mut t = Typist::new(
+        "python",
+        "class E:\n    @headers.setter\n    def headers(self, headers):\n        self.hdrs = headers\n",
+    );
+    t.retype(2, "headers)", "value)");
+    assert_eq!(
+        t.applied(),
+        ("class E:\n    @headers.setter\n    def headers(self, value):\n        self.hdrs = value\n".into(), "rename")
+    );
+}
+
+#[test]
+fn pattern_edits_are_minimal() {
+    let mut t = Typist::new("python", "def f():\n    a = set(x)\n    b = set(y)\n");
+    t.retype(1, "set", "frozenset");
+    let edits = t.predict().map(|p| p.edits).unwrap_or_default();
+    assert_eq!(edits, vec![TextEdit { start: 38, end: 38, text: "frozen".into() }]);
+}
