@@ -221,9 +221,11 @@ fn logits_after_cache_reuse_equal_a_cold_run() {
     let mut cold = Model::load(&path, LoadOptions::default()).unwrap();
     let reference = cold.forward(&tokens, 0).unwrap();
 
+    // Exact, not close: every kernel computes a row and a query the same way whatever the tile it
+    // sits in, so the KV cache changes speed and never an answer (a near-tie stays the same tie).
     let close = |a: &[f32], b: &[f32]| {
         let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(diff < 1e-3, "max logit difference {diff}");
+        assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "max logit difference {diff}");
     };
     // Prefix then the rest, in chunks.
     let mut warm = Model::load(&path, LoadOptions::default()).unwrap();

@@ -260,14 +260,15 @@ impl State {
         self.recent_edits.lock().iter().map(|(_, _, e)| e.clone()).collect()
     }
 
-    /// O(1) snapshots of other open documents of the same language as `doc`.
+    /// O(1) snapshots of other open documents of the same language as `doc`, at most
+    /// `OTHER_DOCUMENTS`, in the order of their URIs: which documents a context looks at, and in
+    /// what order, depends on what is open, never on the order it was opened in or on a hash seed.
     pub fn other_documents(&self, doc: &Document) -> Vec<Document> {
         let docs = self.documents.lock();
-        docs.values()
-            .filter(|d| d.uri != doc.uri && d.lang.is_some() && d.lang == doc.lang)
-            .take(OTHER_DOCUMENTS)
-            .cloned()
-            .collect()
+        let mut others: Vec<&Document> =
+            docs.values().filter(|d| d.uri != doc.uri && d.lang.is_some() && d.lang == doc.lang).collect();
+        others.sort_unstable_by(|a, b| a.uri.cmp(&b.uri));
+        others.into_iter().take(OTHER_DOCUMENTS).cloned().collect()
     }
 
     /// What `engine` may be given as context, the one rule every request path asks: everything
@@ -346,6 +347,26 @@ mod tests {
         state.with_documents(|docs| docs.remove("file:///w/b.txt"));
         assert_eq!(state.open_document(doc("c", 10)), Ok(false));
         assert!(!state.is_not_held("file:///w/c.txt"));
+    }
+
+    #[test]
+    fn other_documents_do_not_depend_on_the_order_they_were_opened_in() {
+        let names: Vec<String> = (0..12).map(|i| format!("file:///w/m{:02}.py", (i * 7) % 12)).collect();
+        let open = |order: &mut dyn Iterator<Item = &String>| {
+            let state = state(100, 1 << 20);
+            for uri in order {
+                assert!(state.open_document(Document::new(uri, "python", 1, "x = 1\n")).is_ok());
+            }
+            assert!(state.open_document(Document::new("file:///w/a.rs", "rust", 1, "fn a() {}\n")).is_ok());
+            let current = Document::new("file:///w/current.py", "python", 1, "y = 2\n");
+            state.other_documents(&current).iter().map(|d| d.uri.to_string()).collect::<Vec<_>>()
+        };
+        let forward = open(&mut names.iter());
+        let backward = open(&mut names.iter().rev());
+        assert_eq!(forward, backward);
+        assert_eq!(forward.len(), OTHER_DOCUMENTS);
+        assert_eq!(forward.first().map(String::as_str), Some("file:///w/m00.py"));
+        assert!(forward.windows(2).all(|w| w[0] < w[1]), "{forward:?}");
     }
 
     #[test]
