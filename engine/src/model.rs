@@ -1,10 +1,14 @@
 //! The transformer for GGUF `llama` and `qwen2` models, in candle's shape (`from_gguf`,
 //! `forward(&mut self, tokens, index_pos)`) with an explicit, truncatable KV cache.
 //!
-//! Matrix products run on candle's quantized kernels; everything between them (norms, rotary
-//! embeddings, grouped-query attention over the cache) works on plain `f32` slices so that the
-//! cache can grow in place, roll back to any prefix by resetting its length, and serve grouped
-//! heads without copies.
+//! Matrix products run on Glint's own kernels (`kernels::matmul` over weights repacked at load);
+//! only a weight format without a packed kernel stays a candle tensor on candle's kernels.
+//! Everything between them (norms, rotary embeddings, grouped-query attention over the cache) works
+//! on plain `f32` slices so that the cache can grow in place, roll back to any prefix by resetting
+//! its length, and serve grouped heads without copies. Each row and each query is computed the
+//! same way whatever the batch it is in, so a prompt gives the same logits prefilled at once, in
+//! chunks or after a cached prefix. The token loop, sampling and cancellation live in the runner
+//! (`local/runner.rs`), not here.
 
 use std::sync::Arc;
 
