@@ -151,7 +151,7 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Lsp { log_level, engine } => {
-            crate::logging::init(&log_level.clone().unwrap_or_default());
+            crate::logging::init(log_level.as_ref().map_or("info", LogLevel::as_str));
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
             let options = crate::ServerOptions {
@@ -174,7 +174,7 @@ pub fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Complete(args) => {
-            crate::logging::init(&LogLevel::Warn);
+            crate::logging::init("warn");
             complete(args)
         }
         Command::Model { command } => model_command(command),
@@ -209,7 +209,7 @@ async fn termination_signal() -> i32 {
 /// `glint engine serve`: loads the engine, then serves it until SIGINT or SIGTERM.
 fn serve_engine(args: ServeArgs) -> anyhow::Result<()> {
     use glint_engine::ws;
-    crate::logging::init(&args.log_level.clone().unwrap_or_default());
+    crate::logging::init(args.log_level.as_ref().map_or("info", LogLevel::as_str));
     let addr: std::net::SocketAddr = args
         .listen
         .parse()

@@ -81,10 +81,12 @@ fn dropped_note(count: u64) -> String {
     format!("{count} log lines were not sent here while the editor was not reading them (they are on stderr)")
 }
 
-/// Installs the global subscriber at `level` (a level or, from the command line, a filter directive);
-/// `GLINT_LOG` overrides it. Safe to call more than once (later calls do nothing).
-pub fn init(level: &LogLevel) {
-    let directive = std::env::var("GLINT_LOG").unwrap_or_else(|_| filter_directive(level));
+/// Installs the global subscriber at `level` (a level name or, from the command line, a filter
+/// directive; see [`LogLevel::from_command_line`]); `GLINT_LOG` overrides it. Safe to call more
+/// than once (later calls do nothing).
+pub fn init(level: &str) {
+    let level = LogLevel::from_command_line(level);
+    let directive = std::env::var("GLINT_LOG").unwrap_or_else(|_| filter_directive(&level));
     let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let (tx, rx) = log_queue(CLIENT_LOG_QUEUE);

@@ -86,7 +86,7 @@ impl Cell {
 async fn main() -> anyhow::Result<()> {
     // A real model on a busy machine can take far longer than a test's default wait.
     glint_tests::set_timeout(std::time::Duration::from_secs(300));
-    glint_server::logging::init(&glint_server::config::LogLevel::Warn);
+    glint_server::logging::init("warn");
     let args = parse_args()?;
     let model = match fetch::resolve_model(args.model.as_deref()) {
         Ok(model) => model,
