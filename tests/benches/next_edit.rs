@@ -52,15 +52,15 @@ fn main() {
     for case in &edit_cases {
         let outcome = run(case);
         let tally = tallies.entry(case.kind).or_default();
-        tally.add(case, &outcome);
-        if !outcome.precise(case) && failures.len() < 12 {
+        tally.add(&outcome);
+        if !outcome.precise() && failures.len() < 12 {
             failures.push(format!(
                 "  {} {} line {}: proposed {:?}, expected {:?}",
                 case.kind,
                 case.path,
                 case.line + 1,
                 outcome.proposed.iter().take(3).collect::<Vec<_>>(),
-                case.expected.iter().take(3).collect::<Vec<_>>()
+                outcome.expected.iter().take(3).collect::<Vec<_>>()
             ));
         }
     }
@@ -103,15 +103,27 @@ struct EditCase {
     expected: BTreeSet<(usize, usize, String)>,
 }
 
+/// The proposed and the expected edits, both in their minimal form on the text after the keys
+/// (`replace` → `replace_checked` is the insertion of `_checked`), and the prediction's latency.
 struct Outcome {
     proposed: BTreeSet<(usize, usize, String)>,
+    expected: BTreeSet<(usize, usize, String)>,
     latency: Duration,
 }
 
 impl Outcome {
-    fn precise(&self, case: &EditCase) -> bool {
-        self.proposed.is_subset(&case.expected)
+    fn precise(&self) -> bool {
+        self.proposed.is_subset(&self.expected)
     }
+}
+
+/// An edit without the characters the replaced text and the new text share at their ends.
+fn minimal(text: &[char], (start, end, new): (usize, usize, String)) -> (usize, usize, String) {
+    let old = &text[start.min(end)..end.min(text.len())];
+    let new: Vec<char> = new.chars().collect();
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..].iter().rev().zip(new[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
+    (start + prefix, end - suffix, new[prefix..new.len() - suffix].iter().collect())
 }
 
 #[derive(Default)]
@@ -125,14 +137,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, case: &EditCase, outcome: &Outcome) {
+    fn add(&mut self, outcome: &Outcome) {
         self.cases += 1;
-        let precise = outcome.precise(case);
+        let precise = outcome.precise();
         if !outcome.proposed.is_empty() {
             self.proposed += 1;
             self.precise_proposals += precise as usize;
         }
-        self.exact += (outcome.proposed == case.expected) as usize;
+        self.exact += (outcome.proposed == outcome.expected) as usize;
         self.no_wrong += precise as usize;
         self.latencies.push(outcome.latency);
     }
@@ -181,9 +193,12 @@ fn run(case: &EditCase) -> Outcome {
     let started = Instant::now();
     let prediction = nextedit::predict(&doc, &history, cursor);
     let latency = started.elapsed();
-    let proposed =
-        prediction.map(|p| p.edits.into_iter().map(|e| (e.start, e.end, e.text)).collect()).unwrap_or_default();
-    Outcome { proposed, latency }
+    let text: Vec<char> = doc.rope.chars().collect();
+    let proposed = prediction
+        .map(|p| p.edits.into_iter().map(|e| minimal(&text, (e.start, e.end, e.text))).collect())
+        .unwrap_or_default();
+    let expected = case.expected.iter().map(|e| minimal(&text, e.clone())).collect();
+    Outcome { proposed, expected, latency }
 }
 
 /// Applies one change given in chars, as `didChange` would, and records it.
