@@ -213,54 +213,36 @@ impl Histories {
 mod tests {
     use super::*;
 
-    struct Typist {
-        doc: Document,
-        history: History,
-    }
+    use crate::nextedit::tests::Typist;
 
-    impl Typist {
-        fn new(text: &str) -> Typist {
-            Typist { doc: Document::new("file:///t.py", "python", 1, text), history: History::default() }
-        }
-
-        fn edit(&mut self, line: u32, c0: u32, c1: u32, text: &str) {
-            let change = Change {
-                range: Some((LinePos { line, character: c0 }, LinePos { line, character: c1 })),
-                text: text.into(),
-            };
-            let before = self.doc.clone();
-            self.doc.apply_changes(self.doc.version + 1, std::slice::from_ref(&change), Encoding::Utf16);
-            self.history.record(&before, &self.doc, &[change], Encoding::Utf16);
-        }
-
-        fn current(&self) -> (String, String) {
-            let group = self.history.current.as_ref().expect("a group");
-            assert_eq!(group.revision, self.doc.revision);
-            (group.old_text(), group.new_text(&self.doc.rope))
-        }
+    /// The logical edit being made: what it replaced and what it wrote.
+    fn current(t: &Typist) -> (String, String) {
+        let group = t.history.current.as_ref().expect("a group");
+        assert_eq!(group.revision, t.doc.revision);
+        (group.old_text(), group.new_text(&t.doc.rope))
     }
 
     #[test]
     fn keystrokes_in_one_word_coalesce_into_one_replacement() {
-        let mut t = Typist::new("count = 0\nprint(count)\n");
+        let mut t = Typist::new("python", "count = 0\nprint(count)\n");
         // Select `count`, type `t`, `o`, a typo, a backspace, then `tal`.
-        t.edit(0, 0, 5, "t");
-        t.edit(0, 1, 1, "o");
-        t.edit(0, 2, 2, "x");
-        t.edit(0, 2, 3, "");
-        t.edit(0, 2, 2, "tal");
-        assert_eq!(t.current(), ("count".into(), "total".into()));
+        t.change(0, 0, 5, "t");
+        t.change(0, 1, 1, "o");
+        t.change(0, 2, 2, "x");
+        t.change(0, 2, 3, "");
+        t.change(0, 2, 2, "tal");
+        assert_eq!(current(&t), ("count".into(), "total".into()));
         assert_eq!(t.doc.text(), "total = 0\nprint(count)\n");
     }
 
     #[test]
     fn edits_on_one_line_coalesce_and_another_line_starts_a_new_group() {
-        let mut t = Typist::new("print(a)\nprint(b)\n");
-        t.edit(0, 0, 5, "log");
-        t.edit(0, 4, 5, "x");
-        assert_eq!(t.current(), ("print(a".into(), "log(x".into()));
-        t.edit(1, 0, 0, "#");
-        assert_eq!(t.current(), ("".into(), "#".into()));
+        let mut t = Typist::new("python", "print(a)\nprint(b)\n");
+        t.change(0, 0, 5, "log");
+        t.change(0, 4, 5, "x");
+        assert_eq!(current(&t), ("print(a".into(), "log(x".into()));
+        t.change(1, 0, 0, "#");
+        assert_eq!(current(&t), ("".into(), "#".into()));
         assert_eq!(
             t.history.finished.back(),
             Some(&LogicalEdit { line: 0, old: "print(a".into(), new: "log(x".into() })
@@ -269,8 +251,8 @@ mod tests {
 
     #[test]
     fn several_changes_at_once_end_the_group() {
-        let mut t = Typist::new("a\nb\n");
-        t.edit(0, 0, 1, "x");
+        let mut t = Typist::new("python", "a\nb\n");
+        t.change(0, 0, 1, "x");
         let before = t.doc.clone();
         let changes = [
             Change {
@@ -290,12 +272,12 @@ mod tests {
 
     #[test]
     fn a_change_the_history_did_not_see_starts_afresh() {
-        let mut t = Typist::new("abc\n");
-        t.edit(0, 0, 1, "x");
+        let mut t = Typist::new("python", "abc\n");
+        t.change(0, 0, 1, "x");
         // A change applied without the history seeing it (as if recorded elsewhere).
         t.doc.apply_changes(7, &[Change { range: None, text: "other\n".into() }], Encoding::Utf16);
-        t.edit(0, 0, 1, "O");
-        assert_eq!(t.current(), ("o".into(), "O".into()));
+        t.change(0, 0, 1, "O");
+        assert_eq!(current(&t), ("o".into(), "O".into()));
         assert!(t.history.finished.is_empty(), "a group out of step is dropped, not kept as text");
     }
 }

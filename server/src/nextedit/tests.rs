@@ -5,13 +5,15 @@ use super::*;
 use crate::document::Change;
 use crate::position::{Encoding, LinePos};
 
-struct Typist {
-    doc: Document,
-    history: History,
+/// Makes edits on a document as an editor sends them, recording them in a history (also used by
+/// the history's own tests).
+pub(super) struct Typist {
+    pub(super) doc: Document,
+    pub(super) history: History,
 }
 
 impl Typist {
-    fn new(language: &str, text: &str) -> Typist {
+    pub(super) fn new(language: &str, text: &str) -> Typist {
         let uri = match language {
             "rust" => "file:///t.rs",
             "python" => "file:///t.py",
@@ -38,7 +40,7 @@ impl Typist {
         self
     }
 
-    fn change(&mut self, line: u32, c0: u32, c1: u32, text: &str) {
+    pub(super) fn change(&mut self, line: u32, c0: u32, c1: u32, text: &str) {
         let change = Change {
             range: Some((LinePos { line, character: c0 }, LinePos { line, character: c1 })),
             text: text.into(),
