@@ -28,7 +28,8 @@ const RETRY: Duration = Duration::from_millis(20);
 /// Schedules a warm-up of the completion prompt at `at` in `uri`; a newer call replaces it. When
 /// the model is busy (the last keystroke's completion still runs), the warm-up waits for it to be
 /// free rather than being dropped: otherwise a long completion in one file leaves the next file
-/// the user opens cold.
+/// the user opens cold. An edit of the document while it waits ends it: `at` may no longer be the
+/// cursor, and the edit's own completion request fills the cache.
 pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
     let ticket = state.warmup_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let state = Arc::clone(state);
@@ -36,6 +37,7 @@ pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
     tokio::spawn(async move {
         tokio::time::sleep(SETTLE).await;
         let give_up = tokio::time::Instant::now() + WAIT_FOR_IDLE;
+        // The prompt, prepared on the first try, and the document version it was made for.
         let mut prepared: Option<(i32, glint_engine::GenerateRequest)> = None;
         loop {
             if state.warmup_ticket.load(Ordering::Acquire) != ticket || tokio::time::Instant::now() >= give_up {
@@ -51,12 +53,14 @@ pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
                 return;
             }
             let Some(doc) = state.snapshot(&uri) else { return };
-            // The prompt for the document as it is now (an edit while waiting changes it).
-            if prepared.as_ref().is_none_or(|(version, _)| *version != doc.version) {
-                let Some(request) = prompt_at(&state, &doc, at, &*engine) else { return };
-                prepared = Some((doc.version, request));
-            }
-            let Some((_, request)) = &prepared else { return };
+            let request = match &prepared {
+                Some((version, _)) if *version != doc.version => return,
+                Some((_, request)) => request,
+                None => {
+                    let Some(request) = prompt_at(&state, &doc, at, &*engine) else { return };
+                    &prepared.insert((doc.version, request)).1
+                }
+            };
             match engine.warm(request.clone()) {
                 Some(mut generation) => {
                     tracing::debug!(uri, line = at.line, "warming the context up");
