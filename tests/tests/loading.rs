@@ -3,8 +3,10 @@
 //! clients with work-done progress see "Loading model" begin and end; `glint/status` says loading,
 //! then ready.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use glint_engine::fake::FakeEngine;
 use glint_tests::{LspClient, ServerOptions, capabilities, range};
 use serde_json::{Value, json};
 
@@ -16,6 +18,35 @@ async fn loading_client() -> LspClient {
     let engine = format!("fake+load={LOAD_MS}:    return a + b\n");
     client.initialize(capabilities(&["utf-16"]), json!({"engine": engine, "debounceMs": 0})).await;
     client
+}
+
+/// A server on `engine`, shared with the test so it can read what the engine was asked.
+async fn client_on(engine: &Arc<FakeEngine>, settings: Value) -> LspClient {
+    let client = LspClient::in_process(ServerOptions {
+        injected_engine: Some(Arc::clone(engine) as Arc<dyn glint_engine::Engine>),
+        ..ServerOptions::default()
+    });
+    client.initialize(capabilities(&["utf-16"]), settings).await;
+    client
+}
+
+/// Asks for code actions at `at`, as VS Code does wherever the cursor rests or a selection is made.
+async fn ask_code_actions(client: &LspClient, uri: &str, at: Value) {
+    client
+        .call(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": at, "context": {"diagnostics": []}}),
+        )
+        .await;
+}
+
+/// The latest warm-up `engine` was asked for, waiting up to 5 s for one.
+async fn last_warm_up(engine: &FakeEngine) -> Option<glint_engine::GenerateRequest> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.log().warmups.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.log().warmups.last().cloned()
 }
 
 const PY: &str = "def add(a, b):\n    pass\n";
@@ -93,28 +124,13 @@ async fn an_invoked_completion_waits_for_the_load_and_an_automatic_one_does_not(
 
 #[tokio::test]
 async fn where_the_editor_asks_for_code_actions_the_completion_prompt_is_warmed_up() {
-    let engine = std::sync::Arc::new(glint_engine::fake::FakeEngine::fixed("x"));
-    let client = LspClient::in_process(ServerOptions {
-        injected_engine: Some(engine.clone() as std::sync::Arc<dyn glint_engine::Engine>),
-        ..ServerOptions::default()
-    });
-    client.initialize(capabilities(&["utf-16"]), json!({})).await;
+    let engine = Arc::new(FakeEngine::fixed("x"));
+    let client = client_on(&engine, json!({})).await;
     let uri = "file:///w/add.py";
     client.open(uri, "python", "def add(a, b):\n    return a\n\nprint(add(1, 2))\n").await;
-    // The cursor rests after `return ` (VS Code asks for code actions there).
-    let at = range(1, 11, 1, 11);
-    client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": uri}, "range": at, "context": {"diagnostics": []}}),
-        )
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while engine.log().warmups.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let warmups = engine.log().warmups;
-    let warm = warmups.last().unwrap_or_else(|| panic!("no warm-up was asked for"));
+    // The cursor rests after `return `.
+    ask_code_actions(&client, uri, range(1, 11, 1, 11)).await;
+    let warm = last_warm_up(&engine).await.unwrap_or_else(|| panic!("no warm-up was asked for"));
     assert!(warm.prefix.ends_with("    return"), "the prompt for that cursor: {:?}", warm.prefix);
     assert!(warm.suffix.starts_with("a\n"), "{:?}", warm.suffix);
     // The completion at that place then asks the engine with the same prompt.
@@ -123,12 +139,7 @@ async fn where_the_editor_asks_for_code_actions_the_completion_prompt_is_warmed_
     assert_eq!((asked.prefix, asked.suffix), (warm.prefix.clone(), warm.suffix.clone()));
     // A selection is not a resting cursor: no warm-up for it.
     let before = engine.log().warmups.len();
-    client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": uri}, "range": range(0, 0, 1, 4), "context": {"diagnostics": []}}),
-        )
-        .await;
+    ask_code_actions(&client, uri, range(0, 0, 1, 4)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(engine.log().warmups.len(), before);
 }
@@ -137,14 +148,8 @@ async fn where_the_editor_asks_for_code_actions_the_completion_prompt_is_warmed_
 async fn a_warm_up_asked_for_while_the_model_is_busy_runs_once_it_is_free() {
     // Each chunk of the scripted answer takes 100 ms: the first document's completion keeps the
     // model busy for about half a second.
-    let engine = std::sync::Arc::new(
-        glint_engine::fake::FakeEngine::fixed("abcdefghijklmnopqr").with_delay(Duration::from_millis(100)),
-    );
-    let client = LspClient::in_process(ServerOptions {
-        injected_engine: Some(engine.clone() as std::sync::Arc<dyn glint_engine::Engine>),
-        ..ServerOptions::default()
-    });
-    client.initialize(capabilities(&["utf-16"]), json!({"earlyAnswerMs": 0})).await;
+    let engine = Arc::new(FakeEngine::fixed("abcdefghijklmnopqr").with_delay(Duration::from_millis(100)));
+    let client = client_on(&engine, json!({"earlyAnswerMs": 0})).await;
     let busy = "file:///w/busy.py";
     client.open(busy, "python", "x = 1\n").await;
     let (_, running) = client.start_request("textDocument/inlineCompletion", completion(busy, 0, 5, 1)).await;
@@ -152,18 +157,9 @@ async fn a_warm_up_asked_for_while_the_model_is_busy_runs_once_it_is_free() {
     // The user opens another file meanwhile and the cursor rests in it.
     let uri = "file:///w/add.py";
     client.open(uri, "python", "def add(a, b):\n    return a\n").await;
-    client
-        .call(
-            "textDocument/codeAction",
-            json!({"textDocument": {"uri": uri}, "range": range(1, 11, 1, 11), "context": {"diagnostics": []}}),
-        )
-        .await;
+    ask_code_actions(&client, uri, range(1, 11, 1, 11)).await;
     let _ = running.await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while engine.log().warmups.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let warmups = engine.log().warmups;
-    let warm = warmups.last().unwrap_or_else(|| panic!("the warm-up was dropped because the model was busy"));
+    let warm =
+        last_warm_up(&engine).await.unwrap_or_else(|| panic!("the warm-up was dropped because the model was busy"));
     assert!(warm.prefix.ends_with("    return"), "the prompt for the resting cursor: {:?}", warm.prefix);
 }
