@@ -1,7 +1,8 @@
 // Unit tests of the extension's rewrite glue (out/rewrite.js) with a stand-in `vscode` module: the
 // code action's `glint.rewrite` (no instruction) asks for one and sends it with the action's
 // arguments, a cancelled or blank answer sends nothing, other commands and rewrites that already
-// carry an instruction pass through untouched, and the rewrite action is never resolved.
+// carry an instruction pass through untouched, the rewrite action is never resolved, and an action
+// the server gave up on (it says so itself) is not reported a second time.
 // Run from editors/vscode after compile.
 "use strict";
 const test = require("node:test");
@@ -71,4 +72,35 @@ test("the rewrite action is not resolved; other actions are", async () => {
   assert.equal(await middleware.resolveCodeAction(rewrite, {}, next), rewrite);
   assert.deepEqual(await middleware.resolveCodeAction(doc, {}, next), { ...doc, edit: {} });
   assert.deepEqual(resolved, [doc.title]);
+});
+
+test("an action the server gave up on does nothing, without a second error; other failures go the default way", async () => {
+  const failures = [];
+  let answer;
+  const client = {
+    code2ProtocolConverter: { asCodeActionSync: (item) => ({ title: item.title }) },
+    protocol2CodeConverter: { asCodeAction: async (result) => ({ ...result, converted: true }) },
+    sendRequest: async (method, params) => {
+      assert.equal(method, "codeAction/resolve");
+      return answer(params);
+    },
+    handleFailedRequest: (type, token, error, item) => (failures.push([type.method, error.message]), item),
+  };
+  const middleware = rewriteMiddleware(() => client);
+  const doc = { title: "Glint: Write the doc comment of `add`" };
+  const next = async () => assert.fail("the default resolve is not used while a client runs");
+  const failed = (code, message) => Object.assign(new Error(message), { code });
+
+  answer = async () => ({ title: doc.title, edit: {} });
+  assert.deepEqual(await middleware.resolveCodeAction(doc, { isCancellationRequested: false }, next), { title: doc.title, edit: {}, converted: true });
+  answer = async () => {
+    throw failed(-32803, "Glint could not produce a valid edit: the model's description restates the request");
+  };
+  assert.equal(await middleware.resolveCodeAction(doc, { isCancellationRequested: false }, next), doc);
+  assert.deepEqual(failures, [], "the server's own message is the only one");
+  answer = async () => {
+    throw failed(-32803, "Glint: the model is still loading; try again in a moment");
+  };
+  assert.equal(await middleware.resolveCodeAction(doc, { isCancellationRequested: false }, next), doc);
+  assert.deepEqual(failures, [["codeAction/resolve", "Glint: the model is still loading; try again in a moment"]]);
 });

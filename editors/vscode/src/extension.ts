@@ -162,7 +162,7 @@ async function start(): Promise<void> {
     outputChannel: output,
     traceOutputChannel: trace,
     stdioOptions: stdioOptions(output),
-    middleware: { ...streams.middleware(), ...rewriteMiddleware() },
+    middleware: { ...streams.middleware(), ...rewriteMiddleware(() => client) },
   };
   const starting = new LanguageClient("glint", "Glint", serverOptions, clientOptions);
   client = starting;
