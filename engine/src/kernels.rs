@@ -5,6 +5,7 @@
 //! weights in cache while it walks all activation rows.
 
 mod convert;
+mod panel;
 
 /// Values per quantization block.
 pub(crate) const BLOCK: usize = 32;
@@ -32,6 +33,11 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// Bytes of one block of one group of rows (four rows, or a panel of 16).
+    fn block_bytes(self, panel: bool) -> usize {
+        if panel { panel::block_bytes(self) } else { self.group_block_bytes() }
+    }
+
     fn group_block_bytes(self) -> usize {
         match self {
             Format::Q8 => GROUP_BLOCK_BYTES,
@@ -49,6 +55,8 @@ pub(crate) struct PackedMatrix {
     rows: usize,
     cols: usize,
     format: Format,
+    /// Rows stored in panels of 16 (`panel`'s layout) rather than in groups of four.
+    panel: bool,
     data: WeightBytes,
 }
 
@@ -252,6 +260,11 @@ impl PackedMatrix {
     /// The scale, minimum and integer values of one block of one row.
     fn block(&self, row: usize, b: usize) -> (f32, f32, [i8; BLOCK]) {
         let blocks = self.cols / BLOCK;
+        if self.panel {
+            let bytes = panel::block_bytes(self.format);
+            let at = ((row / panel::PANEL) * blocks + b) * bytes;
+            return panel::read_block(self.format, &self.data[at..at + bytes], row % panel::PANEL);
+        }
         let (g, lane) = (row / GROUP, row % GROUP);
         let at = (g * blocks + b) * self.format.group_block_bytes();
         let data = &self.data[at..at + self.format.group_block_bytes()];
@@ -300,13 +313,13 @@ impl PackedMatrix {
                 }
             }
         }
-        PackedMatrix { rows, cols, format: Format::Q8, data: WeightBytes::from_vec(data) }
+        PackedMatrix { rows, cols, format: Format::Q8, panel: false, data: WeightBytes::from_vec(data) }
     }
 
     /// Stacks matrices with the same number of columns and format; `None` if they differ.
     pub(crate) fn concat(parts: &[&PackedMatrix]) -> Option<PackedMatrix> {
         let first = parts.first()?;
-        if parts.iter().any(|p| p.cols != first.cols || p.format != first.format) {
+        if parts.iter().any(|p| p.cols != first.cols || p.format != first.format || p.panel != first.panel) {
             return None;
         }
         let rows = parts.iter().map(|p| p.rows).sum();
@@ -316,7 +329,7 @@ impl PackedMatrix {
             data[at..at + part.data.len()].copy_from_slice(&part.data);
             at += part.data.len();
         }
-        Some(PackedMatrix { rows, cols: first.cols, format: first.format, data })
+        Some(PackedMatrix { rows, cols: first.cols, format: first.format, panel: first.panel, data })
     }
 
     /// Dequantizes one row into `out` (for embedding lookups); `row < self.rows()`.
@@ -424,6 +437,11 @@ fn f16_to_f32(bits: u16) -> f32 {
 
 /// `y = x · wᵀ`: `x` has `m` rows of `w.cols()`, `y` gets `m` rows of `w.rows()`.
 pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
+    matmul_with(Kernel::detect(), x, w)
+}
+
+/// `matmul` on the given kernel, which the CPU must support.
+fn matmul_with(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     let (m, n) = (x.rows, w.rows);
     // The kernels read `x.cols` values of every weight row: a mismatch would read out of bounds.
     assert_eq!(x.cols, w.cols, "activation width does not match the weight matrix");
@@ -432,7 +450,10 @@ pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     if m == 0 || n == 0 {
         return y;
     }
-    let kernel = Kernel::detect();
+    if w.panel {
+        matmul_panels(kernel, x, w, &mut y);
+        return y;
+    }
     // Column groups per work item: enough to amortise scheduling, few enough to balance threads.
     let step = if m == 1 { 16 } else { 8 };
     let groups = n / GROUP;
@@ -455,6 +476,31 @@ pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     y
 }
 
+/// `matmul` for a matrix in panels.
+fn matmul_panels(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix, y: &mut [f32]) {
+    let n = w.rows;
+    let panels = n / panel::PANEL;
+    // Panels per work item: a token's item streams 64 weight rows; a batch's item keeps two
+    // panels' weights in L2 while every tile of activation rows meets them.
+    let step = if x.rows == 1 { 4 } else { 2 };
+    let items = panels.div_ceil(step);
+    let y_ptr = SyncPtr(y.as_mut_ptr());
+    let work = |range: std::ops::Range<usize>| {
+        for item in range {
+            let p0 = item * step;
+            let p1 = (p0 + step).min(panels);
+            // SAFETY: each work item writes only the columns of panels p0..p1 of `y`, which no
+            // other item touches, and `y` outlives the pool call.
+            unsafe { kernel.run_panels(x, w, p0, p1, y_ptr.get(), n) };
+        }
+    };
+    if items == 1 {
+        work(0..1);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(items, work);
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
@@ -465,30 +511,55 @@ enum Kernel {
 }
 
 impl Kernel {
-    fn detect() -> Kernel {
-        use std::sync::OnceLock;
-        static KERNEL: OnceLock<Kernel> = OnceLock::new();
-        *KERNEL.get_or_init(|| {
+    /// Whether this CPU can run the kernel.
+    fn supported(self) -> bool {
+        match self {
             #[cfg(target_arch = "x86_64")]
-            {
-                if std::env::var_os("GLINT_PORTABLE_KERNELS").is_some() {
-                    return Kernel::Portable;
-                }
-                if is_x86_feature_detected!("avx512f")
+            Kernel::Avx512Vnni => {
+                is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
                     && is_x86_feature_detected!("fma")
                     && is_x86_feature_detected!("f16c")
-                    && std::env::var_os("GLINT_NO_AVX512").is_none()
-                {
+            }
+            // The 4- and 5-bit kernels convert their f16 scales with F16C instructions.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+            }
+            Kernel::Portable => true,
+        }
+    }
+
+    /// Every kernel this CPU can run, best first (for tests that compare them).
+    #[cfg(test)]
+    fn available() -> Vec<Kernel> {
+        let all = [
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2,
+            Kernel::Portable,
+        ];
+        all.into_iter().filter(|k| k.supported()).collect()
+    }
+
+    /// The best kernel this CPU runs; `GLINT_NO_AVX512` and `GLINT_PORTABLE_KERNELS` pick a lesser
+    /// one (for benchmarks and checks).
+    fn detect() -> Kernel {
+        use std::sync::OnceLock;
+        static KERNEL: OnceLock<Kernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            if std::env::var_os("GLINT_PORTABLE_KERNELS").is_some() {
+                return Kernel::Portable;
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if Kernel::Avx512Vnni.supported() && std::env::var_os("GLINT_NO_AVX512").is_none() {
                     return Kernel::Avx512Vnni;
                 }
-                // The 4- and 5-bit kernels convert their f16 scales with F16C instructions.
-                if is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
-                {
+                if Kernel::Avx2.supported() {
                     return Kernel::Avx2;
                 }
             }
@@ -523,6 +594,32 @@ impl Kernel {
             Kernel::Portable => {
                 for r in 0..x.rows {
                     for c in g0 * GROUP..g1 * GROUP {
+                        let v = portable_dot(x, r, w, c);
+                        // SAFETY: r < rows and c < n, within the caller's buffer.
+                        unsafe { *y.add(r * n + c) = v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Kernel {
+    /// Computes the columns of panels `p0..p1` for every row of `y` (row stride `n`).
+    ///
+    /// # Safety
+    /// As `run`; `w` is in panels.
+    unsafe fn run_panels(self, x: &Q8Rows, w: &PackedMatrix, p0: usize, p1: usize, y: *mut f32, n: usize) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU features were detected at run time; the rest is the caller's.
+            Kernel::Avx512Vnni => unsafe { panel::run_x86(true, x, w, p0, p1, y, n) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Kernel::Avx2 => unsafe { panel::run_x86(false, x, w, p0, p1, y, n) },
+            Kernel::Portable => {
+                for r in 0..x.rows {
+                    for c in p0 * panel::PANEL..p1 * panel::PANEL {
                         let v = portable_dot(x, r, w, c);
                         // SAFETY: r < rows and c < n, within the caller's buffer.
                         unsafe { *y.add(r * n + c) = v };

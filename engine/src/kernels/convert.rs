@@ -9,7 +9,15 @@
 
 use candle_core::quantized::GgmlDType;
 
+use super::panel::{self, PANEL, RowBlock};
 use super::{BLOCK, Format, GROUP, PackedMatrix, WeightBytes, f16_to_f32, f32_to_f16, quantize_into};
+
+/// Whether a matrix of `rows` rows is stored in panels (see `panel`): whenever its rows fill
+/// whole panels, unless `GLINT_ROW_GROUPS` asks for the older four-row groups (for benchmarks).
+fn panels_for(rows: usize) -> bool {
+    static ROW_GROUPS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    rows.is_multiple_of(PANEL) && !*ROW_GROUPS.get_or_init(|| std::env::var_os("GLINT_ROW_GROUPS").is_some())
+}
 
 /// Values per K-quant super-block.
 const QK_K: usize = 256;
@@ -69,31 +77,42 @@ impl PackedMatrix {
             return Ok(None);
         }
         let blocks = cols / BLOCK;
-        let group_bytes = blocks * format.group_block_bytes();
-        let Some(total) = (rows / GROUP).checked_mul(group_bytes) else {
+        let panel = panels_for(rows);
+        let group = if panel { PANEL } else { GROUP };
+        let block_bytes = format.block_bytes(panel);
+        let group_bytes = blocks * block_bytes;
+        let Some(total) = (rows / group).checked_mul(group_bytes) else {
             return Ok(None);
         };
         let mut data = WeightBytes::zeroed(total);
-        let mut decoded: [RowBlocks; GROUP] = std::array::from_fn(|_| RowBlocks::new(cols));
+        let mut decoded: Vec<RowBlocks> = (0..group).map(|_| RowBlocks::new(cols)).collect();
+        let mut panel_rows: Vec<RowBlock> = (0..PANEL).map(|_| RowBlock { d: 0.0, m: 0.0, q: [0; BLOCK] }).collect();
         // About 1 MiB of the file per read: large enough for sequential reads, small next to the
         // matrix.
-        let chunk_groups = ((1 << 20) / (row_len * GROUP)).clamp(1, rows / GROUP);
-        let mut buffer = vec![0u8; chunk_groups * GROUP * row_len];
+        let chunk_groups = ((1 << 20) / (row_len * group)).clamp(1, rows / group);
+        let mut buffer = vec![0u8; chunk_groups * group * row_len];
         for (c, out) in data.chunks_mut(chunk_groups * group_bytes).enumerate() {
             let groups = out.len() / group_bytes;
-            let bytes = &mut buffer[..groups * GROUP * row_len];
-            read(c * chunk_groups * GROUP * row_len, bytes)?;
+            let bytes = &mut buffer[..groups * group * row_len];
+            read(c * chunk_groups * group * row_len, bytes)?;
             for (g, out) in out.chunks_exact_mut(group_bytes).enumerate() {
                 for (lane, row) in decoded.iter_mut().enumerate() {
-                    let r = g * GROUP + lane;
+                    let r = g * group + lane;
                     row.decode(dtype, &bytes[r * row_len..(r + 1) * row_len]);
                 }
-                for (b, out) in out.chunks_exact_mut(format.group_block_bytes()).enumerate() {
-                    write_group_block(format, &decoded, b, out);
+                for (b, out) in out.chunks_exact_mut(block_bytes).enumerate() {
+                    if panel {
+                        for (row, out) in decoded.iter().zip(panel_rows.iter_mut()) {
+                            row.block(format, b, out);
+                        }
+                        panel::write_block(format, &panel_rows, out);
+                    } else {
+                        write_group_block(format, &decoded, b, out);
+                    }
                 }
             }
         }
-        Ok(Some(PackedMatrix { rows, cols, format, data }))
+        Ok(Some(PackedMatrix { rows, cols, format, panel, data }))
     }
 }
 
@@ -233,6 +252,26 @@ impl RowBlocks {
         }
     }
 
+    /// Block `b` as scale, minimum and values, for the panel writer.
+    fn block(&self, format: Format, b: usize, out: &mut RowBlock) {
+        out.d = self.d[b];
+        out.m = self.m[b];
+        match format {
+            Format::Q8 => {
+                for (q, &v) in out.q.iter_mut().zip(&self.q[b * BLOCK..(b + 1) * BLOCK]) {
+                    *q = v as i8;
+                }
+            }
+            Format::Q4 | Format::Q5 => {
+                let qh = if format == Format::Q5 { self.qh[b] } else { 0 };
+                for (i, &v) in self.nibbles[b * 16..(b + 1) * 16].iter().enumerate() {
+                    out.q[i] = ((v & 0x0f) | (((qh >> i) & 1) as u8) << 4) as i8;
+                    out.q[i + 16] = ((v >> 4) | (((qh >> (i + 16)) & 1) as u8) << 4) as i8;
+                }
+            }
+        }
+    }
+
     /// Quantizes `values` to 8-bit blocks with `f32` scales.
     fn requantize(&mut self) {
         let mut qs = vec![0i8; self.values.len()];
@@ -244,7 +283,7 @@ impl RowBlocks {
 }
 
 /// Writes block `b` of four decoded rows in `format`'s group layout (see `Format`).
-fn write_group_block(format: Format, rows: &[RowBlocks; GROUP], b: usize, out: &mut [u8]) {
+fn write_group_block(format: Format, rows: &[RowBlocks], b: usize, out: &mut [u8]) {
     match format {
         Format::Q8 => {
             for (lane, row) in rows.iter().enumerate() {
@@ -315,7 +354,7 @@ mod tests {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
-    use super::super::{Format, PackedMatrix, Q8Rows, f16_to_f32, f32_to_f16, matmul, portable_dot};
+    use super::super::{Format, Kernel, PackedMatrix, Q8Rows, f16_to_f32, f32_to_f16, matmul_with, portable_dot};
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed;
@@ -352,7 +391,13 @@ mod tests {
         // f16 step (2^-11 relative) of each: at most 2^-11 * (15 d1 + m1) <= 1.5 * 2^-10 of the
         // block's largest magnitude, which is at least 7.5 d1 and at least m1. Q6_K is
         // requantized to 8 bits: half a step of `amax / 127` per value.
-        let (rows, cols) = (8, 512);
+        // 8 rows are stored in groups of four, 32 in two panels of 16.
+        for rows in [8, 32] {
+            repacks_to_candles_values(rows, 512);
+        }
+    }
+
+    fn repacks_to_candles_values(rows: usize, cols: usize) {
         let w = values(rows * cols, 11);
         let wt = Tensor::from_vec(w.clone(), (rows, cols), &Device::Cpu).unwrap();
         for (dtype, format, tolerance) in [
@@ -372,6 +417,7 @@ mod tests {
             let bytes = q.data().unwrap();
             let packed = PackedMatrix::from_gguf_bytes(dtype, &bytes, rows, cols).unwrap();
             assert_eq!(packed.format(), format, "{dtype:?}");
+            assert_eq!(packed.panel, rows.is_multiple_of(16), "{dtype:?} {rows} rows");
             let mut row = vec![0f32; cols];
             for r in 0..rows {
                 packed.row_into(r, &mut row);
@@ -386,20 +432,22 @@ mod tests {
             }
             // The kernels on the repacked matrix agree with the portable product and with the
             // dequantized values, for one token (decode tiles) and several (prefill tiles).
-            for m in [1, 2, 3, 5] {
+            for m in [1, 2, 3, 4, 5, 7, 9, 17] {
                 let x = values(m * cols, 12);
                 let xq = Q8Rows::quantize(&x, m);
-                let y = matmul(&xq, &packed);
-                for i in 0..m {
-                    for c in 0..rows {
-                        let exact: f32 = (0..cols).map(|k| x[i * cols + k] * expected[c * cols + k]).sum();
-                        let norm: f32 = (0..cols).map(|k| (x[i * cols + k] * expected[c * cols + k]).abs()).sum();
-                        let (got, portable) = (y[i * rows + c], portable_dot(&xq, i, &packed, c));
-                        assert!(
-                            (got - portable).abs() <= 1e-4 * norm.max(1.0),
-                            "{dtype:?} {m} {i},{c}: {got} vs {portable}"
-                        );
-                        assert!((got - exact).abs() <= 0.02 * norm + 1e-3, "{dtype:?} {i},{c}: {got} vs {exact}");
+                for kernel in Kernel::available() {
+                    let y = matmul_with(kernel, &xq, &packed);
+                    for i in 0..m {
+                        for c in 0..rows {
+                            let exact: f32 = (0..cols).map(|k| x[i * cols + k] * expected[c * cols + k]).sum();
+                            let norm: f32 = (0..cols).map(|k| (x[i * cols + k] * expected[c * cols + k]).abs()).sum();
+                            let (got, portable) = (y[i * rows + c], portable_dot(&xq, i, &packed, c));
+                            assert!(
+                                (got - portable).abs() <= 1e-4 * norm.max(1.0),
+                                "{kernel:?} {dtype:?} {m} {i},{c}: {got} vs {portable}"
+                            );
+                            assert!((got - exact).abs() <= 0.02 * norm + 1e-3, "{dtype:?} {i},{c}: {got} vs {exact}");
+                        }
                     }
                 }
             }
