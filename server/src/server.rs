@@ -106,9 +106,14 @@ impl Server {
             // Loading a model takes seconds: when a start takes longer than a moment, clients that
             // show work-done progress get a "Loading model" bar fed by the loader's own messages.
             let (messages, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let loader_state = Arc::clone(&state);
             let handle = tokio::task::spawn_blocking(move || {
                 engines::start(&wanted, &mut |message| {
                     tracing::info!("{message}");
+                    // A start that newer settings replaced no longer speaks for the engine.
+                    if loader_state.engine_spec.read().as_ref() == Some(&wanted) {
+                        *loader_state.loading_step.write() = Some(message.to_string());
+                    }
                     let _ = messages.send(message.to_string());
                 })
             });

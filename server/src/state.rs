@@ -97,6 +97,9 @@ pub struct State {
     engine_changed: tokio::sync::Notify,
     /// What `engine` was started from, to restart it when the settings change.
     pub engine_spec: RwLock<Option<StartSpec>>,
+    /// While the engine starts: its latest step (a model fetch's progress, then the load), for
+    /// `glint/status`. Cleared whenever `engine` changes.
+    pub loading_step: RwLock<Option<String>>,
     pub inflight: Inflight,
     /// Code actions being computed.
     pub actions: crate::actions::ActionWork,
@@ -150,6 +153,7 @@ impl State {
     /// Replaces the engine slot and wakes the requests waiting for a load to end.
     pub fn set_engine(&self, slot: EngineSlot) {
         *self.engine.write() = slot;
+        *self.loading_step.write() = None;
         self.engine_changed.notify_waiters();
     }
 

@@ -1,7 +1,7 @@
 //! End to end: requests that arrive while the model loads. An invoked completion and a code action
 //! resolve wait for the load and succeed; an automatic completion answers nothing meanwhile;
-//! clients with work-done progress see "Loading model" begin and end; `glint/status` says loading,
-//! then ready.
+//! clients with work-done progress see "Loading model" begin and end; `glint/status` says loading
+//! with the current step (a fetch's progress, the load), then ready.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +104,28 @@ async fn a_code_action_picked_while_the_model_loads_waits_and_succeeds() {
         .unwrap_or_default();
     let ended = inbox.iter().any(|m| m["params"]["token"] == load_token && m["params"]["value"]["kind"] == "end");
     assert!(ended, "the loading progress ended: {inbox:?}");
+}
+
+#[tokio::test]
+async fn glint_status_says_what_a_loading_engine_is_doing_and_forgets_it_once_ready() {
+    let client = loading_client().await;
+    // The scripted engine reports one step, as a model fetch reports its parts.
+    let deadline = Instant::now() + Duration::from_millis(LOAD_MS);
+    let mut status = client.call("glint/status", Value::Null).await;
+    while status["engine"]["step"].is_null() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = client.call("glint/status", Value::Null).await;
+    }
+    assert_eq!(status["engine"]["state"], "loading", "{status}");
+    assert_eq!(status["engine"]["step"], "loading the scripted engine", "{status}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status["engine"]["state"] == "loading" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = client.call("glint/status", Value::Null).await;
+    }
+    assert_eq!(status["engine"]["state"], "ready", "{status}");
+    assert!(status["engine"].get("step").is_none(), "no step once ready: {status}");
 }
 
 #[tokio::test]

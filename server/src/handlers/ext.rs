@@ -62,7 +62,12 @@ fn engine_status(state: &State) -> Value {
             }
         }
         crate::engines::EngineSlot::Failed(why) => status["error"] = json!(why),
-        _ => {}
+        crate::engines::EngineSlot::Loading => {
+            if let Some(step) = state.loading_step.read().clone() {
+                status["step"] = json!(step);
+            }
+        }
+        crate::engines::EngineSlot::None => {}
     }
     status
 }
