@@ -83,6 +83,28 @@ async fn completion_items_carry_exact_text_edits_in_every_encoding() {
 }
 
 #[tokio::test]
+async fn a_completion_items_label_reads_as_the_text_it_inserts() {
+    // Helix and completion menus show the label: "total / len(numbers)", not "total/ len(numbers)".
+    for (answer, line, character, label) in [
+        (" / len(numbers)", "    return total", 16, "total / len(numbers)"),
+        ("  # done", "    x = 1", 9, "1  # done"),
+        ("total / len(numbers)", "    return ", 11, "total / len(numbers)"),
+    ] {
+        let client = client_with(FakeEngine::fixed(answer), &["utf-16"], json!({"debounceMs": 0})).await;
+        let uri = "file:///mean.py";
+        client.open(uri, "python", &format!("def mean(numbers):\n{line}\n")).await;
+        let result = client
+            .call(
+                "textDocument/completion",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": character}}),
+            )
+            .await;
+        let item = &result["items"][0];
+        assert_eq!(item["label"], label, "{answer:?}: {item}");
+    }
+}
+
+#[tokio::test]
 async fn a_keystroke_cancels_the_in_flight_request_down_to_the_engine() {
     let engine = FakeEngine::fixed("x".repeat(2000)).with_delay(Duration::from_millis(10));
     let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;

@@ -172,7 +172,12 @@ pub async fn completion(
     let range =
         Range { start: lsp_position(rope, word_start, encoding), end: lsp_position(rope, outcome.cursor, encoding) };
     let new_text = format!("{word}{}", outcome.text);
-    let first_line = outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    // The label reads as what gets inserted: text that goes on after the word keeps its spacing
+    // (`total / len(numbers)`); a suggestion that starts further on shows its first line.
+    let first_line = match outcome.text.lines().next() {
+        Some(line) if !word.is_empty() && !line.trim().is_empty() => line.trim_end(),
+        _ => outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim(),
+    };
     let label = format!("{word}{}", truncate(first_line, 60));
     let multi_line = outcome.text.trim_end().contains('\n');
     let item = CompletionItem {
