@@ -173,12 +173,18 @@ pub async fn completion(
         Range { start: lsp_position(rope, word_start, encoding), end: lsp_position(rope, outcome.cursor, encoding) };
     let new_text = format!("{word}{}", outcome.text);
     // The label reads as what gets inserted: text that goes on after the word keeps its spacing
-    // (`total / len(numbers)`); a suggestion that starts further on shows its first line.
-    let first_line = match outcome.text.lines().next() {
-        Some(line) if !word.is_empty() && !line.trim().is_empty() => line.trim_end(),
-        _ => outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim(),
+    // (`total / len(numbers)`); a suggestion that starts on a later line shows that line after a
+    // line break sign (`total ↵ return total`), never glued to the word.
+    let label = match outcome.text.lines().next() {
+        Some(line) if !line.trim().is_empty() => {
+            let line = if word.is_empty() { line.trim() } else { line.trim_end() };
+            format!("{word}{}", truncate(line, 60))
+        }
+        _ => {
+            let next = outcome.text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            format!("{word} ↵ {}", truncate(next, 60)).trim_start().to_string()
+        }
     };
-    let label = format!("{word}{}", truncate(first_line, 60));
     let multi_line = outcome.text.trim_end().contains('\n');
     let item = CompletionItem {
         label,
