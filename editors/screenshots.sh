@@ -27,7 +27,8 @@ XVFB_PID=""
 cleanup() {
   tmux -L "$TMUX_SOCKET" kill-server >/dev/null 2>&1
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null
-  rm -rf "$WORK"
+  # GLINT_SHOTS_KEEP=1 keeps the editors' folders and logs for a look.
+  [ -n "${GLINT_SHOTS_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
 

@@ -97,6 +97,90 @@ helix_check() {
 }
 helix_check
 
+# Typing as people do: in the body of `average`, type `return total` one key every 100 ms; Helix asks
+# by itself after each key (config.toml), the server drops the stale requests (Helix never cancels),
+# and the menu's AI item reads as the text it inserts (`total / len(numbers)`). Tab takes it,
+# `:write` saves exactly that line. The scripted engine streams its answer 3 characters at a time.
+helix_typing() {
+  local root="$CACHE/helix-25.01" hx name=helix-typing
+  hx="$root/usr/lib/hx/hx"
+  if ! HELIX_RUNTIME="$root/usr/lib/hx/runtime" "$hx" --version 2>/dev/null | grep -q '^helix 25\.01'; then
+    skip "$name" "Helix 25.01 is not installed (the helix check installs it)"
+    return
+  fi
+  local dir="$WORK/$name" start=$SECONDS session="glint-$name-$$" i key
+  mkdir -p "$dir/config/helix" "$dir/home"
+  sed -e "s|^command = \"glint\"|command = \"$GLINT\"|" \
+    -e 's|^args = \["lsp"\]|args = ["lsp", "--engine", "fake+delay=20: / len(numbers)"]|' \
+    "$EDITORS/helix/languages.toml" >"$dir/config/helix/languages.toml"
+  cp "$EDITORS/helix/config.toml" "$dir/config/helix/config.toml"
+  printf 'def average(numbers):\n    total = sum(numbers)\n    \n' >"$dir/mean.py"
+  tmx kill-session -t "$session" 2>/dev/null
+  tmx new-session -d -s "$session" -x 120 -y 30 \
+    "cd '$dir' && env HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' HELIX_RUNTIME='$root/usr/lib/hx/runtime' '$hx' -v --log '$dir/helix.log' mean.py:3"
+  for i in $(seq 1 100); do
+    grep -q '"serverInfo"' "$dir/helix.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  sleep 1
+  tmx send-keys -t "$session" A
+  for key in r e t u r n ' ' t o t a l; do
+    tmx send-keys -t "$session" -l "$key"
+    sleep 0.1
+  done
+  for i in $(seq 1 50); do
+    tmx capture-pane -p -t "$session" | grep -qF 'total / len(numbers)' && break
+    sleep 0.1
+  done
+  tmx capture-pane -p -t "$session" >"$dir/screen-menu.txt"
+  tmx send-keys -t "$session" Tab
+  sleep 0.3
+  tmx send-keys -t "$session" Escape
+  sleep 0.2
+  tmx send-keys -t "$session" ":write" Enter
+  for i in $(seq 1 30); do
+    # Helix saves by renaming a new file into place, so the file may be missing for a moment.
+    grep -qF 'len(numbers)' "$dir/mean.py" 2>/dev/null && break
+    sleep 0.1
+  done
+  tmx send-keys -t "$session" ":quit!" Enter
+  sleep 0.2
+  tmx kill-session -t "$session" 2>/dev/null
+  cp "$dir/helix.log" "$LOGS/$name.log" 2>/dev/null
+  {
+    echo "== screen with the completion menu"
+    cat "$dir/screen-menu.txt"
+    echo "== file"
+    cat "$dir/mean.py"
+  } >>"$LOGS/$name.log"
+  local ok=1 asked
+  asked="$(grep -c '"method":"textDocument/completion"' "$dir/helix.log")"
+  if [ "$asked" -ge 2 ]; then
+    echo "    ok   Helix asked by itself while typing ($asked completion requests)"
+  else
+    echo "    FAIL Helix asked $asked times"
+    ok=0
+  fi
+  if grep -qF 'total / len(numbers)' "$dir/screen-menu.txt"; then
+    echo "    ok   the menu's AI item reads as what it inserts: total / len(numbers)"
+  else
+    echo "    FAIL no item reading 'total / len(numbers)' in the menu: $(grep -F 'len(numbers)' "$dir/screen-menu.txt" | head -1)"
+    ok=0
+  fi
+  if [ "$(sed -n 3p "$dir/mean.py")" = "    return total / len(numbers)" ]; then
+    echo "    ok   Tab takes it and :write saves exactly it"
+  else
+    echo "    FAIL line 3 of the saved file is '$(sed -n 3p "$dir/mean.py")'"
+    ok=0
+  fi
+  if [ $ok -eq 1 ]; then
+    pass "$name" "$((SECONDS - start)) s"
+  else
+    fail "$name" "typing in Helix" "$LOGS/$name.log"
+  fi
+}
+helix_typing
+
 # Code actions in a Rust file: `Space a` opens the menu with Glint's actions; picking one resolves
 # it (Helix sends codeAction/resolve, or runs the action's command when that fails) and applies the
 # edit; `:write` saves exactly the expected file. The scripted engine answers FAKE to everything.
