@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p glint-engine --bench engine`. The llama.cpp column needs a Python with
 //! llama-cpp-python (`GLINT_BENCH_PYTHON`, default `python3`); see `llama_cpp_bench.py`.
+//! `GLINT_BENCH_MODEL` picks the model file; `GLINT_BENCH_LLAMA_MODELS` adds llama.cpp runs on
+//! other files of the same model (its best format), each printed against Glint's figures.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -131,8 +133,18 @@ fn main() {
     ours.add("cancel_prefill_ms", cancel_prefill);
     let peak_rss_mb = peak_rss_mb();
 
-    let theirs = llama_cpp(&path, &tokens, &warm_tails, threads, &reps);
-    print_table(&ours, theirs.as_ref(), peak_rss_mb);
+    // llama.cpp on the same file, then on any other files of the same model named in
+    // `GLINT_BENCH_LLAMA_MODELS` (comma-separated; e.g. the model requantized to Q4_0, llama.cpp's
+    // fastest CPU format), each side by side with Glint on the file above.
+    let mut files = vec![path.clone()];
+    if let Ok(more) = std::env::var("GLINT_BENCH_LLAMA_MODELS") {
+        files.extend(more.split(',').filter(|f| !f.is_empty()).map(std::path::PathBuf::from));
+    }
+    for file in files {
+        println!("\nglint on {} vs llama.cpp on {}", path.display(), file.display());
+        let theirs = llama_cpp(&file, &tokens, &warm_tails, threads, &reps);
+        print_table(&ours, theirs.as_ref(), peak_rss_mb);
+    }
 }
 
 #[derive(Default)]

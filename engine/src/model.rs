@@ -728,7 +728,9 @@ fn exp_nonpositive(x: f32) -> f32 {
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129 + f * (0.001_333_355_8 + f * (1.540_353e-4 + f * 1.525_273e-5))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from the bits of n + 127 + 2^23, whose low mantissa bits are n + 127 (1..=127 here):
+    // unlike a float-to-integer cast, this stays in vector registers.
+    p * f32::from_bits(((n + (127.0 + 8_388_608.0)).to_bits() & 0xff) << 23)
 }
 
 /// Positions per key tile: keys are stored transposed in tiles of this many positions, so that
@@ -767,19 +769,14 @@ fn attention(q: &[f32], k_tiles: &[f32], v_cache: &[f32], cfg: &ModelConfig, ind
     let items = cfg.n_head * blocks;
     let out_ptr = SyncPtr(out.as_mut_ptr());
     let work = |range: std::ops::Range<usize>| {
-        let mut scores = Vec::new();
+        let (mut scores, mut values) = (Vec::new(), Vec::new());
         for item in range {
             let head = item / blocks;
             let first = (item % blocks) * QUERY_BLOCK;
             let count = QUERY_BLOCK.min(m - first);
             let job = AttentionBlock { q, k_tiles, v_cache, cfg, index_pos, head, first, out: out_ptr };
             // SAFETY (inside): each item writes only its own queries' slice of this head.
-            match count {
-                4 => job.run::<4>(&mut scores),
-                3 => job.run::<3>(&mut scores),
-                2 => job.run::<2>(&mut scores),
-                _ => job.run::<1>(&mut scores),
-            }
+            job.run(count, &mut scores, &mut values);
         }
     };
     if items <= 1 {
@@ -802,8 +799,33 @@ struct AttentionBlock<'a> {
     out: SyncPtr,
 }
 
+// Index loops over small constant-size tiles read like the arithmetic they do.
+#[allow(clippy::needless_range_loop)]
 impl AttentionBlock<'_> {
-    fn run<const NQ: usize>(&self, scores: &mut Vec<f32>) {
+    /// The block's `count` queries, in sub-blocks of 4, 2 or 1. Each query's scores, softmax
+    /// and output are summed in the same order whatever sub-block it is in, so results do not
+    /// depend on how a prompt is batched.
+    fn run(&self, count: usize, scores: &mut Vec<f32>, out: &mut Vec<f32>) {
+        let mut done = 0;
+        while done < count {
+            let first = self.first + done;
+            // Eight sums at a time fit the 16 vector registers with their operands; more spill.
+            done += match count - done {
+                left if left >= 4 => self.run_queries::<4, 2>(first, scores, out),
+                left if left >= 2 => self.run_queries::<2, 4>(first, scores, out),
+                _ => self.run_queries::<1, 8>(first, scores, out),
+            };
+        }
+    }
+
+    /// `NQ` queries from `first`, reading `TT` key tiles at a time (`NQ * TT` independent sums
+    /// hide the multiply-add latency). Returns `NQ`.
+    fn run_queries<const NQ: usize, const TT: usize>(
+        &self,
+        first: usize,
+        scores: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+    ) -> usize {
         let cfg = self.cfg;
         let hd = cfg.head_dim;
         let q_dim = cfg.n_head * hd;
@@ -813,74 +835,145 @@ impl AttentionBlock<'_> {
         let scale = 1.0 / (hd as f32).sqrt();
         let tile_size = kv_dim * KEY_TILE;
         // The last query sees the most keys.
-        let max_keys = self.index_pos + self.first + NQ;
+        let max_keys = self.index_pos + first + NQ;
         let tiles = max_keys.div_ceil(KEY_TILE);
-        let stride = tiles * KEY_TILE;
+        let stride = tiles.next_multiple_of(TT) * KEY_TILE;
         scores.clear();
         scores.resize(NQ * stride, 0.0);
 
         let queries: [&[f32]; NQ] = std::array::from_fn(|j| {
-            let i = self.first + j;
+            let i = first + j;
             &self.q[i * q_dim + self.head * hd..i * q_dim + (self.head + 1) * hd]
         });
-        for tile in 0..tiles {
-            let kt = &self.k_tiles[tile * tile_size + g * hd * KEY_TILE..tile * tile_size + (g + 1) * hd * KEY_TILE];
-            let mut acc = [[0f32; KEY_TILE]; NQ];
-            for (d, krow) in kt.chunks_exact(KEY_TILE).enumerate() {
-                for j in 0..NQ {
-                    let qd = queries[j][d];
-                    for l in 0..KEY_TILE {
-                        acc[j][l] = fmadd(qd, krow[l], acc[j][l]);
+        let key_tile = |tile: usize| {
+            let at = tile.min(tiles - 1) * tile_size + g * hd * KEY_TILE;
+            &self.k_tiles[at..at + hd * KEY_TILE]
+        };
+        for tile in (0..tiles).step_by(TT) {
+            // Tiles past the last are read again (from the last) and their scores never used.
+            let kts: [&[f32]; TT] = std::array::from_fn(|u| key_tile(tile + u));
+            let mut acc = [[[0f32; KEY_TILE]; TT]; NQ];
+            for d in 0..hd {
+                for u in 0..TT {
+                    let krow = &kts[u][d * KEY_TILE..(d + 1) * KEY_TILE];
+                    for j in 0..NQ {
+                        let qd = queries[j][d];
+                        for l in 0..KEY_TILE {
+                            acc[j][u][l] = fmadd(qd, krow[l], acc[j][u][l]);
+                        }
                     }
                 }
             }
             for j in 0..NQ {
-                scores[j * stride + tile * KEY_TILE..j * stride + (tile + 1) * KEY_TILE].copy_from_slice(&acc[j]);
+                for u in 0..TT {
+                    let at = j * stride + (tile + u) * KEY_TILE;
+                    scores[at..at + KEY_TILE].copy_from_slice(&acc[j][u]);
+                }
             }
         }
 
-        let mut out = vec![0f32; hd];
-        for j in 0..NQ {
-            let i = self.first + j;
-            let n_keys = self.index_pos + i + 1;
-            let s = &mut scores[j * stride..j * stride + n_keys];
-            let mut max = f32::NEG_INFINITY;
-            for v in s.iter_mut() {
+        let mut sums = [0f32; NQ];
+        for (j, sum) in sums.iter_mut().enumerate() {
+            let n_keys = self.index_pos + first + j + 1;
+            let s = &mut scores[j * stride..(j + 1) * stride];
+            // The maximum in eight lanes, which vectorizes (a running scalar maximum does not).
+            let mut lanes = [f32::NEG_INFINITY; 8];
+            let mut chunks = s[..n_keys].chunks_exact_mut(8);
+            for chunk in &mut chunks {
+                for (lane, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+                    *v *= scale;
+                    *lane = lane.max(*v);
+                }
+            }
+            for (lane, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
                 *v *= scale;
-                max = max.max(*v);
+                *lane = lane.max(*v);
             }
-            let mut sum = 0f32;
-            for v in s.iter_mut() {
+            let max = lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            // Exponentials and their sum in eight lanes too (a running scalar sum is a chain of
+            // dependent additions); the order depends on the query's key count alone.
+            let mut totals = [0f32; 8];
+            let mut chunks = s[..n_keys].chunks_exact_mut(8);
+            for chunk in &mut chunks {
+                for (total, v) in totals.iter_mut().zip(chunk.iter_mut()) {
+                    *v = exp_nonpositive(*v - max);
+                    *total += *v;
+                }
+            }
+            for (total, v) in totals.iter_mut().zip(chunks.into_remainder()) {
                 *v = exp_nonpositive(*v - max);
+                *total += *v;
             }
-            for v in s.iter() {
-                sum += *v;
-            }
-            out.fill(0.0);
-            // Four positions per pass, so the output row is loaded and stored a quarter as often.
-            let row = |t: usize| &self.v_cache[t * kv_dim + g * hd..t * kv_dim + (g + 1) * hd];
-            let mut t = 0;
-            while t + 4 <= s.len() {
-                let (p0, p1, p2, p3) = (s[t], s[t + 1], s[t + 2], s[t + 3]);
-                let (v0, v1, v2, v3) = (row(t), row(t + 1), row(t + 2), row(t + 3));
-                for d in 0..hd {
-                    out[d] = fmadd(p3, v3[d], fmadd(p2, v2[d], fmadd(p1, v1[d], fmadd(p0, v0[d], out[d]))));
+            *sum = totals.iter().sum();
+            // Positions this query does not see weigh exactly nothing: `fmadd(0, v, o)` is `o`.
+            s[n_keys..].fill(0.0);
+        }
+
+        // The weighted sum of values, `8 * TT` dimensions of every query at a time, so that each
+        // value row is read once for all the block's queries.
+        out.clear();
+        out.resize(NQ * hd, 0.0);
+        let mut d0 = 0;
+        while d0 + 8 * TT <= hd {
+            self.weigh_values::<NQ, TT>(g, d0, max_keys, scores, stride, out);
+            d0 += 8 * TT;
+        }
+        while d0 + 8 <= hd {
+            self.weigh_values::<NQ, 1>(g, d0, max_keys, scores, stride, out);
+            d0 += 8;
+        }
+        let row = |t: usize| &self.v_cache[t * kv_dim + g * hd..t * kv_dim + (g + 1) * hd];
+        for d in d0..hd {
+            for t in 0..max_keys {
+                let v = row(t)[d];
+                for j in 0..NQ {
+                    out[j * hd + d] = fmadd(scores[j * stride + t], v, out[j * hd + d]);
                 }
-                t += 4;
             }
-            while t < s.len() {
-                let (p, v) = (s[t], row(t));
-                for (o, v) in out.iter_mut().zip(v) {
-                    *o += p * v;
-                }
-                t += 1;
-            }
+        }
+        for (j, sum) in sums.iter().enumerate() {
+            let i = first + j;
             let inv = 1.0 / sum;
             // SAFETY: the slice for (query i, this head) is written by this work item only, and
             // the output buffer outlives the pool call.
             let dst = unsafe { std::slice::from_raw_parts_mut(self.out.get().add(i * q_dim + self.head * hd), hd) };
-            for (d, o) in dst.iter_mut().zip(&out) {
+            for (d, o) in dst.iter_mut().zip(&out[j * hd..(j + 1) * hd]) {
                 *d = o * inv;
+            }
+        }
+        NQ
+    }
+
+    /// Dimensions `d0..d0 + 8 * W` of the `NQ` queries' weighted sums of values (`out`, `NQ` rows
+    /// of `head_dim`) from their weights (`scores`, rows of `stride`), position by position.
+    fn weigh_values<const NQ: usize, const W: usize>(
+        &self,
+        g: usize,
+        d0: usize,
+        keys: usize,
+        scores: &[f32],
+        stride: usize,
+        out: &mut [f32],
+    ) {
+        let hd = self.cfg.head_dim;
+        let kv_dim = self.cfg.n_kv_head * hd;
+        let mut acc = [[[0f32; 8]; W]; NQ];
+        for t in 0..keys {
+            let at = t * kv_dim + g * hd + d0;
+            let v = &self.v_cache[at..at + 8 * W];
+            for j in 0..NQ {
+                let p = scores[j * stride + t];
+                for u in 0..W {
+                    for l in 0..8 {
+                        acc[j][u][l] = fmadd(p, v[u * 8 + l], acc[j][u][l]);
+                    }
+                }
+            }
+        }
+        for j in 0..NQ {
+            for u in 0..W {
+                let at = j * hd + d0 + u * 8;
+                out[at..at + 8].copy_from_slice(&acc[j][u]);
             }
         }
     }
