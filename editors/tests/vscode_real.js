@@ -78,7 +78,8 @@ async function session(name, settings, files, file, run, onOpen) {
   const before = failed;
   let browser;
   try {
-    for (let i = 0; i < 100; i++) {
+    // A machine busy with builds can take a while to start code-server and serve its first page.
+    for (let i = 0; i < 300; i++) {
       if (Buffer.concat(serverLog).toString().includes("HTTP server listening")) break;
       await sleep(200);
     }
@@ -90,7 +91,7 @@ async function session(name, settings, files, file, run, onOpen) {
     // With GLINT_VSCODE_VERBOSE, VS Code's own inline suggestion log (editor.inlineSuggest.logFetch).
     const consoleLines = [];
     page.on("console", (message) => consoleLines.push(message.text()));
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(ws)}`);
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(ws)}`, { timeout: 90000 });
     await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
     await sleep(2000);
     // Open the file from the Explorer (the Chat view may hold the keyboard focus).
@@ -512,7 +513,8 @@ async function savedText(file, done) {
 async function pickCodeAction(page, title, shot) {
   const rows = page.locator(".action-widget .monaco-list-row");
   let offered = [];
-  for (let attempt = 0; attempt < 3 && !offered.some((t) => t.startsWith(title)); attempt++) {
+  // A machine busy with builds can leave the first menu empty: ask again a few times.
+  for (let attempt = 0; attempt < 5 && !offered.some((t) => t.startsWith(title)); attempt++) {
     // Not Escape to close a stale menu: in the editor it would also drop the selection.
     await page.keyboard.press("Control+.");
     for (let i = 0; i < 50 && !offered.some((t) => t.startsWith(title)); i++) {
