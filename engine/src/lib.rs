@@ -75,8 +75,10 @@ pub fn session_key(name: &str) -> String {
 /// `generate`, the server's `ClientId` for `generate_for`) and `session`:
 /// - the newest request of a key supersedes that key's older ones, waiting or running, at once
 ///   (within a prefill chunk or a decode step); it never cancels another key's request;
-/// - keys take turns for the model, one request at a time: clients first, then the sessions of
-///   a client; a bounded number wait, and past it a request is refused as busy at once;
+/// - keys take turns for the model a prefill chunk or a decode step at a time, a few keys' requests
+///   in progress at once, so that none waits for another key's whole generation: clients first,
+///   then the sessions of a client; a bounded number wait to start, and past it a request is
+///   refused as busy at once;
 /// - KV caches belong to a key: a client never reuses what another client's requests left in the
 ///   cache, so neither its timings nor `Timings::cached_tokens` say anything about them.
 pub trait Engine: Send + Sync + 'static {

@@ -9,7 +9,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{TempDir, TinySpec};
 use glint_engine::ws::{ServeConfig, WsClientConfig, WsEngine};
@@ -58,6 +58,27 @@ async fn two_sessions_generating_at_once_both_finish() {
 }
 
 #[tokio::test]
+async fn a_short_request_of_another_session_is_answered_while_a_long_one_goes_on() {
+    let dir = TempDir::new("shared-interleave");
+    let engine = tiny_engine(&dir, slow());
+    let mut long = engine.generate(request("a", "the cat", 100));
+    running(&mut long).await;
+    let long = tokio::spawn(async move {
+        let (_, finish) = collect(long).await;
+        (Instant::now(), finish)
+    });
+    let (text, finish) = collect(engine.generate(request("b", "in the hat", 5))).await;
+    let short_done = Instant::now();
+    assert_eq!(finish.reason, FinishReason::Length, "{finish:?}");
+    assert!(!text.is_empty());
+    let (long_done, finish) = long.await.unwrap();
+    // The short one did not wait for the long one to end (it took turns with it step by step),
+    // and did not cancel it.
+    assert!(short_done < long_done, "the short request was answered only after the long one ended");
+    assert_eq!((finish.reason, finish.timings.decode_tokens), (FinishReason::Length, 100), "{finish:?}");
+}
+
+#[tokio::test]
 async fn a_third_request_of_a_session_cancels_that_sessions_older_one_only() {
     let dir = TempDir::new("shared-third");
     let engine = tiny_engine(&dir, slow());
@@ -73,7 +94,8 @@ async fn a_third_request_of_a_session_cancels_that_sessions_older_one_only() {
 #[tokio::test]
 async fn past_the_queue_bound_requests_of_other_sessions_are_refused_as_busy() {
     let dir = TempDir::new("shared-busy");
-    let engine = tiny_engine(&dir, slow());
+    // One job in progress at a time, so that every other request waits in the queue.
+    let engine = tiny_engine(&dir, LocalConfig { max_sessions: 1, ..slow() });
     let mut first = engine.generate(request("running", "the cat", 1000));
     running(&mut first).await;
     let waiting: Vec<Generation> = (0..100).map(|i| engine.generate(request(&format!("s{i}"), "x", 1))).collect();
@@ -188,7 +210,8 @@ async fn with_one_cache_another_connection_still_starts_cold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_a_busy_error_that_the_client_reports_clearly() {
     let dir = TempDir::new("shared-ws-busy");
-    let engine = tiny_engine(&dir, LocalConfig { max_waiting: 1, ..slow() });
+    // One job in progress at a time and one waiting: a third client is refused.
+    let engine = tiny_engine(&dir, LocalConfig { max_waiting: 1, max_sessions: 1, ..slow() });
     let server = Server::start(Arc::new(engine)).await;
     let (a, b, c) = (server.client().await, server.client().await, server.client().await);
     let mut long = a.generate(request("doc", "the cat", 1000));

@@ -1,7 +1,7 @@
 //! `LocalEngine`: the in-process engine. One dedicated OS thread owns the model and serves requests
 //! from a queue (`queue.rs`: the newest request of a client's session supersedes its older ones,
-//! different sessions take turns); it keeps KV caches of recent prompts per client and session and
-//! reuses their longest common token prefix.
+//! requests of different sessions are in progress at once and take turns step by step); it keeps
+//! KV caches of recent prompts per client and session and reuses their longest common token prefix.
 
 mod queue;
 mod runner;
@@ -29,13 +29,15 @@ pub struct LocalConfig {
     /// The most positions a prompt plus completion may hold; `None` means the model's training
     /// context, capped at 16,384.
     pub context_length: Option<usize>,
-    /// How many sessions (documents) keep a warm KV cache; at least one.
+    /// How many sessions (documents) keep a warm KV cache; at least one. Also how many requests
+    /// of different sessions are in progress at once, taking turns step by step (each holds a
+    /// cache); with 1 they run one after another.
     pub max_sessions: usize,
     /// Memory for the KV caches of sessions other than the current one, in MiB.
     pub session_cache_mib: usize,
-    /// How many sessions' requests may wait for the model at once (each session has at most one
-    /// waiting; a newer request replaces it). Past it, a request of another session is refused
-    /// at once as busy.
+    /// How many sessions' requests may wait to start, besides those in progress (each session
+    /// has at most one waiting; a newer request replaces it). Past it, a request of another
+    /// session is refused at once as busy.
     pub max_waiting: usize,
     /// Prompt tokens per prefill step; cancellation is checked between steps.
     pub prefill_chunk: usize,

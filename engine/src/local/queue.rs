@@ -3,10 +3,13 @@
 //! Requests are keyed by client (`None` in process, a connection of `glint engine serve`
 //! otherwise) and session. A request supersedes only the older requests of its own key: one
 //! waiting is replaced in its place in line, one running is told to stop, which it does within a
-//! prefill chunk or a decode step. Requests of other keys wait their turn: clients take turns,
-//! and within a client its keys take turns, one job at a time since the model is one. At most
-//! `capacity` keys wait; past that a request is refused at once as busy. A warm-up runs only when
-//! nothing else is queued or running, supersedes nothing, and yields to any request.
+//! prefill chunk or a decode step. Requests of other keys never wait for a whole job: the model
+//! thread keeps several jobs in progress (each with its own KV cache) and the queue hands out
+//! turns of one prefill chunk or one decode step. A waiting request starts as soon as there is
+//! room among the jobs in progress; clients take turns, and within a client its keys take turns,
+//! both to start and for every step. At most `capacity` keys wait; past that a request is refused
+//! at once as busy. A warm-up runs only when nothing else is queued or running, supersedes
+//! nothing, and yields to any request.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -69,16 +72,31 @@ struct State {
     /// requests were all cancelled meanwhile; such a turn is skipped.
     turns: VecDeque<Option<ClientId>>,
     warm_up: Option<Job>,
-    /// The job the model thread is serving.
-    running: Option<Running>,
+    /// The jobs the model thread has in progress, in the order they started.
+    running: Vec<Running>,
+    /// Counts turns, so that the one served longest ago goes next.
+    turn_clock: u64,
     /// No more jobs will come: the engine was dropped, or its thread is gone.
     closed: bool,
 }
 
 struct Running {
     key: Key,
+    sequence: u64,
     background: bool,
     superseded: Arc<AtomicBool>,
+    /// The turn it last had (its start counts as one).
+    last_turn: u64,
+}
+
+/// What the model thread does next, as [`Queue::next_turn`] decides.
+pub(crate) enum Turn {
+    /// Start this job: it is in progress from now until [`Queue::done`]; its first step comes at
+    /// once.
+    Start(Box<Job>),
+    /// One more step (a prefill chunk or a decode step) of the job in progress with this sequence
+    /// number.
+    Step(u64),
 }
 
 impl Queue {
@@ -95,9 +113,7 @@ impl Queue {
             return Err(EngineError::Stopped);
         }
         let key = Key::new(client, &request);
-        if let Some(running) = &state.running
-            && (running.background || running.key == key)
-        {
+        for running in state.running.iter().filter(|running| running.background || running.key == key) {
             running.superseded.store(true, Ordering::Release);
         }
         if let Some(warm_up) = state.warm_up.take() {
@@ -144,25 +160,40 @@ impl Queue {
         Some(generation)
     }
 
-    /// The next job for the model thread, which also says the previous one is done. Blocks until
-    /// there is one; `None` once the queue is closed and empty.
-    pub(crate) fn next(&self) -> Option<Job> {
+    /// The model thread's next turn, with at most `max_in_progress` jobs (at least one) in
+    /// progress: a waiting request starts as soon as there is room for it, else the job in
+    /// progress whose client, and then itself, had a turn longest ago takes a step. Blocks until
+    /// there is something to do; `None` once the queue is closed and nothing is left.
+    pub(crate) fn next_turn(&self, max_in_progress: usize) -> Option<Turn> {
         let mut state = self.state.lock();
-        state.running = None;
         loop {
-            if let Some(job) = state.take_next() {
-                state.running = Some(Running {
+            if state.running.len() < max_in_progress.max(1)
+                && let Some(job) = state.take_next()
+            {
+                state.turn_clock += 1;
+                let running = Running {
                     key: job.key.clone(),
+                    sequence: job.sequence,
                     background: job.background,
                     superseded: job.superseded.clone(),
-                });
-                return Some(job);
+                    last_turn: state.turn_clock,
+                };
+                state.running.push(running);
+                return Some(Turn::Start(Box::new(job)));
+            }
+            if let Some(sequence) = state.take_step() {
+                return Some(Turn::Step(sequence));
             }
             if state.closed {
                 return None;
             }
             self.ready.wait(&mut state);
         }
+    }
+
+    /// The job with this sequence number is over (finished, cancelled or failed).
+    pub(crate) fn done(&self, sequence: u64) {
+        self.state.lock().running.retain(|running| running.sequence != sequence);
     }
 
     /// Whether nothing is queued or running.
@@ -182,7 +213,7 @@ impl Queue {
             let mut guard = self.state.lock();
             let state = &mut *guard;
             state.closed = true;
-            state.running = None;
+            state.running.clear();
             state.turns.clear();
             state.waiting.drain(..).chain(state.warm_up.take()).collect()
         };
@@ -213,7 +244,25 @@ impl State {
     }
 
     fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.warm_up.is_none() && self.running.is_none()
+        self.waiting.is_empty() && self.warm_up.is_none() && self.running.is_empty()
+    }
+
+    /// The job in progress to step next: of the client whose last turn is the oldest, the one
+    /// whose last turn is the oldest. Its turn is counted.
+    fn take_step(&mut self) -> Option<u64> {
+        let client_turn = |client: &Option<ClientId>| {
+            self.running.iter().filter(|r| r.key.client == *client).map(|r| r.last_turn).max().unwrap_or(0)
+        };
+        let next = self
+            .running
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, r)| (client_turn(&r.key.client), r.last_turn))
+            .map(|(i, _)| i)?;
+        self.turn_clock += 1;
+        let running = &mut self.running[next];
+        running.last_turn = self.turn_clock;
+        Some(running.sequence)
     }
 
     /// The oldest waiting request of the client whose turn it is, the client going to the back of
@@ -249,10 +298,21 @@ mod tests {
         GenerateRequest { prefix: prefix.into(), session: Some(session.into()), ..GenerateRequest::default() }
     }
 
-    /// The prefixes of the jobs the queue hands out, in order, until it has none.
+    /// The prefixes of the jobs the queue starts one at a time, in order, until it has none.
     fn drain(queue: &Queue) -> Vec<String> {
         queue.close();
-        std::iter::from_fn(|| queue.next()).map(|job| job.request.prefix).collect()
+        std::iter::from_fn(|| start(queue, 1).inspect(|job| queue.done(job.sequence)))
+            .map(|job| job.request.prefix)
+            .collect()
+    }
+
+    /// The job the queue starts next, with at most `max_in_progress` in progress.
+    #[allow(clippy::panic)]
+    fn start(queue: &Queue, max_in_progress: usize) -> Option<Job> {
+        match queue.next_turn(max_in_progress)? {
+            Turn::Start(job) => Some(*job),
+            Turn::Step(sequence) => panic!("a step of job {sequence} where a start was expected"),
+        }
     }
 
     fn finished_reason(generation: &mut Generation) -> Option<FinishReason> {
@@ -290,7 +350,7 @@ mod tests {
         let queue = Queue::new(16);
         let client = Some(ClientId::fresh());
         let _a = queue.submit(client, request("a", "a1")).expect("room");
-        let running = queue.next().expect("a job");
+        let running = start(&queue, 1).expect("a job");
         let _other_client = queue.submit(None, request("a", "same session, other client")).expect("room");
         let _other_session = queue.submit(client, request("b", "other session")).expect("room");
         assert!(!running.is_cancelled());
@@ -319,13 +379,14 @@ mod tests {
         assert!(queue.submit_warm_up(request("w", "again")).is_none(), "not idle: a warm-up is queued");
         let _r = queue.submit(Some(ClientId::fresh()), request("x", "request")).expect("room");
         assert_eq!(finished_reason(&mut warm), Some(FinishReason::Cancelled), "a queued warm-up yields");
-        let request_job = queue.next().expect("the request");
+        let request_job = start(&queue, 4).expect("the request");
         assert!(queue.submit_warm_up(request("w", "busy")).is_none(), "a running request refuses warm-ups");
-        drop(request_job);
+        queue.done(request_job.sequence);
+        assert!(queue.is_idle());
 
         let queue = Queue::new(4);
         let _warm = queue.submit_warm_up(request("w", "warm")).expect("idle");
-        let running = queue.next().expect("the warm-up");
+        let running = start(&queue, 4).expect("the warm-up");
         assert!(running.background);
         let _r = queue.submit(None, request("other", "request")).expect("room");
         assert!(running.is_cancelled(), "a running warm-up yields to a request of any key");
@@ -338,6 +399,39 @@ mod tests {
         queue.stop();
         assert_eq!(finished_reason(&mut waiting), Some(FinishReason::Error));
         assert!(matches!(queue.submit(None, request("a", "a")), Err(EngineError::Stopped)));
-        assert!(queue.next().is_none());
+        assert!(queue.next_turn(4).is_none());
+    }
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn jobs_in_progress_take_turns_step_by_step_clients_first_and_waiting_ones_start_when_there_is_room() {
+        let queue = Queue::new(16);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        let mut kept = Vec::new();
+        for (client, session, prefix) in [(a, "1", "a1"), (a, "2", "a2"), (b, "1", "b1"), (a, "3", "a3")] {
+            kept.push(queue.submit(client, request(session, prefix)).expect("room"));
+        }
+        // Three may be in progress: a1, b1 and a2 start (clients take turns), a3 waits.
+        let mut names = std::collections::HashMap::new();
+        let mut turns = Vec::new();
+        for _ in 0..9 {
+            match queue.next_turn(3).expect("a turn") {
+                Turn::Start(job) => {
+                    names.insert(job.sequence, job.request.prefix.clone());
+                    turns.push(format!("start {}", job.request.prefix));
+                }
+                Turn::Step(sequence) => turns.push(names[&sequence].clone()),
+            }
+        }
+        // Client b has one job and gets every other step; client a's two share the rest.
+        assert_eq!(turns, ["start a1", "start b1", "start a2", "b1", "a1", "b1", "a2", "b1", "a1"]);
+        // When a job ends, the waiting one starts at once, and is stepped in its client's turn.
+        let a1 = names.iter().find(|(_, name)| *name == "a1").map(|(s, _)| *s).expect("a1");
+        queue.done(a1);
+        match queue.next_turn(3).expect("a turn") {
+            Turn::Start(job) => assert_eq!(job.request.prefix, "a3"),
+            Turn::Step(sequence) => panic!("a step of {} before a3 starts", names[&sequence]),
+        }
+        assert!(matches!(queue.next_turn(3), Some(Turn::Step(s)) if names[&s] == "b1"));
     }
 }

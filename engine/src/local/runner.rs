@@ -1,13 +1,15 @@
-//! The model thread: takes the next job from the queue, reuses the longest cached token prefix of
-//! its key's session, prefills the rest in chunks and decodes token by token, checking for
-//! cancellation, supersession and the deadline before every step.
+//! The model thread: keeps a few jobs in progress and gives them turns of one prefill chunk or one
+//! decode step, as the queue decides, so that a short request never waits for another key's whole
+//! generation. Each job reuses the longest cached token prefix of its key's session, prefills the
+//! rest in chunks and decodes token by token, checking for cancellation, supersession and the
+//! deadline before every step; between its steps its KV cache is out of the model.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::queue::{Job, Key, Queue};
+use super::queue::{Job, Key, Queue, Turn};
 use super::stop::StopMatcher;
-use crate::model::{KvCache, Model};
+use crate::model::{KvCache, KvChunk, Model};
 use crate::prompt::{Piece, PromptFormat};
 use crate::sampler::Sampler;
 use crate::tokenizer::{Tokenizer, Utf8Stream};
@@ -31,13 +33,40 @@ pub(crate) struct Runner {
     prefill_chunk: usize,
     /// The shortest run of shifted cached tokens worth reusing; 0 turns the reuse off.
     shifted_reuse_min: usize,
-    /// The session whose cache is in the model.
-    active: Session,
-    /// Other sessions' caches.
+    /// Sessions no job holds. With the ones jobs in progress hold, at most `max_sessions`.
     parked: Vec<Session>,
+    /// How many sessions jobs in progress hold.
+    held: usize,
     clock: u64,
     step_delay: Option<Duration>,
     test_hooks: bool,
+}
+
+/// A job in progress: its session (whose cache is in the model only during the job's steps) and
+/// how far it got.
+pub(crate) struct Task {
+    /// `None` until the first step takes the key's session.
+    session: Option<Session>,
+    prompt: Vec<u32>,
+    /// The next prompt position to run.
+    position: usize,
+    /// A run of the old cache to move into place once the prefill reaches its position.
+    moved: Option<(usize, KvChunk)>,
+    logits: Vec<f32>,
+    prefill_started: Instant,
+    /// Set once the prompt is in the cache.
+    decode: Option<Decode>,
+    timings: Timings,
+}
+
+struct Decode {
+    started: Instant,
+    sampler: Sampler,
+    utf8: Utf8Stream,
+    stops: StopMatcher,
+    generated: usize,
+    /// The last token sampled, which runs at the next step.
+    last: u32,
 }
 
 enum Interrupt {
@@ -53,7 +82,6 @@ impl Runner {
         stop_tokens: Vec<u32>,
         config: &super::LocalConfig,
     ) -> Runner {
-        let active = Session { key: Key::default(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
         Runner {
             model,
             tokenizer,
@@ -63,8 +91,8 @@ impl Runner {
             max_cache_bytes: config.session_cache_mib.saturating_mul(1 << 20),
             prefill_chunk: config.prefill_chunk.max(1),
             shifted_reuse_min: config.shifted_reuse_min,
-            active,
             parked: Vec::new(),
+            held: 0,
             clock: 0,
             step_delay: config.test_step_delay,
             test_hooks: config.test_hooks,
@@ -87,33 +115,27 @@ impl Runner {
         (job.arrived.elapsed() >= deadline).then_some(Interrupt::Deadline)
     }
 
-    fn serve(&mut self, job: &Job) {
-        let mut timings = Timings::default();
-        let result = self.generate(job, &mut timings);
-        timings.total_ms = ms(job.arrived.elapsed());
-        let finish = match result {
-            Ok(reason) => Finish { reason, error: None, timings },
-            Err(error) => {
-                tracing::warn!(%error, "generation failed");
-                // The cache may be half-written; start the session over.
-                self.active.ids.clear();
-                self.model.replace_cache(KvCache::default());
-                Finish { reason: FinishReason::Error, error: Some(error.to_string()), timings }
-            }
-        };
-        tracing::debug!(
-            reason = ?finish.reason,
-            prompt_tokens = finish.timings.prompt_tokens,
-            cached_tokens = finish.timings.cached_tokens,
-            prefill_ms = finish.timings.prefill_ms,
-            ttft_ms = finish.timings.ttft_ms,
-            decode_tokens = finish.timings.decode_tokens,
-            "generation finished"
-        );
-        job.sender.finish(finish);
+    /// One turn of `task`: with its cache in the model, its setup (on its first turn) and one
+    /// prefill chunk or one decode step. `Some` when the job is over.
+    fn turn(&mut self, job: &Job, task: &mut Task) -> Option<Result<FinishReason, EngineError>> {
+        if let Some(reason) = self.interrupted(job) {
+            return Some(Ok(reason.into()));
+        }
+        if let Some(session) = &mut task.session {
+            self.model.replace_cache(std::mem::take(&mut session.cache));
+        } else if let Err(error) = self.set_up(job, task) {
+            return Some(Err(error));
+        }
+        let outcome = if task.decode.is_none() { self.prefill_step(job, task) } else { self.decode_step(job, task) };
+        if let Some(session) = &mut task.session {
+            session.cache = self.model.replace_cache(KvCache::default());
+        }
+        outcome.transpose()
     }
 
-    fn generate(&mut self, job: &Job, timings: &mut Timings) -> Result<FinishReason, EngineError> {
+    /// The first turn's work: the prompt, the key's session in the model, and what of its cache
+    /// the prompt keeps.
+    fn set_up(&mut self, job: &Job, task: &mut Task) -> Result<(), EngineError> {
         let request = &job.request;
         let mut prompt = self.encode_prompt(request)?;
         let max_tokens = request.max_tokens as usize;
@@ -123,109 +145,117 @@ impl Runner {
             // Keep the end of the prompt, nearest the cursor.
             prompt.drain(..prompt.len() - room);
         }
-        timings.prompt_tokens = prompt.len();
-        if let Some(reason) = self.interrupted(job) {
-            return Ok(reason.into());
-        }
-        self.select_session(&job.key);
+        task.timings.prompt_tokens = prompt.len();
+        let mut session = self.take_session(&job.key);
+        self.model.replace_cache(std::mem::take(&mut session.cache));
 
         // Reuse the longest common prefix; with everything cached, back off one token so the last
         // prompt token runs again and yields fresh logits.
-        let mut common = common_prefix(&self.active.ids, &prompt);
+        let mut common = common_prefix(&session.ids, &prompt);
         if common == prompt.len() {
             common -= 1;
         }
         // Approximate reuse: a long run of the old prompt further on (a FIM prompt's suffix after
         // an edit above it) is moved into place with its keys re-rotated, instead of prefilled.
-        let moved = match find_shifted_run(&self.active.ids, &prompt, common, self.shifted_reuse_min) {
+        task.moved = match find_shifted_run(&session.ids, &prompt, common, self.shifted_reuse_min) {
             Some(run) => {
                 let shift = run.to as isize - run.from as isize;
                 self.model.cache_extract_shifted(run.from, run.len, shift).map(|chunk| (run.to, chunk))
             }
             None => None,
         };
-        self.active.ids.truncate(common);
+        session.ids.truncate(common);
         self.model.cache_truncate(common);
-        timings.cached_tokens = common;
+        task.timings.cached_tokens = common;
+        task.position = common;
+        task.prompt = prompt;
+        task.session = Some(session);
+        task.prefill_started = Instant::now();
+        Ok(())
+    }
 
-        let prefill_started = Instant::now();
-        let mut logits = Vec::new();
-        let mut position = common;
-        let gap_end = moved.as_ref().map_or(prompt.len(), |(to, _)| *to);
-        for stage in 0..2 {
-            let end = if stage == 0 { gap_end } else { prompt.len() };
-            for chunk in prompt[position..end].chunks(self.prefill_chunk) {
-                if let Some(reason) = self.interrupted(job) {
-                    timings.prefill_ms = ms(prefill_started.elapsed());
-                    return Ok(reason.into());
-                }
-                logits = self.model.forward(chunk, position)?;
-                position += chunk.len();
-                self.active.ids.extend_from_slice(chunk);
-            }
-            if stage == 0
-                && let Some((_, run)) = &moved
-            {
-                self.model.cache_append(run)?;
-                self.active.ids.extend_from_slice(&prompt[position..position + run.len()]);
-                position += run.len();
-                timings.cached_tokens += run.len();
-            }
+    /// One prefill chunk (after moving a shifted run into place when the prefill has reached it).
+    /// After the last, the job ends if it asked for no tokens; else its first token is sampled and
+    /// sent at once, from the logits the chunk gave, so that it does not wait for another turn.
+    fn prefill_step(&mut self, job: &Job, task: &mut Task) -> Result<Option<FinishReason>, EngineError> {
+        let Some(session) = &mut task.session else { return Err(no_session()) };
+        if let Some((to, run)) = task.moved.take_if(|(to, _)| *to == task.position) {
+            self.model.cache_append(&run)?;
+            session.ids.extend_from_slice(&task.prompt[to..to + run.len()]);
+            task.position += run.len();
+            task.timings.cached_tokens += run.len();
         }
-        timings.prefill_ms = ms(prefill_started.elapsed());
-        if max_tokens == 0 {
-            return Ok(FinishReason::Stop);
+        let end = task.moved.as_ref().map_or(task.prompt.len(), |(to, _)| *to).min(task.position + self.prefill_chunk);
+        let chunk = &task.prompt[task.position..end];
+        task.logits = self.model.forward(chunk, task.position)?;
+        session.ids.extend_from_slice(chunk);
+        task.position = end;
+        if task.position < task.prompt.len() {
+            return Ok(None);
         }
+        task.timings.prefill_ms = ms(task.prefill_started.elapsed());
+        if job.request.max_tokens == 0 {
+            return Ok(Some(FinishReason::Stop));
+        }
+        task.decode = Some(Decode {
+            started: Instant::now(),
+            sampler: Sampler::new(job.request.sampling.clone()),
+            utf8: Utf8Stream::default(),
+            stops: StopMatcher::new(&job.request.stop),
+            generated: 0,
+            last: 0,
+        });
+        Ok(self.emit(job, task))
+    }
 
-        let decode_started = Instant::now();
-        let mut sampler = Sampler::new(request.sampling.clone());
-        let mut utf8 = Utf8Stream::default();
-        let mut stops = StopMatcher::new(&request.stop);
-        let mut generated = 0usize;
-        let reason = loop {
-            if let Some(reason) = self.interrupted(job) {
-                break reason.into();
-            }
-            let token = sampler.sample(&mut logits, &self.active.ids);
-            if generated == 0 {
-                timings.ttft_ms = ms(job.arrived.elapsed());
-            }
-            generated += 1;
-            if self.stop_tokens.binary_search(&token).is_ok() || self.tokenizer.is_control(token) {
-                break FinishReason::Stop;
-            }
-            let text = utf8.push(self.tokenizer.token_bytes(token));
-            let (text, stopped) = stops.push(&text);
-            if !text.is_empty() && !job.sender.send_text(text) {
-                break FinishReason::Cancelled;
-            }
-            if stopped {
-                break FinishReason::Stop;
-            }
-            if generated >= max_tokens {
-                break FinishReason::Length;
-            }
-            if position >= context {
-                break FinishReason::Length;
-            }
-            logits = self.model.forward(&[token], position)?;
-            position += 1;
-            self.active.ids.push(token);
-        };
-        if matches!(reason, FinishReason::Stop | FinishReason::Length) {
-            let rest = utf8.finish();
-            let (mut text, stopped) = stops.push(&rest);
-            if !stopped {
-                text.push_str(&stops.flush());
-            }
-            if !text.is_empty() {
-                job.sender.send_text(text);
-            }
+    /// One decode step: the last token sent runs, and the next one is sampled and sent.
+    fn decode_step(&mut self, job: &Job, task: &mut Task) -> Result<Option<FinishReason>, EngineError> {
+        let (Some(session), Some(decode)) = (&mut task.session, &task.decode) else { return Err(no_session()) };
+        task.logits = self.model.forward(&[decode.last], task.position)?;
+        task.position += 1;
+        session.ids.push(decode.last);
+        Ok(self.emit(job, task))
+    }
+
+    /// Samples a token from the task's logits and sends its text; `Some` when it ends the job
+    /// (then whatever text was held back is sent too).
+    fn emit(&self, job: &Job, task: &mut Task) -> Option<FinishReason> {
+        let (Some(session), Some(decode)) = (&task.session, &mut task.decode) else { return Some(FinishReason::Stop) };
+        let token = decode.sampler.sample(&mut task.logits, &session.ids);
+        if decode.generated == 0 {
+            task.timings.ttft_ms = ms(job.arrived.elapsed());
         }
-        let decode_time = decode_started.elapsed().as_secs_f64();
-        timings.decode_tokens = generated;
-        timings.decode_tokens_per_s = if decode_time > 0.0 { generated as f64 / decode_time } else { 0.0 };
-        Ok(reason)
+        decode.generated += 1;
+        decode.last = token;
+        if self.stop_tokens.binary_search(&token).is_ok() || self.tokenizer.is_control(token) {
+            return Some(self.flush(job, decode, FinishReason::Stop));
+        }
+        let text = decode.utf8.push(self.tokenizer.token_bytes(token));
+        let (text, stopped) = decode.stops.push(&text);
+        if !text.is_empty() && !job.sender.send_text(text) {
+            return Some(FinishReason::Cancelled);
+        }
+        if stopped {
+            Some(self.flush(job, decode, FinishReason::Stop))
+        } else if decode.generated >= job.request.max_tokens as usize || task.position >= self.model.context_length() {
+            Some(self.flush(job, decode, FinishReason::Length))
+        } else {
+            None
+        }
+    }
+
+    /// Sends the text held back (an unfinished UTF-8 sequence, a possible stop string) at the end
+    /// of a job that stopped or reached its length.
+    fn flush(&self, job: &Job, decode: &mut Decode, reason: FinishReason) -> FinishReason {
+        let rest = decode.utf8.finish();
+        let (mut text, stopped) = decode.stops.push(&rest);
+        if !stopped {
+            text.push_str(&decode.stops.flush());
+        }
+        if !text.is_empty() {
+            job.sender.send_text(text);
+        }
+        reason
     }
 
     fn encode_prompt(&self, request: &GenerateRequest) -> Result<Vec<u32>, EngineError> {
@@ -250,25 +280,26 @@ impl Runner {
         Ok(ids)
     }
 
-    /// Makes `key`'s cache the model's, parking the current one. At most `max_sessions` caches
-    /// live at once and parked ones stay within `max_cache_bytes`; the least recently used go
-    /// first. With a single session, sessions of one client share it and the common prefix
-    /// decides alone; another client's request never reuses it (it starts empty).
-    fn select_session(&mut self, key: &Key) {
+    /// Takes `key`'s session for a job, or a fresh one. At most `max_sessions` caches live at
+    /// once, held by jobs or parked; the least recently used parked one is recycled first. With a
+    /// single session, sessions of one client share it and the common prefix decides alone;
+    /// another client's request never reuses it (it starts empty).
+    fn take_session(&mut self, key: &Key) -> Session {
         self.clock += 1;
-        if self.max_sessions == 1 && self.active.key.client != key.client {
-            self.active.ids.clear();
-            self.model.cache_truncate(0);
-            self.active.key = key.clone();
-        }
-        if self.max_sessions == 1 || self.active.key == *key {
-            self.active.last_used = self.clock;
-            return;
-        }
-        let incoming = match self.parked.iter().position(|s| s.key == *key) {
+        self.held += 1;
+        let mut session = match self.parked.iter().position(|s| s.key == *key) {
             Some(i) => self.parked.swap_remove(i),
+            None if self.max_sessions == 1 && !self.parked.is_empty() => {
+                let mut session = self.parked.swap_remove(0);
+                if session.key.client != key.client {
+                    session.ids.clear();
+                    session.cache.truncate(0);
+                }
+                session.key = key.clone();
+                session
+            }
             None => {
-                let recycled = if self.parked.len() + 1 >= self.max_sessions { self.evict_lru() } else { None };
+                let recycled = if self.parked.len() + self.held > self.max_sessions { self.evict_lru() } else { None };
                 let cache = match recycled {
                     Some(mut session) => {
                         session.cache.truncate(0);
@@ -279,13 +310,17 @@ impl Runner {
                 Session { key: key.clone(), ids: Vec::new(), cache, last_used: 0 }
             }
         };
-        let mut outgoing = std::mem::replace(&mut self.active, incoming);
-        outgoing.cache = self.model.replace_cache(std::mem::take(&mut self.active.cache));
-        self.parked.push(outgoing);
+        session.last_used = self.clock;
+        session
+    }
+
+    /// Gives back a session a job held, keeping the parked ones within `max_cache_bytes`.
+    fn park(&mut self, session: Session) {
+        self.held = self.held.saturating_sub(1);
+        self.parked.push(session);
         while self.parked.iter().map(|s| s.cache.memory_bytes()).sum::<usize>() > self.max_cache_bytes {
             self.evict_lru();
         }
-        self.active.last_used = self.clock;
     }
 
     fn evict_lru(&mut self) -> Option<Session> {
@@ -294,26 +329,111 @@ impl Runner {
     }
 }
 
-/// What the model thread does with each job. A trait, so that the thread's loop and its panic
-/// recovery are tested without a model.
+fn no_session() -> EngineError {
+    EngineError::Model("a job's step ran before its setup".into())
+}
+
+/// One turn's outcome: the job goes on, or it is over.
+pub(crate) enum Step {
+    Continue,
+    Done(Result<FinishReason, EngineError>),
+}
+
+/// What the model thread does with jobs. A trait, so that the thread's loop, its turns and its
+/// panic recovery are tested without a model.
 pub(crate) trait Worker {
-    /// Runs one job and finishes its generation.
-    fn serve(&mut self, job: &Job);
-    /// Called after `serve` panicked: drop whatever state the panic may have left half-written,
-    /// so the next job starts clean (the thread restarts its work without reloading the model).
-    fn recover(&mut self);
+    /// A job in progress, with whatever it keeps between its steps.
+    type Task;
+    /// How many jobs may be in progress at once; 1 serves them one after another.
+    fn max_in_progress(&self) -> usize;
+    /// A job's state before its first step.
+    fn begin(&mut self, job: &Job) -> Self::Task;
+    /// One step of a job: on its first, its setup; then a prefill chunk or a decode step.
+    fn step(&mut self, job: &Job, task: &mut Self::Task) -> Step;
+    /// The job is over (cancelled from outside included): gives back what its task holds and
+    /// says how it ended.
+    fn end(&mut self, job: &Job, task: Self::Task, outcome: Result<FinishReason, EngineError>) -> Finish;
+    /// Called after `step` panicked: drop what the panic may have left half-written, so the
+    /// next steps start clean (the thread goes on without reloading the model).
+    fn recover(&mut self, task: Self::Task);
 }
 
 impl Worker for Runner {
-    fn serve(&mut self, job: &Job) {
+    type Task = Task;
+
+    /// Each job in progress holds a session, so as many as there are sessions.
+    fn max_in_progress(&self) -> usize {
+        self.max_sessions
+    }
+
+    fn begin(&mut self, _job: &Job) -> Task {
+        Task {
+            session: None,
+            prompt: Vec::new(),
+            position: 0,
+            moved: None,
+            logits: Vec::new(),
+            prefill_started: Instant::now(),
+            decode: None,
+            timings: Timings::default(),
+        }
+    }
+
+    fn step(&mut self, job: &Job, task: &mut Task) -> Step {
         if self.test_hooks && job.request.prefix.contains(TEST_PANIC_MARKER) {
             injected_panic();
         }
-        Runner::serve(self, job);
+        match self.turn(job, task) {
+            None => Step::Continue,
+            Some(outcome) => Step::Done(outcome),
+        }
     }
 
-    fn recover(&mut self) {
-        self.active = Session { key: Key::default(), ids: Vec::new(), cache: KvCache::default(), last_used: 0 };
+    fn end(&mut self, job: &Job, task: Task, outcome: Result<FinishReason, EngineError>) -> Finish {
+        let mut timings = task.timings;
+        timings.total_ms = ms(job.arrived.elapsed());
+        if let Some(decode) = &task.decode {
+            let decode_time = decode.started.elapsed().as_secs_f64();
+            timings.decode_tokens = decode.generated;
+            timings.decode_tokens_per_s = if decode_time > 0.0 { decode.generated as f64 / decode_time } else { 0.0 };
+        } else if task.session.is_some() && timings.prefill_ms == 0.0 {
+            timings.prefill_ms = ms(task.prefill_started.elapsed());
+        }
+        let finish = match outcome {
+            Ok(reason) => {
+                if let Some(session) = task.session {
+                    self.park(session);
+                }
+                Finish { reason, error: None, timings }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "generation failed");
+                // The cache may be half-written; the session starts over.
+                if task.session.is_some() {
+                    self.held = self.held.saturating_sub(1);
+                }
+                Finish { reason: FinishReason::Error, error: Some(error.to_string()), timings }
+            }
+        };
+        tracing::debug!(
+            sequence = job.sequence,
+            reason = ?finish.reason,
+            prompt_tokens = finish.timings.prompt_tokens,
+            cached_tokens = finish.timings.cached_tokens,
+            prefill_ms = finish.timings.prefill_ms,
+            ttft_ms = finish.timings.ttft_ms,
+            decode_tokens = finish.timings.decode_tokens,
+            "generation finished"
+        );
+        finish
+    }
+
+    fn recover(&mut self, task: Task) {
+        // The panicking job's cache was in the model; the parked ones go too, to be safe. Other
+        // jobs in progress keep theirs: they were out of the model.
+        if task.session.is_some() {
+            self.held = self.held.saturating_sub(1);
+        }
         self.model.replace_cache(KvCache::default());
         self.parked.clear();
     }
@@ -327,31 +447,81 @@ fn injected_panic() {
     panic!("injected engine panic for testing");
 }
 
-/// The model thread's loop: serves the queue's jobs in turn, catching a panic in any one of them.
-/// A panicking job is answered with an error naming the panic, the worker drops its possibly
-/// broken state, and the loop serves on, so one bad request never stops the engine.
-pub(crate) fn serve_jobs(worker: &mut impl Worker, queue: &Queue) {
-    while let Some(job) = queue.next() {
-        let span = tracing::debug_span!("generate", sequence = job.sequence);
+/// The model thread's loop: starts and steps jobs as the queue's turns say, catching a panic in
+/// any step. A panicking job is answered with an error naming the panic, the worker drops its
+/// possibly broken state, and the loop serves on, so one bad request never stops the engine.
+pub(crate) fn serve_jobs<W: Worker>(worker: &mut W, queue: &Queue) {
+    let mut in_progress: Vec<(Job, W::Task)> = Vec::new();
+    loop {
+        // A job whose consumer went away or that a newer request superseded stops now, not at
+        // its next turn.
+        while let Some(i) = in_progress.iter().position(|(job, _)| job.is_cancelled()) {
+            let (job, task) = in_progress.swap_remove(i);
+            end_job(worker, queue, job, task, Ok(FinishReason::Cancelled));
+        }
+        let Some(turn) = queue.next_turn(worker.max_in_progress()) else { break };
+        let i = match turn {
+            Turn::Start(job) => {
+                // The queue supersedes a key's job before starting its newer one: the older one
+                // ends first and gives its session back for the newer one to take.
+                while let Some(i) = in_progress.iter().position(|(old, _)| old.key == job.key) {
+                    let (old, task) = in_progress.swap_remove(i);
+                    end_job(worker, queue, old, task, Ok(FinishReason::Cancelled));
+                }
+                let task = worker.begin(&job);
+                in_progress.push((*job, task));
+                in_progress.len() - 1
+            }
+            Turn::Step(sequence) => match in_progress.iter().position(|(job, _)| job.sequence == sequence) {
+                Some(i) => i,
+                None => {
+                    queue.done(sequence);
+                    continue;
+                }
+            },
+        };
+        let (job, task) = &mut in_progress[i];
+        let span = tracing::trace_span!("step", sequence = job.sequence);
         let _enter = span.enter();
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.serve(&job))) {
-            let message = panic_message(&*panic);
-            tracing::error!(
-                sequence = job.sequence,
-                session = job.key.session.as_str(),
-                prefix_chars = job.request.prefix.len(),
-                suffix_chars = job.request.suffix.len(),
-                max_tokens = job.request.max_tokens,
-                "the model thread panicked: {message}; its KV caches are dropped and it serves on"
-            );
-            worker.recover();
-            job.sender.finish(Finish {
-                reason: FinishReason::Error,
-                error: Some(format!("the engine panicked: {message}")),
-                timings: Timings { total_ms: ms(job.arrived.elapsed()), ..Timings::default() },
-            });
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.step(job, task))) {
+            Ok(Step::Continue) => {}
+            Ok(Step::Done(outcome)) => {
+                let (job, task) = in_progress.swap_remove(i);
+                end_job(worker, queue, job, task, outcome);
+            }
+            Err(panic) => {
+                let (job, task) = in_progress.swap_remove(i);
+                let message = panic_message(&*panic);
+                tracing::error!(
+                    sequence = job.sequence,
+                    session = job.key.session.as_str(),
+                    prefix_chars = job.request.prefix.len(),
+                    suffix_chars = job.request.suffix.len(),
+                    max_tokens = job.request.max_tokens,
+                    "the model thread panicked: {message}; its job's KV cache is dropped and it serves on"
+                );
+                worker.recover(task);
+                queue.done(job.sequence);
+                job.sender.finish(Finish {
+                    reason: FinishReason::Error,
+                    error: Some(format!("the engine panicked: {message}")),
+                    timings: Timings { total_ms: ms(job.arrived.elapsed()), ..Timings::default() },
+                });
+            }
         }
     }
+}
+
+fn end_job<W: Worker>(
+    worker: &mut W,
+    queue: &Queue,
+    job: Job,
+    task: W::Task,
+    outcome: Result<FinishReason, EngineError>,
+) {
+    let finish = worker.end(&job, task, outcome);
+    queue.done(job.sequence);
+    job.sender.finish(finish);
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -422,32 +592,49 @@ mod tests {
     use crate::{Chunk, ClientId, Generation};
 
     /// A worker without a model: panics on a prompt that says so, else "decodes" one `.` per
-    /// step for as many steps as `max_tokens` says (1 if 0), a millisecond each, checking for
-    /// cancellation before every step as the real runner does.
-    #[derive(Default)]
+    /// step for as many steps as `max_tokens` says (1 if 0), a millisecond each, with at most
+    /// `max_in_progress` jobs in progress. It records the order of its steps by prefix.
     struct Scripted {
+        max_in_progress: usize,
         served: usize,
         recovered: usize,
+        steps: Vec<String>,
     }
 
     impl Worker for Scripted {
-        #[allow(clippy::panic)]
-        fn serve(&mut self, job: &Job) {
+        type Task = u32;
+
+        fn max_in_progress(&self) -> usize {
+            self.max_in_progress
+        }
+
+        fn begin(&mut self, _job: &Job) -> u32 {
             self.served += 1;
+            0
+        }
+
+        #[allow(clippy::panic)]
+        fn step(&mut self, job: &Job, done: &mut u32) -> Step {
             if job.request.prefix == "panic" {
                 panic!("scripted failure in job {}", job.sequence);
             }
-            for _ in 0..job.request.max_tokens.max(1) {
-                std::thread::sleep(Duration::from_millis(1));
-                if job.is_cancelled() {
-                    return job.sender.finish(Finish { reason: FinishReason::Cancelled, ..Finish::default() });
-                }
-                job.sender.send_text(".");
-            }
-            job.sender.finish(Finish::default());
+            std::thread::sleep(Duration::from_millis(1));
+            self.steps.push(job.request.prefix.clone());
+            job.sender.send_text(".");
+            *done += 1;
+            if *done >= job.request.max_tokens.max(1) { Step::Done(Ok(FinishReason::Stop)) } else { Step::Continue }
         }
 
-        fn recover(&mut self) {
+        fn end(&mut self, _job: &Job, _done: u32, outcome: Result<FinishReason, EngineError>) -> Finish {
+            match outcome {
+                Ok(reason) => Finish { reason, ..Finish::default() },
+                Err(error) => {
+                    Finish { reason: FinishReason::Error, error: Some(error.to_string()), ..Finish::default() }
+                }
+            }
+        }
+
+        fn recover(&mut self, _done: u32) {
             self.recovered += 1;
         }
     }
@@ -460,10 +647,15 @@ mod tests {
 
     impl Served {
         fn start(capacity: usize) -> Served {
+            Served::interleaving(capacity, 1)
+        }
+
+        /// With up to `max_in_progress` jobs in progress, taking turns step by step.
+        fn interleaving(capacity: usize, max_in_progress: usize) -> Served {
             let queue = Arc::new(Queue::new(capacity));
             let thread_queue = Arc::clone(&queue);
             let thread = std::thread::spawn(move || {
-                let mut worker = Scripted::default();
+                let mut worker = Scripted { max_in_progress, served: 0, recovered: 0, steps: Vec::new() };
                 serve_jobs(&mut worker, &thread_queue);
                 worker
             });
@@ -483,7 +675,8 @@ mod tests {
         /// Closes the queue and returns the worker once it has served what was queued.
         fn finish(mut self) -> Scripted {
             self.queue.close();
-            self.thread.take().map(|t| t.join().expect("the thread ends normally")).unwrap_or_default()
+            let thread = self.thread.take().expect("a thread");
+            thread.join().expect("the thread ends normally")
         }
     }
 
@@ -589,6 +782,52 @@ mod tests {
         for generation in waiting {
             assert_eq!(reason(generation).await, FinishReason::Stop);
         }
+        served.finish();
+    }
+
+    #[tokio::test]
+    async fn a_short_request_of_another_key_finishes_while_a_long_one_goes_on() {
+        let served = Served::interleaving(8, 4);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        let mut long = served.generate(a, "doc", "long", 400);
+        assert!(matches!(long.next_chunk().await, Some(Chunk::Text(_))), "the long job is running");
+        let (text, finish) = collect(served.generate(b, "doc", "short", 5)).await;
+        assert_eq!((text.as_str(), finish.map(|f| f.reason)), (".....", Some(FinishReason::Stop)));
+        let (text, finish) = collect(long).await;
+        assert_eq!((text.len(), finish.map(|f| f.reason)), (399, Some(FinishReason::Stop)));
+        let worker = served.finish();
+        // The short job's steps came between the long one's, one each in turn.
+        let first_short = worker.steps.iter().position(|p| p == "short").expect("short ran");
+        let last_short = worker.steps.iter().rposition(|p| p == "short").expect("short ran");
+        let between: Vec<&str> = worker.steps[first_short..=last_short].iter().map(String::as_str).collect();
+        assert_eq!(between, ["short", "long", "short", "long", "short", "long", "short", "long", "short"]);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_job_leaves_the_others_in_progress_going() {
+        let served = Served::interleaving(8, 4);
+        let mut long = served.generate(None, "a", "long", 100);
+        assert!(matches!(long.next_chunk().await, Some(Chunk::Text(_))));
+        let (_, finish) = collect(served.generate(None, "b", "panic", 5)).await;
+        assert_eq!(finish.map(|f| f.reason), Some(FinishReason::Error));
+        let (text, finish) = collect(long).await;
+        assert_eq!((text.len(), finish.map(|f| f.reason)), (99, Some(FinishReason::Stop)));
+        let worker = served.finish();
+        assert_eq!((worker.served, worker.recovered), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn with_interleaving_a_newer_request_still_cancels_only_its_own_keys_older_one() {
+        let served = Served::interleaving(8, 4);
+        let (a, b) = (Some(ClientId::fresh()), Some(ClientId::fresh()));
+        let mut first = served.generate(a, "doc", "a1", 400);
+        assert!(matches!(first.next_chunk().await, Some(Chunk::Text(_))), "a1 is running");
+        let mut other = served.generate(b, "doc", "b1", 100);
+        assert!(matches!(other.next_chunk().await, Some(Chunk::Text(_))), "b1 is running beside it");
+        let newer = served.generate(a, "doc", "a2", 20);
+        assert_eq!(reason(first).await, FinishReason::Cancelled, "the running request of the key");
+        assert_eq!(reason(newer).await, FinishReason::Stop);
+        assert_eq!(reason(other).await, FinishReason::Stop, "another client's job with the same session");
         served.finish();
     }
 }
