@@ -549,3 +549,21 @@ async fn a_client_that_never_reads_its_refusals_does_not_hold_its_slot() {
     assert_eq!(collect(client.generate(GenerateRequest::default())).await.0, "ok");
     drop(stream);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_says_hello_is_dropped_and_frees_its_place() {
+    let config =
+        ServeConfig { max_connections: 1, handshake_timeout: Duration::from_millis(300), ..ServeConfig::default() };
+    let server = Server::start(Arc::new(FakeEngine::fixed("ok")), config).await;
+    // The WebSocket handshake completes, and then nothing: no hello.
+    let mut silent = raw(&server.url()).await;
+    match next_server_frame(&mut silent).await {
+        Some(ServerFrame::Error { id: None, code: ErrorCode::Timeout, message, .. }) => {
+            assert!(message.contains("hello"), "{message}");
+        }
+        other => panic!("expected a timeout for the missing hello, got {other:?}"),
+    }
+    assert!(next_server_frame(&mut silent).await.is_none(), "the server closes the connection");
+    let client = connected_client(&server.url()).await;
+    assert_eq!(collect(client.generate(GenerateRequest::default())).await.0, "ok");
+}
