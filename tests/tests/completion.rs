@@ -423,3 +423,57 @@ async fn a_client_without_streaming_never_gets_an_early_answer() {
     let result = client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, AUTOMATIC)).await;
     assert_eq!(result[0]["insertText"], "compute(a, b);", "the whole answer: {result}");
 }
+
+/// A scripted engine that says it runs in-process, as the background speculation requires.
+struct InProcess(Arc<FakeEngine>);
+
+impl glint_engine::Engine for InProcess {
+    fn generate(&self, request: glint_engine::GenerateRequest) -> glint_engine::Generation {
+        self.0.generate(request)
+    }
+
+    fn info(&self) -> glint_engine::EngineInfo {
+        glint_engine::EngineInfo { kind: "local".into(), ..self.0.info() }
+    }
+}
+
+#[tokio::test]
+async fn the_suggestion_after_an_accepted_one_extends_the_prompt_just_answered() {
+    // The background work that prepares the next suggestion sees the accepted text typed, with
+    // its syntax: its prompt is the one just answered plus that text, so an in-process engine
+    // reuses its KV cache instead of filling it with a prompt laid out differently.
+    let engine = Arc::new(FakeEngine::fixed("total = a + b"));
+    let client = LspClient::in_process(ServerOptions {
+        injected_engine: Some(Arc::new(InProcess(Arc::clone(&engine)))),
+        ..ServerOptions::default()
+    });
+    client.initialize(capabilities(&["utf-16"]), json!({"earlyAnswerMs": 0})).await;
+    let helpers =
+        "def scale(value, factor):\n    return value * factor\n\n\ndef offset(value, by):\n    return value + by\n";
+    client.open("file:///w/helpers.py", "python", helpers).await;
+    let uri = "file:///w/main.py";
+    // Longer than the prompt budget, so that the window around the cursor is cut by scope.
+    let before: String =
+        (0..80).map(|i| format!("def step_{i}(value):\n    return offset(value, {i})\n\n\n")).collect();
+    let after: String = (0..80).map(|i| format!("\n\ndef later_{i}(value):\n    return scale(value, {i})\n")).collect();
+    let text = format!("from helpers import scale, offset\n\n\n{before}def combine(a, b):\n    \n{after}");
+    client.open(uri, "python", &text).await;
+    let line = 3 + 80 * 4 + 1;
+    let first = client.call("textDocument/inlineCompletion", inline_params(uri, line, 4, AUTOMATIC)).await;
+    assert!(first.to_string().contains("total = a + b"), "{first}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let speculation =
+        |log: &glint_engine::fake::FakeLog| log.requests.iter().find(|r| r.prefix != log.requests[0].prefix).cloned();
+    while speculation(&engine.log()).is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = engine.log();
+    let answered = &log.requests[0];
+    let Some(next) = speculation(&log) else { panic!("no speculation after the answer: {log:#?}") };
+    let next = &next;
+    assert_eq!(next.prefix, format!("{}total = a + b", answered.prefix), "the next prompt extends the last");
+    assert_eq!(next.suffix, answered.suffix);
+    let paths = |r: &glint_engine::GenerateRequest| r.snippets.iter().map(|s| s.path.clone()).collect::<Vec<_>>();
+    assert!(!answered.snippets.is_empty(), "the open helpers file is in the context: {answered:#?}");
+    assert_eq!(paths(next), paths(answered), "the same context around the cursor");
+}

@@ -12,10 +12,10 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 
 use crate::completion;
-use crate::document::Document;
+use crate::document::{Change, Document};
 use crate::engines::EngineSlot;
 use crate::handlers::{char_index, lsp_position};
-use crate::position::{self, LinePos};
+use crate::position::{self, Encoding, LinePos};
 use crate::schedule::{Follow, Suggestion, View};
 use crate::state::State;
 
@@ -107,8 +107,11 @@ fn speculate(state: &Arc<State>, uri: &str, outcome: &Outcome) {
         if state.snapshot(&uri).is_none_or(|now| now.version != doc.version) {
             return;
         }
-        doc.rope.insert(cursor, &text);
-        doc.tree = None;
+        // Accept the text as an edit, with the syntax tree kept in step: the context is then cut
+        // the way the next keystroke's will be, and the prompt extends the one just answered
+        // instead of replacing it in the KV cache with a cold one laid out without syntax.
+        let at = position::from_char(&doc.rope, cursor, Encoding::Utf32);
+        doc.apply_changes(doc.version, &[Change { range: Some((at, at)), text: text.clone() }], Encoding::Utf32);
         let accepted = cursor + text.chars().count();
         let line = doc.rope.char_to_line(accepted);
         let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..accepted).to_string();
