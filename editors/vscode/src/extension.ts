@@ -31,7 +31,7 @@ let streams: InlineStreams;
 let extensionUri: vscode.Uri;
 let globalState: vscode.Memento;
 let snoozeTimer: ReturnType<typeof setTimeout> | undefined;
-let loading: { done: () => void; step: (step: string | undefined) => void } | undefined;
+let loading: { what: string; done: () => void; step: (step: string | undefined) => void } | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   extensionUri = context.extensionUri;
@@ -259,9 +259,15 @@ async function refreshLatency(): Promise<void> {
  * progress bar that follows a download's percentage.
  */
 function showLoading(step: string | undefined): void {
+  const config = vscode.workspace.getConfiguration("glint");
+  const engine = config.get<string>("engine", "local").trim();
+  // What is starting: the local engine's model by its readable name, or the remote engine.
+  const what = engine === "local" ? displayModelName(config.get<string>("model", "").trim() || CATALOG[0].name) : engine;
+  if (loading && loading.what !== what) {
+    // Another model was chosen meanwhile: its own notification replaces this one.
+    loading.done();
+  }
   if (!loading) {
-    const configured = vscode.workspace.getConfiguration("glint").get<string>("model", "").trim();
-    const model = displayModelName(configured || CATALOG[0].name);
     let finish: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (finish = resolve));
     let latest = step;
@@ -278,12 +284,13 @@ function showLoading(step: string | undefined): void {
       percent = Math.max(percent, now.percent ?? 0);
       progress.report({ message: now.message, increment });
     };
-    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Glint: ${model}` }, (p) => {
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Glint: ${what}` }, (p) => {
       progress = p;
       report();
       return done;
     });
     loading = {
+      what,
       done: () => {
         loading = undefined;
         finish();
