@@ -98,7 +98,9 @@ async fn cancelling_mid_prefill_stops_within_a_chunk_and_keeps_the_prefilled_par
     tokio::time::sleep(Duration::from_millis(150)).await;
     let dropped = Instant::now();
     drop(generation);
-    assert!(engine.wait_idle(Duration::from_millis(200)), "the runner did not stop");
+    // A generous bound (the machine may be busy): that the prefill stopped early is checked by
+    // what it left cached, below; a runner that ignored the drop would have cached it all.
+    assert!(engine.wait_idle(Duration::from_secs(5)), "the runner did not stop");
     eprintln!("idle {:?} after the drop", dropped.elapsed());
 
     // The next request is served and reuses what was prefilled before the cancellation.
