@@ -604,8 +604,9 @@ async function rewrite(page, ws) {
   await select();
   let offered = await pickCodeAction(page, title);
   check("Ctrl+. on a selection offers the rewrite", offered.some((t) => t.startsWith(title)), JSON.stringify(offered));
+  // A busy machine can take a while to run the action's command and show the input box.
   let asked = false;
-  for (let i = 0; i < 50 && !asked; i++) {
+  for (let i = 0; i < 150 && !asked; i++) {
     await sleep(100);
     asked = await input.isVisible().catch(() => false);
   }
@@ -617,7 +618,7 @@ async function rewrite(page, ws) {
 
   await select();
   offered = await pickCodeAction(page, title);
-  for (let i = 0; i < 50 && !(await input.isVisible().catch(() => false)); i++) await sleep(100);
+  for (let i = 0; i < 150 && !(await input.isVisible().catch(() => false)); i++) await sleep(100);
   await page.keyboard.type("double it");
   await page.keyboard.press("Enter");
   let text = "";
