@@ -182,11 +182,18 @@ impl Template {
                     headed_prefix()
                 };
                 let mut prefix_text = prefix_text;
-                let line = match prefix_text.rfind('\n') {
+                let mut line = match prefix_text.rfind('\n') {
                     Some(at) if line_in_middle => prefix_text.split_off(at + 1),
                     None if line_in_middle => std::mem::take(&mut prefix_text),
                     _ => String::new(),
                 };
+                // Bare indentation after `<|fim_middle|>` makes Qwen2.5-Coder end at once (llama.cpp
+                // greedy on the same prompt: nothing). Left out, the model writes the line whole,
+                // indentation included, which the caller removes as the document has it already;
+                // the first character typed then only appends to this prompt.
+                if line.trim().is_empty() {
+                    line.clear();
+                }
                 pieces.extend([
                     Piece::Token("<|fim_prefix|>"),
                     Piece::Text(prefix_text),
@@ -449,6 +456,11 @@ mod tests {
         let (before, after) = (at("def f(n):\n    ret"), at("def f(n):\n    retu"));
         assert!(after.starts_with(&before), "{before:?} is not a prefix of {after:?}");
         assert_eq!(at("x"), "[<|fim_prefix|>][<|fim_suffix|>]\nrest\n[<|fim_middle|>]x");
+        // Bare indentation never follows the middle token (the model would end at once), and the
+        // first character typed after it still only appends.
+        let (blank, typed) = (at("def f(n):\n    "), at("def f(n):\n    r"));
+        assert_eq!(blank, "[<|fim_prefix|>]def f(n):\n[<|fim_suffix|>]\nrest\n[<|fim_middle|>]");
+        assert!(typed.starts_with(&blank), "{blank:?} is not a prefix of {typed:?}");
     }
 
     #[test]
