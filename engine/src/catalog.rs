@@ -4,7 +4,7 @@
 /// The catalog name of the model used when no `model` setting or `--model` flag is given.
 /// Everything that speaks of "the default model" (`glint model fetch`/`path` without a name, the
 /// server's first-use fetch, the README, CI's fetch) follows this one constant.
-pub const DEFAULT_MODEL: &str = "smollm2-135m";
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-0.5b";
 
 /// The catalog entry `DEFAULT_MODEL` names; a name missing from the catalog fails the build.
 pub const DEFAULT: &CatalogModel = find_const(DEFAULT_MODEL);

@@ -57,11 +57,22 @@ fn model_list_shows_the_catalog_the_default_and_what_is_installed() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let header: Vec<_> = run.stdout.lines().next().unwrap_or_default().split_whitespace().collect();
     assert_eq!(header, ["NAME", "SIZE", "LICENCE", "FIM", "INSTALLED", "DEFAULT", "PATH"]);
+    // The default's row ends with the marker, whichever model it is.
+    let cells = |name: &str, cells: &[&'static str]| {
+        let mut cells = cells.to_vec();
+        if name == catalog::DEFAULT_MODEL {
+            cells.push("*");
+        }
+        cells
+    };
     assert_eq!(
         row(&run.stdout, "qwen2.5-coder-0.5b"),
-        ["qwen2.5-coder-0.5b", "491.4", "MB", "Apache-2.0", "yes", "no"]
+        cells("qwen2.5-coder-0.5b", &["qwen2.5-coder-0.5b", "491.4", "MB", "Apache-2.0", "yes", "no"])
     );
-    assert_eq!(row(&run.stdout, "qwen2.5-coder-1.5b"), ["qwen2.5-coder-1.5b", "1.12", "GB", "Apache-2.0", "yes", "no"]);
+    assert_eq!(
+        row(&run.stdout, "qwen2.5-coder-1.5b"),
+        cells("qwen2.5-coder-1.5b", &["qwen2.5-coder-1.5b", "1.12", "GB", "Apache-2.0", "yes", "no"])
+    );
     assert_eq!(row(&run.stdout, "smollm2-135m")[3..5], ["Apache-2.0", "no"]);
     // Exactly one row carries the default marker, and it is DEFAULT_MODEL's.
     let marked: Vec<_> = run.stdout.lines().filter(|l| l.split_whitespace().any(|c| c == "*")).collect();
@@ -112,7 +123,13 @@ fn a_catalog_name_as_model_resolves_to_its_file_or_says_how_to_fetch_it() {
     let args = ["complete", &location, "--engine", "local", "--model", "qwen2.5-coder-0.5b", "--no-fetch"];
     let run = glint(&args, &dir, &dir, &[]);
     assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("run `glint model fetch qwen2.5-coder-0.5b`"), "{}", run.stderr);
+    // `glint model fetch` alone fetches the default; another model is named.
+    let fetch = if catalog::DEFAULT_MODEL == "qwen2.5-coder-0.5b" {
+        "run `glint model fetch` to get the default model (qwen2.5-coder-0.5b)"
+    } else {
+        "run `glint model fetch qwen2.5-coder-0.5b`"
+    };
+    assert!(run.stderr.contains(fetch), "{}", run.stderr);
 
     // Once its file is there, the name loads that file (this one is not a real model, so the load
     // fails and the error names the catalog file).
