@@ -13,8 +13,8 @@ export interface CatalogModel {
  * to list them, since `glint.model` accepts the names either way.
  */
 export const CATALOG: CatalogModel[] = [
-  { name: "smollm2-135m", label: "SmolLM2 135M", detail: "the default model: the smallest and fastest" },
-  { name: "qwen2.5-coder-0.5b", label: "Qwen2.5 Coder 0.5B", detail: "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M): better code, slower" },
+  { name: "smollm2-135m", label: "SmolLM2 135M", detail: "SmolLM2-135M-Instruct (Q4_1): the smallest and fastest, weaker code" },
+  { name: "qwen2.5-coder-0.5b", label: "Qwen2.5 Coder 0.5B", detail: "the default model: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), fill-in-the-middle code" },
   { name: "qwen2.5-coder-1.5b", label: "Qwen2.5 Coder 1.5B", detail: "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): the best code, wants a fast CPU" },
 ];
 
