@@ -355,21 +355,17 @@ impl Q8Rows {
         let per_item = 256;
         if blocks >= 4 * per_item && cols.is_multiple_of(BLOCK) {
             let (qs_ptr, scales_ptr) = (SyncPtr(qs.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
-            let work = |range: std::ops::Range<usize>| {
-                for item in range {
-                    let (b0, b1) = (item * per_item, ((item + 1) * per_item).min(blocks));
-                    // SAFETY: each item writes only blocks b0..b1 of `qs` and `scales`, which no
-                    // other item touches, and both outlive the pool call.
-                    let (q, d) = unsafe {
-                        (
-                            std::slice::from_raw_parts_mut(qs_ptr.get().add(b0 * BLOCK), (b1 - b0) * BLOCK),
-                            std::slice::from_raw_parts_mut(scales_ptr.get().add(b0), b1 - b0),
-                        )
-                    };
-                    quantize_into(&values[b0 * BLOCK..b1 * BLOCK], q, d);
-                }
-            };
-            candle_core::utils::barrier_pool().execute_chunked(blocks.div_ceil(per_item), work);
+            in_ranges(blocks, per_item, |b0, b1| {
+                // SAFETY: each item writes only blocks b0..b1 of `qs` and `scales`, which no other
+                // item touches, and both outlive the pool call.
+                let (q, d) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(qs_ptr.get().add(b0 * BLOCK), (b1 - b0) * BLOCK),
+                        std::slice::from_raw_parts_mut(scales_ptr.get().add(b0), b1 - b0),
+                    )
+                };
+                quantize_into(&values[b0 * BLOCK..b1 * BLOCK], q, d);
+            });
         } else {
             quantize_into(values, &mut qs, &mut scales);
         }
@@ -487,48 +483,38 @@ fn matmul_with(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     }
     // Column groups per work item: enough to amortise scheduling, few enough to balance threads.
     let step = if m == 1 { 16 } else { 8 };
-    let groups = n / GROUP;
-    let items = groups.div_ceil(step);
     let y_ptr = SyncPtr(y.as_mut_ptr());
-    let work = |range: std::ops::Range<usize>| {
-        for item in range {
-            let g0 = item * step;
-            let g1 = (g0 + step).min(groups);
-            // SAFETY: each work item writes only the columns of groups g0..g1 of `y`, which no
-            // other item touches, and `y` outlives the pool call.
-            unsafe { kernel.run(x, w, g0, g1, y_ptr.get(), n) };
-        }
-    };
-    if items == 1 {
-        work(0..1);
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, work);
-    }
+    // SAFETY: each work item writes only the columns of groups g0..g1 of `y`, which no other item
+    // touches, and `y` outlives the pool call.
+    in_ranges(n / GROUP, step, |g0, g1| unsafe { kernel.run(x, w, g0, g1, y_ptr.get(), n) });
     y
 }
 
 /// `matmul` for a matrix in panels.
 fn matmul_panels(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix, y: &mut [f32]) {
     let n = w.rows;
-    let panels = n / panel::PANEL;
     // Panels per work item: a token's item streams 64 weight rows; a batch's item keeps two
     // panels' weights in L2 while every tile of activation rows meets them.
     let step = if x.rows == 1 { 4 } else { 2 };
-    let items = panels.div_ceil(step);
     let y_ptr = SyncPtr(y.as_mut_ptr());
-    let work = |range: std::ops::Range<usize>| {
+    // SAFETY: each work item writes only the columns of panels p0..p1 of `y`, which no other item
+    // touches, and `y` outlives the pool call.
+    in_ranges(n / panel::PANEL, step, |p0, p1| unsafe { kernel.run_panels(x, w, p0, p1, y_ptr.get(), n) });
+}
+
+/// Runs `work(start, end)` over `0..units` in ranges of `step`, on candle's thread pool when
+/// there is more than one.
+fn in_ranges(units: usize, step: usize, work: impl Fn(usize, usize) + Sync) {
+    let items = units.div_ceil(step);
+    let run = |range: std::ops::Range<usize>| {
         for item in range {
-            let p0 = item * step;
-            let p1 = (p0 + step).min(panels);
-            // SAFETY: each work item writes only the columns of panels p0..p1 of `y`, which no
-            // other item touches, and `y` outlives the pool call.
-            unsafe { kernel.run_panels(x, w, p0, p1, y_ptr.get(), n) };
+            work(item * step, ((item + 1) * step).min(units));
         }
     };
-    if items == 1 {
-        work(0..1);
+    if items <= 1 {
+        run(0..items);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, work);
+        candle_core::utils::barrier_pool().execute_chunked(items, run);
     }
 }
 
@@ -810,7 +796,7 @@ mod x86 {
     /// Byte `i` is all ones where bit `i` of `bits` is set (ggml's `bytes_from_bits_32`).
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn bytes_from_bits(bits: u32) -> __m256i {
+    pub(super) fn bytes_from_bits(bits: u32) -> __m256i {
         let shuffle = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
         let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
         let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);

@@ -162,6 +162,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::{CHUNK, PANEL, Q4_HEAD, Q5_CHUNK, Q8_HEAD, block_bytes};
+    use crate::kernels::x86::bytes_from_bits;
     use crate::kernels::{BLOCK, Format, PackedMatrix, Q8Rows};
 
     /// How far ahead of the block being multiplied to prefetch, in bytes.
@@ -230,16 +231,6 @@ mod x86 {
     unsafe fn broadcast4(p: *const i8) -> __m256i {
         // SAFETY: the caller passes a pointer to four readable bytes.
         _mm256_set1_epi32(unsafe { std::ptr::read_unaligned(p as *const i32) })
-    }
-
-    /// Byte `i` is all ones where bit `i` of `bits` is set.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn bytes_from_bits(bits: u32) -> __m256i {
-        let shuffle = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
-        let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
-        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
     }
 
     /// The weight scales and minimums of half `h` of a panel block, as `f32` lanes.
