@@ -80,9 +80,11 @@ fn main() {
     let prompt_1024 = tokenizer.decode(&tokens[..1024]);
     let mut cold = Vec::new();
     for i in 0..reps(5) {
-        // A different first line each time, so nothing is reused.
+        // A different first line and a session of its own each time, so nothing is reused (a
+        // shared session would reuse the shifted run of everything after the first line).
         let prefix = format!("// cold run {i}\n{prompt_1024}");
-        let request = GenerateRequest { prefix, max_tokens: 1, ..GenerateRequest::default() };
+        let session = Some(format!("cold-{i}"));
+        let request = GenerateRequest { prefix, max_tokens: 1, session, ..GenerateRequest::default() };
         let (_, finish) = runtime.block_on(engine.generate(request).collect_text());
         cold.push(finish.timings.ttft_ms);
     }
