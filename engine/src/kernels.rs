@@ -288,11 +288,7 @@ impl PackedMatrix {
                 } else {
                     (0, 16)
                 };
-                let nibbles = &data[at + lane * 16..at + (lane + 1) * 16];
-                for (i, &v) in nibbles.iter().enumerate() {
-                    q[i] = ((v & 0x0f) | (((qh >> i) & 1) as u8) << 4) as i8;
-                    q[i + 16] = ((v >> 4) | (((qh >> (i + 16)) & 1) as u8) << 4) as i8;
-                }
+                unpack_nibbles(&data[at + lane * 16..at + (lane + 1) * 16], qh, &mut q);
                 (d, m, q)
             }
         }
@@ -380,6 +376,15 @@ impl Q8Rows {
             .map(|(q, d)| round_to_f16(q.iter().map(|&v| i32::from(v)).sum::<i32>() as f32 * d))
             .collect();
         Q8Rows { rows: m, cols, qs, scales, sums }
+    }
+}
+
+/// The 32 values of a 4- or 5-bit block in ggml's order: value `i` in the low nibble of byte `i`
+/// and value `i + 16` in its high nibble, fifth bit `i` of `qh` for value `i` (0 for 4-bit).
+fn unpack_nibbles(nibbles: &[u8], qh: u32, q: &mut [i8; BLOCK]) {
+    for (i, &v) in nibbles.iter().take(BLOCK / 2).enumerate() {
+        q[i] = ((v & 0x0f) | (((qh >> i) & 1) as u8) << 4) as i8;
+        q[i + 16] = ((v >> 4) | (((qh >> (i + 16)) & 1) as u8) << 4) as i8;
     }
 }
 

@@ -10,7 +10,7 @@
 use candle_core::quantized::GgmlDType;
 
 use super::panel::{self, PANEL, RowBlock};
-use super::{BLOCK, Format, GROUP, PackedMatrix, WeightBytes, f16_to_f32, f32_to_f16, quantize_into};
+use super::{BLOCK, Format, GROUP, PackedMatrix, WeightBytes, f16_to_f32, f32_to_f16, quantize_into, unpack_nibbles};
 
 /// Whether a matrix of `rows` rows is stored in panels (see `panel`): whenever its rows fill
 /// whole panels, unless `GLINT_ROW_GROUPS` asks for the older four-row groups (for benchmarks).
@@ -264,10 +264,7 @@ impl RowBlocks {
             }
             Format::Q4 | Format::Q5 => {
                 let qh = if format == Format::Q5 { self.qh[b] } else { 0 };
-                for (i, &v) in self.nibbles[b * 16..(b + 1) * 16].iter().enumerate() {
-                    out.q[i] = ((v & 0x0f) | (((qh >> i) & 1) as u8) << 4) as i8;
-                    out.q[i + 16] = ((v >> 4) | (((qh >> (i + 16)) & 1) as u8) << 4) as i8;
-                }
+                unpack_nibbles(&self.nibbles[b * 16..(b + 1) * 16], qh, &mut out.q);
             }
         }
     }
