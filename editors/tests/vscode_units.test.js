@@ -16,7 +16,7 @@ const originalLoad = Module._load;
 Module._load = function (request, ...rest) {
   return request === "vscode" ? vscode : originalLoad.call(this, request, ...rest);
 };
-const { displayModelName, loadingStep, CATALOG } = require(path.join(process.cwd(), "out", "models.js"));
+const { displayModelName, loadingStep, CATALOG, DEFAULT_MODEL } = require(path.join(process.cwd(), "out", "models.js"));
 const { stderrLevel } = require(path.join(process.cwd(), "out", "logs.js"));
 const { serverSettings } = require(path.join(process.cwd(), "out", "config.js"));
 
@@ -40,6 +40,9 @@ test("model names: every catalog entry has a readable label", () => {
   for (const model of CATALOG) {
     assert.equal(displayModelName(model.name), model.label);
   }
+  // An empty glint.model is the engine's default, which the picker marks and the loading names.
+  assert.equal(DEFAULT_MODEL, "qwen2.5-coder-0.5b");
+  assert.ok(CATALOG.some((m) => m.name === DEFAULT_MODEL));
 });
 
 test("stderr: log lines repeat window/logMessage and go to trace; panics and strays are shown", () => {

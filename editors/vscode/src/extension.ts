@@ -15,7 +15,7 @@ import {
 
 import { LANGUAGES, autoCompletionsEnabled, glintEnabled, languageEnabled, resolveBinary, serverSettings } from "./config";
 import { TraceChannel, stdioOptions } from "./logs";
-import { CATALOG, displayModelName, loadingStep } from "./models";
+import { CATALOG, DEFAULT_MODEL, displayModelName, loadingStep } from "./models";
 import { rewriteMiddleware, rewriteSelection } from "./rewrite";
 import { type CompletionTimings, type EngineStatus, StatusBar } from "./status";
 import { InlineStreams, type Progress } from "./streaming";
@@ -262,7 +262,7 @@ function showLoading(step: string | undefined): void {
   const config = vscode.workspace.getConfiguration("glint");
   const engine = config.get<string>("engine", "local").trim();
   // What is starting: the local engine's model by its readable name, or the remote engine.
-  const what = engine === "local" ? displayModelName(config.get<string>("model", "").trim() || CATALOG[0].name) : engine;
+  const what = engine === "local" ? displayModelName(config.get<string>("model", "").trim() || DEFAULT_MODEL) : engine;
   if (loading && loading.what !== what) {
     // Another model was chosen meanwhile: its own notification replaces this one.
     loading.done();
@@ -313,7 +313,7 @@ function offerFix(error: string): void {
   }
   lastFixOffered = error;
   const configured = vscode.workspace.getConfiguration("glint").get<string>("model", "").trim();
-  const catalog = CATALOG.find((model) => model.name === configured) ?? (configured === "" ? CATALOG[0] : undefined);
+  const catalog = CATALOG.find((model) => model.name === configured) ?? (configured === "" ? CATALOG.find((model) => model.name === DEFAULT_MODEL) : undefined);
   const actions = catalog ? [`Fetch ${catalog.label}`, "Choose Model", "Show Logs"] : ["Choose Model", "Show Logs"];
   void vscode.window.showErrorMessage(`Glint: ${error}`, ...actions).then((choice) => {
     if (choice === "Show Logs") {
@@ -390,7 +390,7 @@ async function selectModel(): Promise<void> {
   const items: Pick[] = [
     ...CATALOG.map((model) => ({
       label: model.label,
-      description: model.name + (model.name === current || (current === "" && model === CATALOG[0]) ? " (current)" : ""),
+      description: model.name + (model.name === current || (current === "" && model.name === DEFAULT_MODEL) ? " (current)" : ""),
       detail: model.detail,
       value: model.name,
     })),
@@ -418,7 +418,7 @@ async function selectModel(): Promise<void> {
  */
 async function fetchModel(name?: string): Promise<void> {
   const binary = resolveBinary();
-  const model = name ?? (vscode.workspace.getConfiguration("glint").get<string>("model", "").trim() || CATALOG[0].name);
+  const model = name ?? (vscode.workspace.getConfiguration("glint").get<string>("model", "").trim() || DEFAULT_MODEL);
   const args = ["model", "fetch", model];
   const task = new vscode.Task(
     { type: "process", id: `glint-fetch-${model}` },

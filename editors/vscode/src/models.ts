@@ -18,6 +18,9 @@ export const CATALOG: CatalogModel[] = [
   { name: "qwen2.5-coder-1.5b", label: "Qwen2.5 Coder 1.5B", detail: "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): the best code, wants a fast CPU" },
 ];
 
+/** The model the server loads when `glint.model` is empty (the engine's `DEFAULT_MODEL`). */
+export const DEFAULT_MODEL = "qwen2.5-coder-0.5b";
+
 // Families whose spelling a title-cased GGUF name gets wrong ("Smollm2", "Qwen2.5 Coder").
 const FAMILIES: [RegExp, string][] = [
   [/^smol[\s_-]?lm[\s_-]?2$/i, "SmolLM2"],
