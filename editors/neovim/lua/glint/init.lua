@@ -8,6 +8,10 @@
 --
 -- On 0.12+ Neovim can show `textDocument/inlineCompletion` itself (vim.lsp.inline_completion);
 -- `ghost_text = 'auto'` uses that there and this plugin's renderer on older versions.
+--
+-- :GlintModel picks a model of the catalog (or a GGUF file) and sends it to the server as the
+-- `model` setting; while the server fetches and loads it (`glint/status` `engine.step`), a progress
+-- message follows the download (Neovim 0.12's progress messages, vim.notify before).
 local M = {}
 
 local api = vim.api
@@ -90,6 +94,76 @@ local function byte_col(bufnr, row, character, encoding)
   end
   ok, col = pcall(vim.str_byteindex, line, character, encoding == 'utf-16')
   return ok and col or #line
+end
+
+local function client_notify(client, method, params)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client:notify(method, params)
+  end
+  return client.notify(method, params)
+end
+
+local function client_stopped(client)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client:is_stopped()
+  end
+  return client.is_stopped()
+end
+
+local function glint_clients()
+  local get = vim.lsp.get_clients or vim.lsp.get_active_clients
+  return get({ name = 'glint' })
+end
+
+--- The model catalog as `glint model list` prints it: the names the `model` setting accepts.
+M.catalog = {
+  { name = 'qwen2.5-coder-0.5b', label = 'Qwen2.5 Coder 0.5B', detail = 'the default: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), fill-in-the-middle code, about 490 MB' },
+  { name = 'qwen2.5-coder-1.5b', label = 'Qwen2.5 Coder 1.5B', detail = 'Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): the best code, wants a fast CPU' },
+  { name = 'smollm2-135m', label = 'SmolLM2 135M', detail = 'SmolLM2-135M-Instruct (Q4_1): the smallest and fastest, weaker code, about 98 MB' },
+}
+
+--- The model the server loads when the `model` setting is empty.
+M.default_model = 'qwen2.5-coder-0.5b'
+
+--- A model setting as people read it: a catalog name's label, or a GGUF file's name.
+function M.model_label(model)
+  model = model ~= nil and model ~= vim.NIL and vim.trim(model) or ''
+  if model == '' then
+    model = M.default_model
+  end
+  for _, entry in ipairs(M.catalog) do
+    if entry.name == model:lower() then
+      return entry.label
+    end
+  end
+  local file = (model:match('([^/\\]+)$') or model):gsub('%.gguf$', '')
+  return file
+end
+
+--- A step of the server's engine start (`glint/status` `engine.step`) in a few words, as the VS
+--- Code extension shows it: a fetch's part events become the download's size and percentage,
+--- the checksum and load steps a word each; other steps (a remote engine's) stay as they are.
+--- Returns { message, percent? } or nil.
+function M.loading_step(step)
+  local text = type(step) == 'string' and vim.trim(step) or ''
+  if text == '' then
+    return nil
+  end
+  local index, count, bytes, percent = text:match('^%S+ part (%d+)/(%d+) %([^)]*%): [^;]+; (.+ of .+) %((%d+)%%%)$')
+  if index then
+    local of = count == '1' and '' or string.format(' (part %s of %s)', index, count)
+    return { message = string.format('downloading %s (%s%%)%s', bytes, percent, of), percent = tonumber(percent) }
+  end
+  if text:match('^assembling ') then
+    return { message = 'checking the download', percent = 100 }
+  end
+  if text:match('^model ready at ') or text:match('^model %S+ already present at ') or text:match('^licence ') then
+    return { message = 'downloaded', percent = 100 }
+  end
+  if text:match('^loading ') then
+    return { message = 'loading' }
+  end
+  return { message = text }
 end
 
 local show, hide, set_automatic
@@ -607,6 +681,165 @@ function M.rewrite_command(command, ctx)
   end)
 end
 
+-- Neovim 0.12 shows progress messages (nvim_echo kind='progress', updated in place by id).
+local has_progress_messages = vim.fn.has('nvim-0.12') == 1
+local watchers = {}
+local loads = 0
+
+-- Says what the engine start is doing: a progress message on 0.12+, else a notification.
+local function loading_message(load, text, status, percent)
+  local title = 'Glint: ' .. load.what
+  if has_progress_messages then
+    local ok, id = pcall(api.nvim_echo, { { text } }, status ~= 'running', {
+      id = load.id,
+      kind = 'progress',
+      source = 'glint',
+      title = title,
+      status = status,
+      percent = percent,
+    })
+    if ok then
+      load.id = id
+      return
+    end
+  end
+  vim.notify(title .. ': ' .. text, status == 'failed' and vim.log.levels.ERROR or vim.log.levels.INFO)
+end
+
+-- What the client's server is starting: the local engine's model by its label, or the engine.
+local function starting_what(client)
+  local settings = ((client.config or {}).init_options or {}).glint or {}
+  local engine = settings.engine
+  if engine ~= nil and engine ~= vim.NIL and engine ~= '' and engine ~= 'local' then
+    return engine
+  end
+  return M.model_label(settings.model)
+end
+
+--- Follows the engine start of `client`'s server through `glint/status`: while it loads (a model
+--- fetch, a load, a remote engine connecting), a progress message shows its step; when it ends,
+--- "ready" (after a load that was seen, or always when `switched`: a model was just picked) or the
+--- failure. One watcher per client; it asks every 500 ms while the engine loads.
+function M.watch_engine(client, switched)
+  local watcher = watchers[client.id]
+  local running = watcher ~= nil
+  if running and not switched then
+    return
+  end
+  -- A new start (or the first look): its own progress message, named by what it starts.
+  loads = loads + 1
+  watcher = watcher or {}
+  watcher.switched, watcher.polls, watcher.loading, watcher.shown = switched, 0, false, nil
+  watcher.load = { id = 'glint.loading.' .. loads, what = starting_what(client) }
+  watchers[client.id] = watcher
+  if running then
+    return
+  end
+  local function poll()
+    if client_stopped(client) then
+      watchers[client.id] = nil
+      return
+    end
+    watcher.polls = watcher.polls + 1
+    local ok = pcall(client_request, client, 'glint/status', nil, function(err, result)
+      local engine = (not err and result and result.engine) or {}
+      if engine.state == 'loading' then
+        watcher.loading = true
+        local step = M.loading_step(engine.step) or { message = 'loading' }
+        if step.message ~= watcher.shown then
+          watcher.shown = step.message
+          M.last_loading_step = step.message
+          loading_message(watcher.load, step.message, 'running', step.percent)
+        end
+        vim.defer_fn(poll, 500)
+        return
+      end
+      if not watcher.loading and (engine.state == 'none' or watcher.switched) and watcher.polls < 4 then
+        -- The engine has not started yet (before `initialized`), or the new setting has not
+        -- reached it yet and the old engine still answers.
+        vim.defer_fn(poll, 500)
+        return
+      end
+      watchers[client.id] = nil
+      if engine.state == 'ready' and (watcher.loading or watcher.switched) then
+        loading_message(watcher.load, 'ready', 'success', 100)
+      elseif engine.state == 'failed' and watcher.loading then
+        -- The server shows the error itself (window/showMessage); end the progress with it.
+        loading_message(watcher.load, engine.error or 'failed', 'failed')
+      end
+    end)
+    if not ok then
+      watchers[client.id] = nil
+    end
+  end
+  poll()
+end
+
+--- Uses `model` (a catalog name or a GGUF file's path): the `model` setting of every running Glint
+--- server (workspace/didChangeConfiguration; the server fetches a catalog model that is not
+--- installed, then loads it) and of servers started later. Follows the start with a progress message.
+function M.set_model(model)
+  M.config.settings = M.config.settings or {}
+  M.config.settings.model = model
+  if vim.lsp.config and vim.lsp.enable then
+    vim.lsp.config('glint', { init_options = { glint = { model = model } } })
+  end
+  local clients = glint_clients()
+  for _, client in ipairs(clients) do
+    client.config.init_options = client.config.init_options or {}
+    local settings = vim.deepcopy(client.config.init_options.glint or {})
+    settings.model = model
+    client.config.init_options.glint = settings
+    client_notify(client, 'workspace/didChangeConfiguration', { settings = { glint = settings } })
+    M.watch_engine(client, true)
+  end
+  if #clients == 0 then
+    vim.notify('Glint: model ' .. M.model_label(model) .. ' (used when Glint starts)')
+  end
+end
+
+--- The model the running server (or the next one) is asked to use.
+function M.current_model()
+  local client = glint_clients()[1]
+  local settings = client and ((client.config.init_options or {}).glint or {}) or M.config.settings or {}
+  local model = settings.model
+  if model == nil or model == vim.NIL or vim.trim(model) == '' then
+    return M.default_model
+  end
+  return model
+end
+
+--- Picks a model with vim.ui.select: the catalog, or a GGUF file (asked with vim.ui.input).
+function M.select_model()
+  local current = M.current_model()
+  local items = vim.deepcopy(M.catalog)
+  table.insert(items, { label = 'A GGUF file…', file = true })
+  vim.ui.select(items, {
+    prompt = 'Glint model',
+    kind = 'glint.model',
+    format_item = function(item)
+      if item.file then
+        local path = current:match('%.gguf$') and (' (current: ' .. current .. ')') or ''
+        return item.label .. path
+      end
+      return string.format('%s  %s%s: %s', item.label, item.name, item.name == current and ' (current)' or '', item.detail)
+    end,
+  }, function(item)
+    if not item then
+      return
+    end
+    if item.file then
+      vim.ui.input({ prompt = 'GGUF file: ', completion = 'file' }, function(path)
+        if path and vim.trim(path) ~= '' then
+          M.set_model(vim.fn.fnamemodify(vim.fn.expand(vim.trim(path)), ':p'))
+        end
+      end)
+    elseif item.name ~= current then
+      M.set_model(item.name)
+    end
+  end)
+end
+
 --- Sets Glint up: starts the server for the supported filetypes, ghost text, keys, commands.
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(defaults), opts or {})
@@ -620,6 +853,38 @@ function M.setup(opts)
   map_keys()
   autocmds()
   api.nvim_create_user_command('GlintStatus', show_status, { desc = 'Glint: server status' })
+  api.nvim_create_user_command('GlintModel', function(opts)
+    local model = vim.trim(opts.args)
+    if model == '' then
+      M.select_model()
+    elseif model:match('%.gguf$') then
+      M.set_model(vim.fn.fnamemodify(vim.fn.expand(model), ':p'))
+    else
+      M.set_model(model)
+    end
+  end, {
+    nargs = '?',
+    complete = function(lead)
+      local names = {}
+      for _, entry in ipairs(M.catalog) do
+        if entry.name:sub(1, #lead) == lead then
+          table.insert(names, entry.name)
+        end
+      end
+      return vim.list_extend(names, vim.fn.getcompletion(lead, 'file'))
+    end,
+    desc = 'Glint: choose the model (a catalog name or a GGUF file; no argument: pick from a list)',
+  })
+  -- The first start may fetch the default model (hundreds of MB): show its progress.
+  api.nvim_create_autocmd('LspAttach', {
+    group = api.nvim_create_augroup('glint.loading', { clear = true }),
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == 'glint' then
+        M.watch_engine(client, false)
+      end
+    end,
+  })
   api.nvim_create_user_command('GlintRewrite', rewrite, { nargs = '+', range = true, desc = 'Glint: rewrite lines by an instruction' })
   -- Code actions that run `glint.rewrite` ask for the instruction here instead of sending none.
   vim.lsp.commands['glint.rewrite'] = M.rewrite_command
