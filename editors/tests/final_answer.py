@@ -4,6 +4,10 @@ nothing while the server has not given it. An early answer (progress for the pos
 the response follows it) is final only with the progress marked `final`, whose text is then the
 answer.
 Usage: final_answer.py IN OUT LINE CHARACTER
+With --completion (Helix): the AI item of the last textDocument/completion response at the
+position, as JSON {"label", "file", "line"}: its label, the text of FILE (as it was when asked)
+with the item's edit applied, and the edited line.
+Usage: final_answer.py --completion IN OUT LINE CHARACTER FILE
 """
 
 import json
@@ -34,7 +38,34 @@ def extends(longer, text):
     return len(longer) > len(text) and longer.startswith(text)
 
 
+def completion(inp, outp, line, character, before):
+    asked = [m for m in messages(inp) if m.get("method") == "textDocument/completion" and at(m, line, character)]
+    if not asked:
+        return
+    written = messages(outp)
+    response = next((m for m in written if m.get("id") == asked[-1]["id"] and "method" not in m), None)
+    if response is None or "error" in response:
+        return
+    result = response.get("result") or []
+    items = result if isinstance(result, list) else result.get("items", [])
+    item = next((i for i in items if i.get("detail") == "Glint AI"), None)
+    if item is None or "textEdit" not in item:
+        return
+    edit = item["textEdit"]
+    where = edit.get("range") or edit.get("replace")
+    lines = open(before, encoding="utf-8").read().split("\n")
+    start, end = where["start"], where["end"]
+    # ASCII text: LSP characters are string offsets.
+    head = "\n".join(lines[: start["line"]] + [lines[start["line"]][: start["character"]]])
+    tail = "\n".join([lines[end["line"]][end["character"] :]] + lines[end["line"] + 1 :])
+    text = head + edit["newText"] + tail
+    print(json.dumps({"label": item["label"], "file": text, "line": text.split("\n")[start["line"]]}))
+
+
 def main():
+    if sys.argv[1] == "--completion":
+        completion(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+        return
     inp, outp, line, character = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     asked = [m for m in messages(inp) if m.get("method") == "textDocument/inlineCompletion" and at(m, line, character)]
     written = messages(outp)
@@ -74,4 +105,5 @@ def main():
         return
 
 
-main()
+if __name__ == "__main__":
+    main()
