@@ -1,6 +1,7 @@
 """Checks that a packaged .vsix holds what VS Code needs to run the extension offline."""
 import json
 import os
+import re
 import sys
 import zipfile
 
@@ -8,6 +9,7 @@ path = sys.argv[1]
 with zipfile.ZipFile(path) as vsix:
     names = set(vsix.namelist())
     manifest = json.loads(vsix.read("extension/package.json"))
+    readme = vsix.read("extension/readme.md").decode("utf-8") if "extension/readme.md" in names else ""
 required = [
     "extension.vsixmanifest",
     "extension/package.json",
@@ -18,6 +20,11 @@ required = [
     "extension/node_modules/vscode-languageclient/lib/node/main.js",
 ]
 missing = [name for name in required if name not in names]
+# The README's screenshots are relative links (VS Code resolves them in the installed extension),
+# so the images must be packaged next to it.
+images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme)
+missing += [f"extension/{image} (an image of the README)" for image in images
+            if "://" not in image and f"extension/{image}" not in names]
 leaked = sorted(n for n in names if n.startswith("extension/src/") or n.startswith("extension/node_modules/typescript/"))
 print(f"{os.path.basename(path)}: {len(names)} files, {os.path.getsize(path) // 1024} KB, v{manifest['version']}")
 for name in missing:

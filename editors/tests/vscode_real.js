@@ -353,6 +353,20 @@ async function controls(page, wire) {
   for (let i = 0; i < 3 && !asks; i++) asks = await typingAsks();
   check("after off and on, typing asks the restarted server", asks);
   await page.screenshot({ path: path.join(shots, "vscode-controls.png") });
+  // The status bar item's menu holds the same controls (the README's screenshot of them).
+  let menu = [];
+  for (let i = 0; i < 3 && !menu.some((t) => t.includes("Choose model")); i++) {
+    await page.locator(".statusbar-item", { hasText: "Glint" }).first().click();
+    for (let j = 0; j < 20 && !menu.some((t) => t.includes("Choose model")); j++) {
+      await sleep(100);
+      menu = await page.locator(".quick-input-widget .monaco-list-row").allTextContents().catch(() => []);
+    }
+  }
+  await page.screenshot({ path: path.join(shots, "vscode-status-menu.png") });
+  await page.keyboard.press("Escape");
+  check("the status bar item's menu lists the controls",
+    ["Turn Glint off", "Snooze for 5 minutes", "Disable for python", "Choose model"].every((c) => menu.some((t) => t.includes(c))),
+    JSON.stringify(menu));
 
   // Logs as users read them: one line per server event in "Glint" (none doubled, none labelled
   // [error] for being on stderr), and with glint.trace.server "verbose" the traffic in "Glint Trace".
