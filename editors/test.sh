@@ -5,6 +5,7 @@
 # An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
+# GLINT_BIN=PATH uses that glint instead of building the debug one.
 # Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim011-tui nvim012 conformance)
 set -uo pipefail
 
@@ -124,8 +125,10 @@ nvim_model_check() { # NAME NVIM [VIMRUNTIME]
 }
 
 echo "=== glint binary"
-GLINT="$CARGO_TARGET_DIR/debug/glint"
-if ! (cd "$ROOT" && cargo build --quiet -p glint-server --bin glint) >"$LOGS/build.log" 2>&1; then
+# GLINT_BIN: a glint already built (e.g. by an earlier CI step), used for every check instead of
+# building the debug one.
+GLINT="${GLINT_BIN:-$CARGO_TARGET_DIR/debug/glint}"
+if [ -z "${GLINT_BIN:-}" ] && ! (cd "$ROOT" && cargo build --quiet -p glint-server --bin glint) >"$LOGS/build.log" 2>&1; then
   fail "build glint" "cargo build -p glint-server --bin glint failed" "$LOGS/build.log"
   finish
 fi
