@@ -21,11 +21,23 @@ pub const DEFAULT_MODEL_SHA256: &str = catalog::DEFAULT.sha256;
 
 /// `$XDG_CACHE_HOME/glint/models`, else `~/.cache/glint/models`.
 pub fn models_dir() -> PathBuf {
+    glint_cache_dir().join("models")
+}
+
+/// `$XDG_CACHE_HOME/glint/packed`, else `~/.cache/glint/packed`: models' weights in the kernels'
+/// layout, so that loads after the first map them instead of repacking. `None` when
+/// `GLINT_WEIGHT_CACHE=0` turns the cache off.
+pub fn packed_weights_dir() -> Option<PathBuf> {
+    let off = std::env::var("GLINT_WEIGHT_CACHE").is_ok_and(|v| v == "0");
+    (!off).then(|| glint_cache_dir().join("packed"))
+}
+
+fn glint_cache_dir() -> PathBuf {
     let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute());
     let cache = xdg.unwrap_or_else(|| {
         std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache")
     });
-    cache.join("glint").join("models")
+    cache.join("glint")
 }
 
 /// Where a catalog model is (or will be, once fetched).

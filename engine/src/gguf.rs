@@ -2,7 +2,7 @@
 //! a corrupt or truncated file into an error naming the file and the problem.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -12,10 +12,13 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use crate::EngineError;
 
 /// An open GGUF file whose header has been read and whose tensor table fits inside the file.
+///
+/// The file is memory-mapped for as long as this lives (while a model loads): tensors are
+/// converted straight from the page cache, on several threads, with no copy in between.
 pub(crate) struct GgufFile {
     path: PathBuf,
     content: Content,
-    reader: BufReader<File>,
+    map: memmap2::Mmap,
 }
 
 impl GgufFile {
@@ -23,7 +26,13 @@ impl GgufFile {
     pub(crate) fn open(path: &Path) -> Result<GgufFile, EngineError> {
         let file = File::open(path).map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?;
         let file_len = file.metadata().map_err(|source| EngineError::Io { path: path.to_path_buf(), source })?.len();
-        let mut reader = BufReader::new(file);
+        let io = |source| EngineError::Io { path: path.to_path_buf(), source };
+        // SAFETY: the mapping is read-only and private, and lives only while the model loads. A
+        // file truncated by another process meanwhile would fault on access, as it would under
+        // any engine that maps model files; Glint's own downloads replace files by renaming, which
+        // leaves a mapped file intact.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
+        let mut reader = Cursor::new(&map[..]);
         let invalid = |message: String| EngineError::InvalidModel { path: path.to_path_buf(), message };
         // candle's parser divides by `general.alignment` without checking it for zero; a file is
         // untrusted input, so a panic in the parser becomes an error like any other bad header.
@@ -37,7 +46,7 @@ impl GgufFile {
                 )));
             }
         };
-        let gguf = GgufFile { path: path.to_path_buf(), content, reader };
+        let gguf = GgufFile { path: path.to_path_buf(), content, map };
         gguf.check_tensor_bounds(file_len)?;
         Ok(gguf)
     }
@@ -171,30 +180,31 @@ impl GgufFile {
         Ok((info.ggml_dtype, info.shape.dims().to_vec()))
     }
 
-    /// Reads `out.len()` bytes of a tensor's data from byte `start` of that data (checked against
-    /// the file's length when it was opened).
-    pub(crate) fn read_tensor_bytes(&mut self, name: &str, start: u64, out: &mut [u8]) -> Result<(), EngineError> {
+    /// A tensor's bytes in the file (checked against the file's length when it was opened).
+    pub(crate) fn tensor_bytes(&self, name: &str) -> Result<&[u8], EngineError> {
         let info =
             self.content.tensor_infos.get(name).ok_or_else(|| self.invalid(format!("tensor `{name}` is missing")))?;
-        let at = self.content.tensor_data_offset.checked_add(info.offset).and_then(|at| at.checked_add(start));
-        let at = at.ok_or_else(|| self.invalid(format!("tensor `{name}` lies beyond any file")))?;
-        let result = self.reader.seek(SeekFrom::Start(at)).and_then(|_| self.reader.read_exact(out));
-        result.map_err(|e| self.invalid(format!("cannot read tensor `{name}`: {e}")))
+        let elements: usize = info.shape.dims().iter().product();
+        let len = elements / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        let start = self.content.tensor_data_offset.checked_add(info.offset).and_then(|at| usize::try_from(at).ok());
+        start
+            .and_then(|start| self.map.get(start..start.checked_add(len)?))
+            .ok_or_else(|| self.invalid(format!("tensor `{name}` lies beyond the end of the file")))
     }
 
     /// Reads one tensor as a candle tensor, in its own format.
-    pub(crate) fn tensor(&mut self, name: &str) -> Result<QTensor, EngineError> {
+    pub(crate) fn tensor(&self, name: &str) -> Result<QTensor, EngineError> {
         if !self.has_tensor(name) {
             return Err(self.invalid(format!("tensor `{name}` is missing")));
         }
-        let tensor = self.content.tensor(&mut self.reader, name, &Device::Cpu).map_err(|e| {
+        let tensor = self.content.tensor(&mut Cursor::new(&self.map[..]), name, &Device::Cpu).map_err(|e| {
             EngineError::InvalidModel { path: self.path.clone(), message: format!("cannot read tensor `{name}`: {e}") }
         })?;
         Ok(tensor)
     }
 
     /// Reads one tensor as f32 values (for norms and biases).
-    pub(crate) fn tensor_f32(&mut self, name: &str) -> Result<Vec<f32>, EngineError> {
+    pub(crate) fn tensor_f32(&self, name: &str) -> Result<Vec<f32>, EngineError> {
         let tensor = self.tensor(name)?;
         let values = tensor
             .dequantize(&Device::Cpu)

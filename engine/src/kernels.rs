@@ -7,6 +7,8 @@
 mod convert;
 mod panel;
 
+pub(crate) use convert::Source;
+
 /// Values per quantization block.
 pub(crate) const BLOCK: usize = 32;
 /// Weight rows stored interleaved together, so that a tile of columns is one sequential stream.
@@ -76,6 +78,8 @@ pub(crate) enum WeightBytes {
         ptr: std::ptr::NonNull<u8>,
         len: usize,
     },
+    /// A private, copy-on-write mapping of packed weights cached on disk (`weight_cache`).
+    File(memmap2::MmapMut),
 }
 
 // SAFETY: `WeightBytes` owns its allocation exclusively, like a `Box<[u8]>`.
@@ -168,6 +172,7 @@ impl std::ops::DerefMut for WeightBytes {
             #[cfg(target_os = "linux")]
             // SAFETY: `ptr` points to `len` mapped, writable bytes owned exclusively by `self`.
             WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
+            WeightBytes::File(map) => map,
         }
     }
 }
@@ -209,6 +214,7 @@ impl std::ops::Deref for WeightBytes {
             #[cfg(target_os = "linux")]
             // SAFETY: `ptr` points to `len` mapped, readable bytes owned by `self`.
             WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            WeightBytes::File(map) => map,
         }
     }
 }
@@ -310,22 +316,6 @@ impl PackedMatrix {
             }
         }
         PackedMatrix { rows, cols, format: Format::Q8, panel: false, data: WeightBytes::from_vec(data) }
-    }
-
-    /// Stacks matrices with the same number of columns and format; `None` if they differ.
-    pub(crate) fn concat(parts: &[&PackedMatrix]) -> Option<PackedMatrix> {
-        let first = parts.first()?;
-        if parts.iter().any(|p| p.cols != first.cols || p.format != first.format || p.panel != first.panel) {
-            return None;
-        }
-        let rows = parts.iter().map(|p| p.rows).sum();
-        let mut data = WeightBytes::zeroed(parts.iter().map(|p| p.data.len()).sum());
-        let mut at = 0;
-        for part in parts {
-            data[at..at + part.data.len()].copy_from_slice(&part.data);
-            at += part.data.len();
-        }
-        Some(PackedMatrix { rows, cols: first.cols, format: first.format, panel: first.panel, data })
     }
 
     /// Dequantizes one row into `out` (for embedding lookups); `row < self.rows()`.

@@ -16,6 +16,7 @@ pub mod protocol;
 mod request;
 pub mod sampler;
 pub mod tokenizer;
+mod weight_cache;
 pub mod ws;
 
 pub use error::EngineError;

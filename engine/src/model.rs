@@ -17,7 +17,8 @@ use candle_core::{Device, Module, Tensor};
 
 use crate::EngineError;
 use crate::gguf::GgufFile;
-use crate::kernels::{self, PackedMatrix, Q8Rows, SyncPtr};
+use crate::kernels::{self, PackedMatrix, Q8Rows, Source, SyncPtr};
+use crate::weight_cache::{self, WeightCache};
 
 /// The architectures Glint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,18 +65,21 @@ pub struct ModelConfig {
 }
 
 /// How weights are loaded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Positions the cache and rotary tables are sized for; `None` means the training context,
     /// capped at 16,384.
     pub context_length: Option<usize>,
     /// Convert quantizations without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16, ...) to Q8_0.
     pub convert_slow_quants: bool,
+    /// A folder for packed weights (see `weight_cache`): loads after the first map them instead
+    /// of repacking the model. `None` repacks on every load.
+    pub weight_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { context_length: None, convert_slow_quants: true }
+        LoadOptions { context_length: None, convert_slow_quants: true, weight_cache: None }
     }
 }
 
@@ -174,28 +178,57 @@ struct Projections {
 }
 
 impl Projections {
-    fn new(parts: Vec<Linear>) -> Projections {
-        let all_q8 = parts.iter().all(|p| matches!(p.weight, Weight::Packed(_)));
-        if !all_q8 || parts.len() < 2 {
-            return Projections { parts };
+    /// Loads the projections `parts` (`(name, rows)`, each `rows x cols`) of one layer. Where all
+    /// of them pack to the same format they are packed as one stacked matrix, straight from the
+    /// file; otherwise each is loaded on its own (see `load_weight`).
+    fn load(
+        gguf: &GgufFile,
+        packer: &mut Packer,
+        parts: &[(String, usize)],
+        cols: usize,
+        convert: bool,
+        slow: &mut Vec<String>,
+    ) -> Result<Projections, EngineError> {
+        let mut sources = Vec::with_capacity(parts.len());
+        let mut biases = Vec::with_capacity(parts.len());
+        for (name, rows) in parts {
+            let weight = format!("{name}.weight");
+            sources.push(packable(gguf, &weight, *rows, cols, convert)?);
+            let bias = format!("{name}.bias");
+            biases.push(if gguf.has_tensor(&bias) { Some(load_vector(gguf, &bias, *rows)?) } else { None });
         }
-        let matrices: Vec<&PackedMatrix> = parts
+        let sources: Option<Vec<Source<'_>>> = sources.into_iter().collect();
+        let out_dim = parts.iter().map(|(_, rows)| rows).sum();
+        let stacked_name = || parts.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join("+");
+        if parts.len() > 1
+            && let Some(stacked) = sources.and_then(|sources| packer.pack(&stacked_name(), &sources, out_dim, cols))
+        {
+            let bias = biases.iter().any(Option::is_some).then(|| {
+                biases
+                    .iter()
+                    .zip(parts)
+                    .flat_map(|(b, (_, rows))| b.clone().unwrap_or_else(|| vec![0.0; *rows]))
+                    .collect()
+            });
+            return Ok(Projections { parts: vec![Linear { weight: Weight::Packed(stacked), bias, out_dim }] });
+        }
+        let parts = parts
             .iter()
-            .filter_map(|p| match &p.weight {
-                Weight::Packed(w) => Some(w.as_ref()),
-                Weight::Candle(_) => None,
+            .zip(biases)
+            .map(|((name, rows), bias)| {
+                let weight = load_weight(gguf, packer, &format!("{name}.weight"), *rows, cols, convert, slow)?;
+                Ok(Linear { weight, bias, out_dim: *rows })
             })
-            .collect();
-        let Some(stacked) = PackedMatrix::concat(&matrices) else {
-            return Projections { parts };
-        };
-        let out_dim = parts.iter().map(|p| p.out_dim).sum();
-        let bias = parts
-            .iter()
-            .any(|p| p.bias.is_some())
-            .then(|| parts.iter().flat_map(|p| p.bias.clone().unwrap_or_else(|| vec![0.0; p.out_dim])).collect());
-        let fused = Linear { weight: Weight::Packed(Arc::new(stacked)), bias, out_dim };
-        Projections { parts: vec![fused] }
+            .collect::<Result<_, EngineError>>()?;
+        Ok(Projections { parts })
+    }
+
+    /// The one projection of a single-part load.
+    fn single(mut self) -> Result<Linear, EngineError> {
+        match self.parts.len() {
+            1 => Ok(self.parts.remove(0)),
+            n => Err(EngineError::Model(format!("expected one projection, loaded {n}"))),
+        }
     }
 
     /// The outputs of every projection, each `m` rows of its own width, in order.
@@ -250,9 +283,9 @@ impl Model {
     /// Loads a GGUF model file.
     pub fn load(path: &std::path::Path, options: LoadOptions) -> Result<Model, EngineError> {
         let started = std::time::Instant::now();
-        let mut gguf = GgufFile::open(path)?;
+        let gguf = GgufFile::open(path)?;
         let header = started.elapsed();
-        let model = Model::from_gguf(&mut gguf, options)?;
+        let model = Model::from_gguf(&gguf, options)?;
         tracing::debug!(
             header_ms = header.as_millis(),
             total_ms = started.elapsed().as_millis(),
@@ -263,7 +296,7 @@ impl Model {
     }
 
     /// Loads the weights of a `llama` or `qwen2` GGUF.
-    pub(crate) fn from_gguf(gguf: &mut GgufFile, options: LoadOptions) -> Result<Model, EngineError> {
+    pub(crate) fn from_gguf(gguf: &GgufFile, options: LoadOptions) -> Result<Model, EngineError> {
         let arch_name = gguf.string("general.architecture")?;
         let architecture = Architecture::parse(&arch_name).ok_or_else(|| EngineError::UnsupportedArchitecture {
             path: gguf.path().to_path_buf(),
@@ -273,9 +306,14 @@ impl Model {
         let context_length = options.context_length.unwrap_or(config.train_context.min(16_384)).max(16);
         let convert = options.convert_slow_quants;
         let mut slow = Vec::new();
+        let slot = options
+            .weight_cache
+            .as_deref()
+            .and_then(|dir| weight_cache::CacheSlot::new(dir, gguf.path(), &format!("convert={convert}")));
+        let packer = &mut Packer::new(slot.as_ref().and_then(WeightCache::open));
 
-        let embeddings = match load_packed(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
-            Some(table) => Embeddings::Packed(Arc::new(table)),
+        let embeddings = match packer.load(gguf, "token_embd.weight", config.vocab_size, config.n_embd, convert)? {
+            Some(table) => Embeddings::Packed(table),
             None => {
                 let table = gguf.tensor("token_embd.weight")?;
                 slow.push(format!("token_embd.weight ({:?})", table.dtype()));
@@ -290,28 +328,19 @@ impl Model {
             let name = |part: &str| format!("blk.{i}.{part}");
             let attn_norm = load_vector(gguf, &name("attn_norm.weight"), n_embd)?;
             let ffn_norm = load_vector(gguf, &name("ffn_norm.weight"), n_embd)?;
-            let mut linear =
-                |gguf: &mut GgufFile, part: &str, rows: usize, cols: usize| -> Result<Linear, EngineError> {
-                    let weight = load_weight(gguf, &name(&format!("{part}.weight")), rows, cols, convert, &mut slow)?;
-                    let bias_name = name(&format!("{part}.bias"));
-                    let bias =
-                        if gguf.has_tensor(&bias_name) { Some(load_vector(gguf, &bias_name, rows)?) } else { None };
-                    Ok(Linear { weight, bias, out_dim: rows })
-                };
-            let qkv = Projections::new(vec![
-                linear(gguf, "attn_q", q_dim, n_embd)?,
-                linear(gguf, "attn_k", kv_dim, n_embd)?,
-                linear(gguf, "attn_v", kv_dim, n_embd)?,
-            ]);
-            let wo = linear(gguf, "attn_output", n_embd, q_dim)?;
-            let gate_up =
-                Projections::new(vec![linear(gguf, "ffn_gate", n_ff, n_embd)?, linear(gguf, "ffn_up", n_ff, n_embd)?]);
-            let w_down = linear(gguf, "ffn_down", n_embd, n_ff)?;
+            let qkv_parts = [(name("attn_q"), q_dim), (name("attn_k"), kv_dim), (name("attn_v"), kv_dim)];
+            let qkv = Projections::load(gguf, packer, &qkv_parts, n_embd, convert, &mut slow)?;
+            let wo = Projections::load(gguf, packer, &[(name("attn_output"), n_embd)], q_dim, convert, &mut slow)?
+                .single()?;
+            let gate_up_parts = [(name("ffn_gate"), n_ff), (name("ffn_up"), n_ff)];
+            let gate_up = Projections::load(gguf, packer, &gate_up_parts, n_embd, convert, &mut slow)?;
+            let w_down =
+                Projections::load(gguf, packer, &[(name("ffn_down"), n_embd)], n_ff, convert, &mut slow)?.single()?;
             layers.push(Layer { attn_norm, qkv, wo, ffn_norm, gate_up, w_down });
         }
         let output_norm = load_vector(gguf, "output_norm.weight", n_embd)?;
         let output = if gguf.has_tensor("output.weight") {
-            let weight = load_weight(gguf, "output.weight", config.vocab_size, n_embd, convert, &mut slow)?;
+            let weight = load_weight(gguf, packer, "output.weight", config.vocab_size, n_embd, convert, &mut slow)?;
             Linear { weight, bias: None, out_dim: config.vocab_size }
         } else {
             // Tied embeddings: the output projection shares the embedding table.
@@ -327,6 +356,9 @@ impl Model {
                 slow.len(),
                 slow.join(", ")
             );
+        }
+        if let Some(slot) = slot {
+            packer.write_cache_if_missed(slot);
         }
         let (rope_cos, rope_sin) = rope_tables(&config, context_length);
         let cache = KvCache::new(&config, context_length.min(512));
@@ -569,15 +601,16 @@ fn read_config(gguf: &GgufFile, architecture: Architecture) -> Result<ModelConfi
 /// and float tensors when `convert` is set (always for F32). Anything else stays a candle tensor
 /// on candle's generic kernels and is named in `slow`, which the loader logs once.
 fn load_weight(
-    gguf: &mut GgufFile,
+    gguf: &GgufFile,
+    packer: &mut Packer,
     name: &str,
     rows: usize,
     cols: usize,
     convert: bool,
     slow: &mut Vec<String>,
 ) -> Result<Weight, EngineError> {
-    match load_packed(gguf, name, rows, cols, convert)? {
-        Some(packed) => Ok(Weight::Packed(Arc::new(packed))),
+    match packer.load(gguf, name, rows, cols, convert)? {
+        Some(packed) => Ok(Weight::Packed(packed)),
         None => {
             let tensor = gguf.tensor(name)?;
             slow.push(format!("{name} ({:?})", tensor.dtype()));
@@ -586,14 +619,79 @@ fn load_weight(
     }
 }
 
-/// The packed form of a weight, or `None` where it has none (see `load_weight`).
-fn load_packed(
-    gguf: &mut GgufFile,
+/// Packs weights, or maps them from the packed weights cache when it holds them, and keeps every
+/// matrix by name to write that cache after a load that missed it.
+struct Packer {
+    cache: Option<WeightCache>,
+    matrices: Vec<(String, Arc<PackedMatrix>)>,
+    missed: bool,
+}
+
+impl Packer {
+    fn new(cache: Option<WeightCache>) -> Packer {
+        Packer { cache, matrices: Vec::new(), missed: false }
+    }
+
+    /// The packed form of a weight, or `None` where it has none (see `load_weight`).
+    fn load(
+        &mut self,
+        gguf: &GgufFile,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        convert: bool,
+    ) -> Result<Option<Arc<PackedMatrix>>, EngineError> {
+        Ok(packable(gguf, name, rows, cols, convert)?.and_then(|source| self.pack(name, &[source], rows, cols)))
+    }
+
+    /// `sources` stacked and packed (see `PackedMatrix::pack`) under `name`, or the cache's copy.
+    fn pack(&mut self, name: &str, sources: &[Source<'_>], rows: usize, cols: usize) -> Option<Arc<PackedMatrix>> {
+        let matrix = match self.cache.as_ref().and_then(|cache| cache.matrix(name, rows, cols)) {
+            Some(cached) => cached,
+            None => {
+                let packed = PackedMatrix::pack(sources, cols)?;
+                self.missed = true;
+                packed
+            }
+        };
+        let matrix = Arc::new(matrix);
+        self.matrices.push((name.to_owned(), Arc::clone(&matrix)));
+        Some(matrix)
+    }
+
+    /// After a load that packed anything itself, writes the cache on a thread of its own, so the
+    /// next load maps what this one computed.
+    fn write_cache_if_missed(&mut self, slot: weight_cache::CacheSlot) {
+        if !self.missed || self.matrices.is_empty() {
+            return;
+        }
+        let matrices = std::mem::take(&mut self.matrices);
+        let spawned = std::thread::Builder::new().name("glint-weight-cache".into()).spawn(move || {
+            let started = std::time::Instant::now();
+            match weight_cache::write(&slot, &matrices) {
+                Ok(()) => tracing::info!(
+                    path = %slot.path().display(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "packed weights cached for the next load"
+                ),
+                Err(e) => tracing::warn!(path = %slot.path().display(), "could not cache the packed weights: {e}"),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("could not start writing the packed weights cache: {e}");
+        }
+    }
+}
+
+/// A weight's bytes to pack, after checking its shape; `None` where its format is one to leave
+/// on candle's kernels (see `load_weight`).
+fn packable<'a>(
+    gguf: &'a GgufFile,
     name: &str,
     rows: usize,
     cols: usize,
     convert: bool,
-) -> Result<Option<PackedMatrix>, EngineError> {
+) -> Result<Option<Source<'a>>, EngineError> {
     let (dtype, dims) = gguf.tensor_info(name)?;
     if dims != [rows, cols] {
         return Err(gguf.invalid(format!("tensor `{name}` has shape {dims:?}, expected [{rows}, {cols}]")));
@@ -602,7 +700,7 @@ fn load_packed(
     if requantized && !convert || convert_to_q8_in_benchmarks(dtype) {
         return Ok(None);
     }
-    PackedMatrix::from_gguf_rows(dtype, rows, cols, |start, out| gguf.read_tensor_bytes(name, start as u64, out))
+    Ok(Some(Source { dtype, bytes: gguf.tensor_bytes(name)?, rows }))
 }
 
 /// Benchmarks may compare a format's packed kernel with candle's (`GLINT_CANDLE_KERNELS=Q4K,Q6K`,
@@ -611,7 +709,7 @@ fn convert_to_q8_in_benchmarks(dtype: GgmlDType) -> bool {
     std::env::var("GLINT_CANDLE_KERNELS").is_ok_and(|list| list.split(',').any(|d| d == format!("{dtype:?}")))
 }
 
-fn load_vector(gguf: &mut GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
+fn load_vector(gguf: &GgufFile, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
     let values = gguf.tensor_f32(name)?;
     if values.len() != len {
         return Err(gguf.invalid(format!("tensor `{name}` has {} values, expected {len}", values.len())));

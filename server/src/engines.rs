@@ -135,7 +135,9 @@ fn start_local(spec: &StartSpec, progress: &mut dyn FnMut(&str)) -> Result<Arc<d
     // `GLINT_TEST_HOOKS=1` lets end-to-end tests make the model thread panic on purpose.
     let test_hooks = std::env::var("GLINT_TEST_HOOKS").is_ok_and(|v| v == "1");
     let shifted_reuse_min = if spec.approximate_kv_reuse { LocalConfig::default().shifted_reuse_min } else { 0 };
-    let config = LocalConfig { threads: spec.threads, test_hooks, shifted_reuse_min, ..LocalConfig::default() };
+    let weight_cache = fetch::packed_weights_dir();
+    let config =
+        LocalConfig { threads: spec.threads, test_hooks, shifted_reuse_min, weight_cache, ..LocalConfig::default() };
     let engine = LocalEngine::load(&path, config).map_err(|e| e.to_string())?;
     Ok(Arc::new(engine))
 }

@@ -10,7 +10,10 @@
 use candle_core::quantized::GgmlDType;
 
 use super::panel::{self, PANEL, RowBlock};
-use super::{BLOCK, Format, GROUP, PackedMatrix, WeightBytes, f16_to_f32, f32_to_f16, quantize_into, unpack_nibbles};
+use super::{
+    BLOCK, Format, GROUP, PackedMatrix, SyncPtr, WeightBytes, f16_to_f32, f32_to_f16, in_ranges, quantize_into,
+    unpack_nibbles,
+};
 
 /// Whether a matrix of `rows` rows is stored in panels (see `panel`): whenever its rows fill
 /// whole panels, unless `GLINT_ROW_GROUPS` asks for the older four-row groups (for benchmarks).
@@ -46,73 +49,153 @@ pub(crate) fn row_bytes(dtype: GgmlDType, cols: usize) -> Option<usize> {
     (cols / block).checked_mul(dtype.type_size())
 }
 
+/// One GGUF tensor to pack: its format, its bytes (whole rows, as in the file) and its rows.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub(crate) dtype: GgmlDType,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) rows: usize,
+}
+
+/// Row groups per work item while packing: a few hundred KiB of the file each.
+const PACK_STEP: usize = 16;
+
 impl PackedMatrix {
     /// Repacks a `rows x cols` GGUF tensor's bytes; `None` if the format has no packed form, the
     /// shape does not fit the layout, or the byte count is wrong.
     #[cfg(test)]
     pub(crate) fn from_gguf_bytes(dtype: GgmlDType, bytes: &[u8], rows: usize, cols: usize) -> Option<PackedMatrix> {
-        if rows.checked_mul(row_bytes(dtype, cols)?)? != bytes.len() {
-            return None;
-        }
-        let read = |start: usize, out: &mut [u8]| -> Result<(), ()> {
-            out.copy_from_slice(&bytes[start..start + out.len()]);
-            Ok(())
-        };
-        PackedMatrix::from_gguf_rows(dtype, rows, cols, read).ok().flatten()
+        PackedMatrix::pack(&[Source { dtype, bytes, rows }], cols)
     }
 
-    /// Repacks a `rows x cols` GGUF tensor whose bytes `read(start, out)` fills in, a few hundred
-    /// rows at a time, so that loading holds only the packed matrix and a small buffer. `Ok(None)`
-    /// if the format has no packed form or the shape does not fit the layout.
-    pub(crate) fn from_gguf_rows<E>(
-        dtype: GgmlDType,
-        rows: usize,
-        cols: usize,
-        mut read: impl FnMut(usize, &mut [u8]) -> Result<(), E>,
-    ) -> Result<Option<PackedMatrix>, E> {
-        let (Some(format), Some(row_len)) = (target_format(dtype), row_bytes(dtype, cols)) else {
-            return Ok(None);
-        };
-        if !PackedMatrix::supports(rows, cols) {
-            return Ok(None);
+    /// Packs GGUF tensors of `cols` columns, stacked in order, into one matrix: one tensor is the
+    /// usual case; projections that read the same input (q, k and v; gate and up) are stacked so
+    /// that one product computes them all, without packing them apart and copying them together.
+    ///
+    /// `None` if a format has no packed form, the parts pack to different formats, a shape does
+    /// not fit the layout, or a part's byte count does not match its shape. The rows are converted
+    /// straight from the file's bytes, over the thread pool: loading writes each packed byte once
+    /// and never holds a tensor as `f32`.
+    pub(crate) fn pack(parts: &[Source<'_>], cols: usize) -> Option<PackedMatrix> {
+        let format = target_format(parts.first()?.dtype)?;
+        let mut rows = 0usize;
+        for part in parts {
+            let row_len = row_bytes(part.dtype, cols)?;
+            if target_format(part.dtype) != Some(format)
+                || !PackedMatrix::supports(part.rows, cols)
+                || part.rows.checked_mul(row_len)? != part.bytes.len()
+            {
+                return None;
+            }
+            rows = rows.checked_add(part.rows)?;
         }
-        let blocks = cols / BLOCK;
-        let panel = panels_for(rows);
+        // Panels only where every part fills whole panels, so that no panel spans two parts.
+        let panel = panels_for(rows) && parts.iter().all(|p| panels_for(p.rows));
         let group = if panel { PANEL } else { GROUP };
         let block_bytes = format.block_bytes(panel);
-        let group_bytes = blocks * block_bytes;
-        let Some(total) = (rows / group).checked_mul(group_bytes) else {
-            return Ok(None);
+        let group_bytes = (cols / BLOCK).checked_mul(block_bytes)?;
+        let groups = rows / group;
+        let mut data = WeightBytes::zeroed(groups.checked_mul(group_bytes)?);
+        // The first group of each part, to find a group's part.
+        let firsts: Vec<usize> = parts
+            .iter()
+            .scan(0, |first, p| {
+                let at = *first;
+                *first += p.rows / group;
+                Some(at)
+            })
+            .collect();
+        let out = SyncPtr(data.as_mut_ptr());
+        in_ranges(groups, PACK_STEP, |g0, g1| {
+            let mut packer = GroupPacker::new(format, panel, cols);
+            for g in g0..g1 {
+                let p = firsts.partition_point(|&first| first <= g) - 1;
+                let part = &parts[p];
+                let row_len = part.bytes.len() / part.rows;
+                let local = g - firsts[p];
+                let bytes = &part.bytes[local * group * row_len..(local + 1) * group * row_len];
+                // SAFETY: group `g` owns bytes `g * group_bytes..(g + 1) * group_bytes` of `data`
+                // (`groups * group_bytes` long, alive for the whole pool call), and each group is
+                // in exactly one work item.
+                let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(g * group_bytes), group_bytes) };
+                packer.pack(part.dtype, bytes, row_len, out);
+            }
+        });
+        Some(PackedMatrix { rows, cols, format, panel, data })
+    }
+}
+
+impl PackedMatrix {
+    /// Rows, columns, format (as a number for files) and whether rows are in panels: what
+    /// [`PackedMatrix::from_mapped`] needs besides the bytes.
+    pub(crate) fn layout(&self) -> (usize, usize, u8, bool) {
+        let format = match self.format {
+            Format::Q8 => 0,
+            Format::Q4 => 1,
+            Format::Q5 => 2,
         };
-        let mut data = WeightBytes::zeroed(total);
-        let mut decoded: Vec<RowBlocks> = (0..group).map(|_| RowBlocks::new(cols)).collect();
-        let mut panel_rows: Vec<RowBlock> = (0..PANEL).map(|_| RowBlock { d: 0.0, m: 0.0, q: [0; BLOCK] }).collect();
-        // About 1 MiB of the file per read: large enough for sequential reads, small next to the
-        // matrix.
-        let chunk_groups = ((1 << 20) / (row_len * group)).clamp(1, rows / group);
-        let mut buffer = vec![0u8; chunk_groups * group * row_len];
-        for (c, out) in data.chunks_mut(chunk_groups * group_bytes).enumerate() {
-            let groups = out.len() / group_bytes;
-            let bytes = &mut buffer[..groups * group * row_len];
-            read(c * chunk_groups * group * row_len, bytes)?;
-            for (g, out) in out.chunks_exact_mut(group_bytes).enumerate() {
-                for (lane, row) in decoded.iter_mut().enumerate() {
-                    let r = g * group + lane;
-                    row.decode(dtype, &bytes[r * row_len..(r + 1) * row_len]);
+        (self.rows, self.cols, format, self.panel)
+    }
+
+    /// The packed bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// A matrix whose packed bytes were mapped from a file (see `weight_cache`); `None` unless the
+    /// layout is one this build makes and the byte count matches it.
+    pub(crate) fn from_mapped(
+        rows: usize,
+        cols: usize,
+        format: u8,
+        panel: bool,
+        map: memmap2::MmapMut,
+    ) -> Option<PackedMatrix> {
+        let format = [Format::Q8, Format::Q4, Format::Q5].get(usize::from(format)).copied()?;
+        if !PackedMatrix::supports(rows, cols) || panel && !panels_for(rows) {
+            return None;
+        }
+        let group = if panel { PANEL } else { GROUP };
+        let len = (rows / group).checked_mul(cols / BLOCK)?.checked_mul(format.block_bytes(panel))?;
+        (map.len() == len).then(|| PackedMatrix { rows, cols, format, panel, data: WeightBytes::File(map) })
+    }
+}
+
+/// Scratch for converting one row group (a panel of 16 rows or a group of four) at a time.
+struct GroupPacker {
+    format: Format,
+    panel: bool,
+    decoded: Vec<RowBlocks>,
+    panel_rows: Vec<RowBlock>,
+}
+
+impl GroupPacker {
+    fn new(format: Format, panel: bool, cols: usize) -> GroupPacker {
+        let group = if panel { PANEL } else { GROUP };
+        GroupPacker {
+            format,
+            panel,
+            decoded: (0..group).map(|_| RowBlocks::new(cols)).collect(),
+            panel_rows: (0..PANEL).map(|_| RowBlock { d: 0.0, m: 0.0, q: [0; BLOCK] }).collect(),
+        }
+    }
+
+    /// Converts one group's rows (`bytes`, `row_len` bytes each, in `dtype`) into `out`.
+    fn pack(&mut self, dtype: GgmlDType, bytes: &[u8], row_len: usize, out: &mut [u8]) {
+        for (row, bytes) in self.decoded.iter_mut().zip(bytes.chunks_exact(row_len)) {
+            row.decode(dtype, bytes);
+        }
+        let block_bytes = self.format.block_bytes(self.panel);
+        for (b, out) in out.chunks_exact_mut(block_bytes).enumerate() {
+            if self.panel {
+                for (row, out) in self.decoded.iter().zip(self.panel_rows.iter_mut()) {
+                    row.block(self.format, b, out);
                 }
-                for (b, out) in out.chunks_exact_mut(block_bytes).enumerate() {
-                    if panel {
-                        for (row, out) in decoded.iter().zip(panel_rows.iter_mut()) {
-                            row.block(format, b, out);
-                        }
-                        panel::write_block(format, &panel_rows, out);
-                    } else {
-                        write_group_block(format, &decoded, b, out);
-                    }
-                }
+                panel::write_block(self.format, &self.panel_rows, out);
+            } else {
+                write_group_block(self.format, &self.decoded, b, out);
             }
         }
-        Ok(Some(PackedMatrix { rows, cols, format, panel, data }))
     }
 }
 

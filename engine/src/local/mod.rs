@@ -49,6 +49,9 @@ pub struct LocalConfig {
     pub shifted_reuse_min: usize,
     /// Convert weights without a fast CPU kernel (Q4_1, Q5_0, Q5_1, F16) to Q8_0 at load.
     pub convert_slow_quants: bool,
+    /// A folder where packed weights are cached, so that loads after the first map them instead
+    /// of repacking (see [`crate::fetch::packed_weights_dir`]); `None` repacks on every load.
+    pub weight_cache: Option<PathBuf>,
     /// Tests only: sleep this long before every prefill chunk and decode step, so cancellation
     /// can be tested at a chosen point.
     #[doc(hidden)]
@@ -75,6 +78,7 @@ impl Default for LocalConfig {
             prefill_chunk: 64,
             shifted_reuse_min: 32,
             convert_slow_quants: true,
+            weight_cache: None,
             test_step_delay: None,
             test_hooks: false,
         }
@@ -95,11 +99,14 @@ impl LocalEngine {
         let started = Instant::now();
         check_memory(path, available_memory())?;
         configure_threads(config.threads);
-        let mut gguf = GgufFile::open(path)?;
+        let gguf = GgufFile::open(path)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
-        let options =
-            LoadOptions { context_length: config.context_length, convert_slow_quants: config.convert_slow_quants };
-        let model = Model::from_gguf(&mut gguf, options)?;
+        let options = LoadOptions {
+            context_length: config.context_length,
+            convert_slow_quants: config.convert_slow_quants,
+            weight_cache: config.weight_cache.clone(),
+        };
+        let model = Model::from_gguf(&gguf, options)?;
         if tokenizer.vocab_size() > model.config().vocab_size {
             return Err(gguf.invalid(format!(
                 "the tokenizer has {} tokens but the model only {}",
