@@ -3,6 +3,14 @@
 //! multiplied in register tiles with AVX-512 VNNI or AVX2 (picked at run time), and a portable
 //! fallback. Work is split over column ranges on candle's thread pool, so each worker keeps its
 //! weights in cache while it walks all activation rows.
+//!
+//! Soundness rests on three things, checked where they are established: a `PackedMatrix` holds
+//! exactly the bytes its shape and layout call for (`PackedMatrix::check_layout`, asserted by
+//! `matmul`), activations hold `rows x cols` values with one scale and sum per block (asserted by
+//! `matmul`), and a SIMD kernel runs only where `Kernel::supported` found every feature its
+//! `target_feature` list enables. Every `unsafe` block says which of these it relies on.
+
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod convert;
 mod panel;
@@ -82,8 +90,11 @@ pub(crate) enum WeightBytes {
     File(memmap2::MmapMut),
 }
 
-// SAFETY: `WeightBytes` owns its allocation exclusively, like a `Box<[u8]>`.
+// SAFETY: `WeightBytes` owns its allocation exclusively, like a `Box<[u8]>`, so moving it to
+// another thread moves the only access to it.
 unsafe impl Send for WeightBytes {}
+// SAFETY: shared references only read the bytes (mutation needs `&mut`, through `DerefMut`), and
+// there is no interior mutability.
 unsafe impl Sync for WeightBytes {}
 
 const HUGE_PAGE: usize = 2 << 20;
@@ -94,21 +105,27 @@ impl WeightBytes {
         if len < HUGE_PAGE * 3 / 4 {
             return WeightBytes::Vec(bytes);
         }
-        let size = len.next_multiple_of(HUGE_PAGE);
+        // `checked_`: a size that wrapped to 0 would make the allocation below zero-sized.
+        let Some(size) = len.checked_next_multiple_of(HUGE_PAGE) else {
+            return WeightBytes::Vec(bytes);
+        };
         let Ok(layout) = std::alloc::Layout::from_size_align(size, HUGE_PAGE) else {
             return WeightBytes::Vec(bytes);
         };
-        // SAFETY: the layout has a non-zero size.
+        // SAFETY: the layout's size is at least `len`, which is at least `HUGE_PAGE * 3 / 4`, so
+        // it is not zero.
         let raw = unsafe { std::alloc::alloc(layout) };
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             return WeightBytes::Vec(bytes);
         };
         #[cfg(target_os = "linux")]
-        // SAFETY: the range is the allocation just made; the advice only affects paging.
+        // SAFETY: the range is the allocation just made, which starts on a page boundary (it is
+        // aligned to `HUGE_PAGE`); the advice only affects paging, not the contents.
         unsafe {
             libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE);
         }
-        // SAFETY: the allocation holds at least `len` bytes and does not overlap `bytes`.
+        // SAFETY: `bytes` holds `len` initialised bytes; the allocation holds `size >= len`
+        // writable bytes and is fresh, so it does not overlap `bytes`.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), raw, len) };
         WeightBytes::Aligned { ptr, len, layout }
     }
@@ -116,7 +133,8 @@ impl WeightBytes {
 
 impl WeightBytes {
     /// `len` zero bytes, in huge-page memory when large enough; filled in place by the converters,
-    /// so that a large matrix never exists twice while loading.
+    /// so that a large matrix never exists twice while loading. Panics, as `vec!` does, when `len`
+    /// cannot be allocated at all.
     fn zeroed(len: usize) -> WeightBytes {
         if len < HUGE_PAGE * 3 / 4 {
             return WeightBytes::Vec(vec![0; len]);
@@ -126,7 +144,8 @@ impl WeightBytes {
         // alignment would instead write every byte through 4 KiB faults.
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: an anonymous private mapping of `len` bytes; no existing memory is affected.
+            // SAFETY: a new anonymous private mapping of `len` (non-zero) bytes at an address the
+            // kernel chooses; no existing memory is affected. Failure is `MAP_FAILED`, checked below.
             let raw = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
@@ -140,22 +159,28 @@ impl WeightBytes {
             if raw != libc::MAP_FAILED
                 && let Some(ptr) = std::ptr::NonNull::new(raw.cast::<u8>())
             {
-                // SAFETY: the range is the mapping just made; the advice only affects paging.
+                // SAFETY: the range is the mapping just made, which starts on a page boundary; the
+                // advice only affects paging, not the contents.
                 unsafe { libc::madvise(raw, len, libc::MADV_HUGEPAGE) };
                 return WeightBytes::Mapped { ptr, len };
             }
         }
-        let size = len.next_multiple_of(HUGE_PAGE);
+        // `checked_`: a size that wrapped to 0 would make the allocation below zero-sized.
+        let Some(size) = len.checked_next_multiple_of(HUGE_PAGE) else {
+            return WeightBytes::Vec(vec![0; len]);
+        };
         let Ok(layout) = std::alloc::Layout::from_size_align(size, HUGE_PAGE) else {
             return WeightBytes::Vec(vec![0; len]);
         };
-        // SAFETY: the layout has a non-zero size.
+        // SAFETY: the layout's size is at least `len`, which is at least `HUGE_PAGE * 3 / 4`, so
+        // it is not zero.
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             return WeightBytes::Vec(vec![0; len]);
         };
         #[cfg(target_os = "linux")]
-        // SAFETY: the range is the allocation just made; the advice only affects paging.
+        // SAFETY: as in `from_vec`: the allocation just made, aligned to `HUGE_PAGE`; the advice
+        // only affects paging, not the contents.
         unsafe {
             libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE);
         }
@@ -167,10 +192,14 @@ impl std::ops::DerefMut for WeightBytes {
     fn deref_mut(&mut self) -> &mut [u8] {
         match self {
             WeightBytes::Vec(bytes) => bytes,
-            // SAFETY: `ptr` points to `len` initialised bytes owned exclusively by `self`.
+            // SAFETY: `ptr` points to an allocation of at least `len` bytes, all initialised (copied
+            // in `from_vec`, zeroed in `zeroed`), owned by `self`, which `&mut self` borrows
+            // exclusively; `len <= isize::MAX` since the layout's size is at least `len`.
             WeightBytes::Aligned { ptr, len, .. } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
             #[cfg(target_os = "linux")]
-            // SAFETY: `ptr` points to `len` mapped, writable bytes owned exclusively by `self`.
+            // SAFETY: `ptr` points to `len` mapped, writable bytes (zero-filled by the kernel, so
+            // initialised) owned by `self`, which `&mut self` borrows exclusively; the mapping
+            // succeeded, so `len` fits the address space.
             WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), *len) },
             WeightBytes::File(map) => map,
         }
@@ -181,12 +210,13 @@ impl Drop for WeightBytes {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         if let WeightBytes::Mapped { ptr, len } = self {
-            // SAFETY: mapped by `zeroed` with this length and unmapped only here.
+            // SAFETY: mapped by `zeroed` with this address and length, unmapped only here, and no
+            // slice of it outlives `self`.
             unsafe { libc::munmap(ptr.as_ptr().cast(), *len) };
         }
         if let WeightBytes::Aligned { ptr, layout, .. } = self {
             // SAFETY: allocated by `std::alloc::alloc` or `alloc_zeroed` with this layout in
-            // `from_vec` or `zeroed`.
+            // `from_vec` or `zeroed`, freed only here, and no slice of it outlives `self`.
             unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) };
         }
     }
@@ -209,10 +239,11 @@ impl std::ops::Deref for WeightBytes {
     fn deref(&self) -> &[u8] {
         match self {
             WeightBytes::Vec(bytes) => bytes,
-            // SAFETY: `ptr` points to `len` initialised bytes owned by `self`.
+            // SAFETY: as in `deref_mut`, for a shared borrow: `len` initialised bytes owned by
+            // `self`, which no `&mut` borrow can change while this one lives.
             WeightBytes::Aligned { ptr, len, .. } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             #[cfg(target_os = "linux")]
-            // SAFETY: `ptr` points to `len` mapped, readable bytes owned by `self`.
+            // SAFETY: as in `deref_mut`, for a shared borrow: `len` mapped, zero-filled bytes.
             WeightBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             WeightBytes::File(map) => map,
         }
@@ -233,6 +264,27 @@ impl PackedMatrix {
     /// Whether a matrix of this shape fits the layout.
     pub(crate) fn supports(rows: usize, cols: usize) -> bool {
         rows.is_multiple_of(GROUP) && cols.is_multiple_of(BLOCK) && rows > 0 && cols > 0
+    }
+
+    /// Panics unless the bytes are exactly what the shape and layout call for: whole row groups
+    /// (or panels) of whole blocks. The SIMD kernels read `data` through raw pointers computed
+    /// from the shape, so this is what keeps them inside it.
+    fn check_layout(&self) {
+        let group = if self.panel { panel::PANEL } else { GROUP };
+        let expected = (self.rows / group)
+            .checked_mul(self.cols / BLOCK)
+            .and_then(|n| n.checked_mul(self.format.block_bytes(self.panel)));
+        assert!(
+            PackedMatrix::supports(self.rows, self.cols)
+                && self.rows.is_multiple_of(group)
+                && expected == Some(self.data.len()),
+            "a {}x{} {:?} matrix ({}) holds {} bytes, not {expected:?}",
+            self.rows,
+            self.cols,
+            self.format,
+            if self.panel { "panels" } else { "row groups" },
+            self.data.len()
+        );
     }
 
     /// Quantizes `rows x cols` values; the shape must be `supports`ed.
@@ -342,8 +394,10 @@ impl Q8Rows {
         if blocks >= 4 * per_item && cols.is_multiple_of(BLOCK) {
             let (qs_ptr, scales_ptr) = (SyncPtr(qs.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
             in_ranges(blocks, per_item, |b0, b1| {
-                // SAFETY: each item writes only blocks b0..b1 of `qs` and `scales`, which no other
-                // item touches, and both outlive the pool call.
+                // SAFETY: `in_ranges` gives `b0 < b1 <= blocks`, and `qs` holds `blocks * BLOCK`
+                // values or more and `scales` exactly `blocks`, so both slices lie inside their
+                // vectors. Each item gets its own range, so no two slices overlap, and the vectors
+                // outlive the pool call, which returns only when every item is done.
                 let (q, d) = unsafe {
                     (
                         std::slice::from_raw_parts_mut(qs_ptr.get().add(b0 * BLOCK), (b1 - b0) * BLOCK),
@@ -462,12 +516,17 @@ pub(crate) fn matmul(x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     matmul_with(Kernel::detect(), x, w)
 }
 
-/// `matmul` on the given kernel, which the CPU must support.
+/// `matmul` on the given kernel; panics if the CPU lacks it.
 fn matmul_with(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     let (m, n) = (x.rows, w.rows);
-    // The kernels read `x.cols` values of every weight row: a mismatch would read out of bounds.
+    // The SIMD kernels compute raw pointers from these shapes: every check they rely on is an
+    // `assert!`, so a mismatch panics here instead of reading or writing out of bounds.
+    assert!(kernel.supported(), "the {kernel:?} kernel needs CPU features this machine lacks");
+    w.check_layout();
     assert_eq!(x.cols, w.cols, "activation width does not match the weight matrix");
-    assert_eq!(x.qs.len(), m * x.cols, "activation rows do not match their width");
+    assert_eq!(Some(x.qs.len()), m.checked_mul(x.cols), "activation rows do not match their width");
+    let blocks = x.qs.len() / BLOCK;
+    assert!(x.scales.len() == blocks && x.sums.len() == blocks, "activation blocks without scales or sums");
     let mut y = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return y;
@@ -479,26 +538,29 @@ fn matmul_with(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix) -> Vec<f32> {
     // Column groups per work item: enough to amortise scheduling, few enough to balance threads.
     let step = if m == 1 { 16 } else { 8 };
     let y_ptr = SyncPtr(y.as_mut_ptr());
-    // SAFETY: each work item writes only the columns of groups g0..g1 of `y`, which no other item
-    // touches, and `y` outlives the pool call.
+    // SAFETY: `kernel` is supported and the shapes agree (asserted above); `y` holds `m * n`
+    // floats and outlives the pool call; `in_ranges` gives `g0 < g1 <= n / GROUP`, each item its
+    // own range, so no two items write the same columns.
     in_ranges(n / GROUP, step, |g0, g1| unsafe { kernel.run(x, w, g0, g1, y_ptr.get(), n) });
     y
 }
 
-/// `matmul` for a matrix in panels.
+/// `matmul` for a matrix in panels, after `matmul_with`'s checks.
 fn matmul_panels(kernel: Kernel, x: &Q8Rows, w: &PackedMatrix, y: &mut [f32]) {
     let n = w.rows;
+    assert!(w.panel && y.len() == x.rows * n, "panel product with the wrong output size");
     // Panels per work item: a token's item streams 64 weight rows; a batch's item keeps two
     // panels' weights in L2 while every tile of activation rows meets them.
     let step = if x.rows == 1 { 4 } else { 2 };
     let y_ptr = SyncPtr(y.as_mut_ptr());
-    // SAFETY: each work item writes only the columns of panels p0..p1 of `y`, which no other item
-    // touches, and `y` outlives the pool call.
+    // SAFETY: as in `matmul_with`, with `p0 < p1 <= n / 16` (`n` is a multiple of 16, checked by
+    // `check_layout`) and `w` in panels.
     in_ranges(n / panel::PANEL, step, |p0, p1| unsafe { kernel.run_panels(x, w, p0, p1, y_ptr.get(), n) });
 }
 
 /// Runs `work(start, end)` over `0..units` in ranges of `step`, on candle's thread pool when
-/// there is more than one.
+/// there is more than one, and returns when all are done. The ranges are disjoint, non-empty and
+/// within `0..units` (callers' `unsafe` blocks rely on it).
 fn in_ranges(units: usize, step: usize, work: impl Fn(usize, usize) + Sync) {
     let items = units.div_ceil(step);
     let run = |range: std::ops::Range<usize>| {
@@ -523,19 +585,24 @@ enum Kernel {
 }
 
 impl Kernel {
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel: every feature that any of its functions enables with
+    /// `#[target_feature]` (the union of the lists in `x86` and `panel::x86`), detected at run
+    /// time. Running a function on a CPU without one of its features is undefined behaviour.
     fn supported(self) -> bool {
         match self {
+            // `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni` (the Q8 row-group kernels need
+            // all but f16c; the 4- and 5-bit ones convert their f16 scales with F16C).
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => {
-                is_x86_feature_detected!("avx512f")
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+                    && is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
             }
-            // The 4- and 5-bit kernels convert their f16 scales with F16C instructions.
+            // `avx2,fma,f16c`, likewise.
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
@@ -582,11 +649,15 @@ impl Kernel {
     /// Computes the columns of row groups `g0..g1` for every row of `y` (row stride `n`).
     ///
     /// # Safety
-    /// `y` must point to `x.rows * n` floats, and no other thread may touch those columns.
+    /// `self.supported()`; `w` is in row groups and passed `check_layout`, `n == w.rows`; `x`
+    /// passed `matmul_with`'s checks against `w`; `g0 <= g1 <= n / GROUP`; `y` points to
+    /// `x.rows * n` writable floats, and no other thread touches columns `g0 * 4..g1 * 4` of them.
     unsafe fn run(self, x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU features were detected at run time.
+            // SAFETY: the caller checked `self.supported()`, which detected every feature these
+            // functions enable; the shapes, group range and output are the caller's, as the
+            // functions require.
             Kernel::Avx512Vnni => unsafe {
                 match w.format {
                     Format::Q8 => x86::run_vnni(x, w, g0, g1, y, n),
@@ -595,7 +666,7 @@ impl Kernel {
                 }
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
+            // SAFETY: as above, for the AVX2 features.
             Kernel::Avx2 => unsafe {
                 match w.format {
                     Format::Q8 => x86::run_avx2(x, w, g0, g1, y, n),
@@ -607,7 +678,8 @@ impl Kernel {
                 for r in 0..x.rows {
                     for c in g0 * GROUP..g1 * GROUP {
                         let v = portable_dot(x, r, w, c);
-                        // SAFETY: r < rows and c < n, within the caller's buffer.
+                        // SAFETY: `r < x.rows` and `c < g1 * GROUP <= n`, so the float is inside
+                        // the caller's `x.rows * n`, in columns only this call writes.
                         unsafe { *y.add(r * n + c) = v };
                     }
                 }
@@ -620,20 +692,22 @@ impl Kernel {
     /// Computes the columns of panels `p0..p1` for every row of `y` (row stride `n`).
     ///
     /// # Safety
-    /// As `run`; `w` is in panels.
+    /// As `run`, with `w` in panels and `p0 <= p1 <= n / 16` in place of the group range.
     unsafe fn run_panels(self, x: &Q8Rows, w: &PackedMatrix, p0: usize, p1: usize, y: *mut f32, n: usize) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU features were detected at run time; the rest is the caller's.
+            // SAFETY: the caller checked `self.supported()`, which includes every feature of the
+            // VNNI panel path; shapes, panel range and output are the caller's, as `run_x86` needs.
             Kernel::Avx512Vnni => unsafe { panel::run_x86(true, x, w, p0, p1, y, n) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
+            // SAFETY: as above, for the AVX2 panel path and its features.
             Kernel::Avx2 => unsafe { panel::run_x86(false, x, w, p0, p1, y, n) },
             Kernel::Portable => {
                 for r in 0..x.rows {
                     for c in p0 * panel::PANEL..p1 * panel::PANEL {
                         let v = portable_dot(x, r, w, c);
-                        // SAFETY: r < rows and c < n, within the caller's buffer.
+                        // SAFETY: `r < x.rows` and `c < p1 * 16 <= n`, so the float is inside the
+                        // caller's `x.rows * n`, in columns only this call writes.
                         unsafe { *y.add(r * n + c) = v };
                     }
                 }
@@ -671,7 +745,8 @@ mod x86 {
     macro_rules! tiled_kernel {
         ($name:ident, $tile:ident, $features:literal, $dot:ident, $rm:literal) => {
             /// # Safety
-            /// The CPU must have the features; `y` as in `Kernel::run`.
+            /// The CPU has the features; everything else as `Kernel::run` requires, with `w` in
+            /// `Format::Q8`.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name(x: &Q8Rows, w: &PackedMatrix, g0: usize, g1: usize, y: *mut f32, n: usize) {
                 let m = x.rows;
@@ -679,7 +754,9 @@ mod x86 {
                 if m == 1 {
                     // One token: two groups at a time for more independent loads in flight.
                     while g + 2 <= g1 {
-                        // SAFETY: rows and groups are in bounds by the loop conditions.
+                        // SAFETY: row 0 is the only row (`m == 1`); groups `g` and `g + 1` exist
+                        // and are the caller's (`g + 2 <= g1 <= n / GROUP`); features, layout and
+                        // output as this function requires.
                         unsafe { $tile::<1, 2>(x, w, 0, g, y, n) };
                         g += 2;
                     }
@@ -687,6 +764,8 @@ mod x86 {
                 while g < g1 {
                     let mut r = 0;
                     while r + $rm <= m {
+                        // SAFETY: rows `r..r + RM` exist (`r + RM <= m`); group `g < g1` exists
+                        // and is the caller's; the rest as above.
                         unsafe { $tile::<$rm, 1>(x, w, r, g, y, n) };
                         r += $rm;
                     }
@@ -694,15 +773,19 @@ mod x86 {
                     // the weights once, not once per token.
                     match m - r {
                         0 => {}
+                        // SAFETY: the tile's rows are the last `m - r` rows; the rest as above.
                         1 => unsafe { $tile::<1, 1>(x, w, r, g, y, n) },
+                        // SAFETY: as above.
                         2 => unsafe { $tile::<2, 1>(x, w, r, g, y, n) },
                         _ => {
                             let mut r = r;
                             while r + 3 <= m {
+                                // SAFETY: rows `r..r + 3` exist (`r + 3 <= m`); the rest as above.
                                 unsafe { $tile::<3, 1>(x, w, r, g, y, n) };
                                 r += 3;
                             }
                             while r < m {
+                                // SAFETY: row `r < m` exists; the rest as above.
                                 unsafe { $tile::<1, 1>(x, w, r, g, y, n) };
                                 r += 1;
                             }
@@ -713,7 +796,9 @@ mod x86 {
             }
 
             /// # Safety
-            /// Rows `r..r+RM` and groups `g..g+NG` exist; the CPU has the features.
+            /// Rows `r..r+RM` of `x` and groups `g..g+NG` of `w` exist, and the caller owns their
+            /// columns of `y`; the CPU has the features; the rest as `Kernel::run`, with `w` in
+            /// `Format::Q8`.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn $tile<const RM: usize, const NG: usize>(
@@ -727,6 +812,17 @@ mod x86 {
                 let k = x.cols;
                 let blocks = k / BLOCK;
                 let mut acc = [[[_mm256_setzero_ps(); GROUP]; NG]; RM];
+                // SAFETY: `x` holds `x.rows * k` values and `x.rows * blocks` scales (asserted by
+                // `matmul_with`), so with `r + RM <= x.rows`, `i < RM` and `b < blocks` the
+                // 32-byte loads at `xq + i * k + b * 32` stay in row `r + i`, and the `f32` read
+                // at `xs + i * blocks + b` is an aligned element of `x.scales`. `w.data` holds
+                // `w.rows / 4 * blocks` blocks of `GROUP_BLOCK_BYTES` (`check_layout`), so with
+                // `g + h < n / 4 == w.rows / 4` block `p` is inside it, and the reads at `p`
+                // (four unaligned `f32` scales, bytes 0..16) and `p + 16 + 32 * j` (`j < 4`, up to
+                // byte 144) stay in that block. The prefetch address may lie past the end of
+                // `w.data`, so it is computed with `wrapping_add`, and a prefetch never faults.
+                // The stores write four floats of row `r + i` at columns `(g + h) * 4..+4 <= n`,
+                // which the caller owns. Every intrinsic needs only the features enabled here.
                 unsafe {
                     let xq = x.qs.as_ptr().add(r * k);
                     let xs = x.scales.as_ptr().add(r * blocks);
@@ -814,7 +910,8 @@ mod x86 {
     macro_rules! q4_kernel {
         ($name:ident, $tile:ident, $features:literal, $dot:ident, $rm:literal) => {
             /// # Safety
-            /// The CPU must have the features; `y` as in `Kernel::run`.
+            /// The CPU has the features; everything else as `Kernel::run` requires, with `w` in
+            /// `Format::Q5` if `Q5` and in `Format::Q4` otherwise.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name<const Q5: bool>(
                 x: &Q8Rows,
@@ -828,7 +925,9 @@ mod x86 {
                 let mut g = g0;
                 if m == 1 {
                     while g + 2 <= g1 {
-                        // SAFETY: rows and groups are in bounds by the loop conditions.
+                        // SAFETY: row 0 is the only row (`m == 1`); groups `g` and `g + 1` exist
+                        // and are the caller's (`g + 2 <= g1 <= n / GROUP`); features, format,
+                        // layout and output as this function requires.
                         unsafe { $tile::<1, 2, Q5>(x, w, 0, g, y, n) };
                         g += 2;
                     }
@@ -836,6 +935,8 @@ mod x86 {
                 while g < g1 {
                     let mut r = 0;
                     while r + $rm <= m {
+                        // SAFETY: rows `r..r + RM` exist (`r + RM <= m`); group `g < g1` exists
+                        // and is the caller's; the rest as above.
                         unsafe { $tile::<$rm, 1, Q5>(x, w, r, g, y, n) };
                         r += $rm;
                     }
@@ -843,15 +944,19 @@ mod x86 {
                     // the weights once, not once per token.
                     match m - r {
                         0 => {}
+                        // SAFETY: the tile's rows are the last `m - r` rows; the rest as above.
                         1 => unsafe { $tile::<1, 1, Q5>(x, w, r, g, y, n) },
+                        // SAFETY: as above.
                         2 => unsafe { $tile::<2, 1, Q5>(x, w, r, g, y, n) },
                         _ => {
                             let mut r = r;
                             while r + 3 <= m {
+                                // SAFETY: rows `r..r + 3` exist (`r + 3 <= m`); the rest as above.
                                 unsafe { $tile::<3, 1, Q5>(x, w, r, g, y, n) };
                                 r += 3;
                             }
                             while r < m {
+                                // SAFETY: row `r < m` exists; the rest as above.
                                 unsafe { $tile::<1, 1, Q5>(x, w, r, g, y, n) };
                                 r += 1;
                             }
@@ -862,7 +967,9 @@ mod x86 {
             }
 
             /// # Safety
-            /// Rows `r..r+RM` and groups `g..g+NG` exist; the CPU has the features.
+            /// Rows `r..r+RM` of `x` and groups `g..g+NG` of `w` exist, and the caller owns their
+            /// columns of `y`; the CPU has the features; the rest as `Kernel::run`, with `w` in
+            /// `Format::Q5` if `Q5` and in `Format::Q4` otherwise.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn $tile<const RM: usize, const NG: usize, const Q5: bool>(
@@ -877,6 +984,16 @@ mod x86 {
                 let blocks = k / BLOCK;
                 let mut acc = [[[_mm256_setzero_ps(); GROUP]; NG]; RM];
                 let mut mins = [[_mm_setzero_ps(); NG]; RM];
+                // SAFETY: the activation reads as in the Q8 tile, plus the aligned `f32` sums at
+                // `xsum + i * blocks + b` (`x.sums` holds `x.rows * blocks`, asserted by
+                // `matmul_with`). `w.data` holds `w.rows / 4 * blocks` blocks of `block_bytes`
+                // (`check_layout`, the format matching `Q5`), so block `p` of group `g + h < n / 4`
+                // is inside it, and the reads stay in the block: scales at bytes 0..8, minimums
+                // 8..16, fifth-bit masks 16..32 (Q5 only, unaligned `u32` reads), and 16 bytes of
+                // nibbles per row `j < 4` from `nibbles` up to `nibbles + 64 == block_bytes` (80
+                // for Q4, 96 for Q5). The prefetch uses `wrapping_add` as in the Q8 tile; the
+                // stores are as there. `_mm_cvtph_ps` needs F16C, which `$features` enables and
+                // `Kernel::supported` detects.
                 unsafe {
                     let xq = x.qs.as_ptr().add(r * k);
                     let xs = x.scales.as_ptr().add(r * blocks);
@@ -935,13 +1052,17 @@ mod x86 {
     q4_kernel!(run_q4_avx2, tile_q4_avx2, "avx2,fma,f16c", dot_avx2, 2);
 }
 
-/// A pointer to an output buffer that workers write disjoint parts of.
+/// A pointer to an output buffer that workers write disjoint parts of. Sharing the pointer is
+/// harmless in itself; every dereference is an `unsafe` block of its user (`matmul`,
+/// `Q8Rows::quantize`, `model::attention`) that says why its part is disjoint and alive.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr<T = f32>(pub(crate) *mut T);
-// SAFETY: used only for disjoint writes while the buffer is alive (see `matmul`,
-// `Q8Rows::quantize` and `model::attention`).
-unsafe impl<T> Sync for SyncPtr<T> {}
-unsafe impl<T> Send for SyncPtr<T> {}
+// SAFETY: the wrapper only carries the address; workers on other threads write `T` values through
+// it, which `T: Send` allows, and the disjointness and lifetime of those writes are each
+// dereference's own obligation.
+unsafe impl<T: Send> Sync for SyncPtr<T> {}
+// SAFETY: as for `Sync`.
+unsafe impl<T: Send> Send for SyncPtr<T> {}
 
 impl<T> SyncPtr<T> {
     pub(crate) fn get(self) -> *mut T {
@@ -983,6 +1104,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_matrix_whose_bytes_do_not_fit_its_shape_panics_before_any_kernel_reads_it() {
+        let (m, k) = (3, 64);
+        let xq = Q8Rows::quantize(&values(m * k, 7), m);
+        // Four-row groups (8 rows) and panels (16 rows), each short of its last bytes, or longer.
+        let groups = PackedMatrix::quantize(&values(8 * k, 8), 8, k);
+        let mut q8_0 = Vec::new();
+        for _ in 0..16 * k / BLOCK {
+            q8_0.extend([0x00, 0x3c]);
+            q8_0.extend(0..32u8);
+        }
+        let panels = PackedMatrix::from_q8_0_blocks(&q8_0, 16, k).unwrap();
+        for w in [groups, panels] {
+            assert_eq!(matmul(&xq, &w).len(), m * w.rows, "the intact matrix multiplies");
+            for len in [w.data.len() - 1, w.data.len() - 64, w.data.len() + 64] {
+                let mut bytes = w.data.to_vec();
+                bytes.resize(len, 0);
+                let bad = PackedMatrix { data: WeightBytes::from_vec(bytes), ..w.clone() };
+                for kernel in Kernel::available() {
+                    let result = std::panic::catch_unwind(|| matmul_with(kernel, &xq, &bad));
+                    assert!(result.is_err(), "{kernel:?} multiplied {len} bytes for a {}x{k} matrix", w.rows);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_kernel_the_cpu_lacks_panics_instead_of_running() {
+        let xq = Q8Rows::quantize(&values(64, 1), 1);
+        let w = PackedMatrix::quantize(&values(4 * 64, 2), 4, 64);
+        #[cfg(target_arch = "x86_64")]
+        for kernel in [Kernel::Avx512Vnni, Kernel::Avx2] {
+            let result = std::panic::catch_unwind(|| matmul_with(kernel, &xq, &w));
+            assert_eq!(result.is_ok(), kernel.supported(), "{kernel:?}");
+        }
+        assert!(matmul_with(Kernel::Portable, &xq, &w).len() == 4);
     }
 
     #[test]

@@ -123,11 +123,14 @@ pub(crate) fn read_block(format: Format, data: &[u8], c: usize) -> (f32, f32, [i
     }
 }
 
-/// Computes panels `p0..p1` of `y = x · wᵀ` with the best instructions the CPU has.
+/// Computes panels `p0..p1` of `y = x · wᵀ` with the VNNI path if `vnni`, the AVX2 path if not.
 ///
 /// # Safety
-/// `y` must point to `x.rows * n` floats, `w` must be a panel matrix with `w.cols == x.cols`, and
-/// no other thread may touch columns `p0 * 16..p1 * 16` of `y`.
+/// The CPU has the chosen path's features (`Kernel::Avx512Vnni.supported()` or
+/// `Kernel::Avx2.supported()`); `w` is a panel matrix that passed `PackedMatrix::check_layout`,
+/// `n == w.rows`, `x` passed `matmul_with`'s checks against `w` (`x.cols == w.cols`, `x.rows * cols`
+/// values and `x.rows * cols / 32` scales and sums); `p0 <= p1 <= n / 16`; `y` points to
+/// `x.rows * n` writable floats, and no other thread touches columns `p0 * 16..p1 * 16` of them.
 #[cfg(target_arch = "x86_64")]
 pub(crate) unsafe fn run_x86(
     vnni: bool,
@@ -138,7 +141,7 @@ pub(crate) unsafe fn run_x86(
     y: *mut f32,
     n: usize,
 ) {
-    // SAFETY: the caller detected the features of the chosen path; bounds as documented above.
+    // SAFETY: each function's requirements are this function's, for the format it is picked for.
     unsafe {
         match (vnni, w.format) {
             (true, Format::Q4) => x86::run_vnni::<4>(x, w, p0, p1, y, n),
@@ -179,7 +182,7 @@ mod x86 {
     macro_rules! run_rows {
         ($name:ident, $tile:ident, $features:literal, $rm:literal, $halves:literal) => {
             /// # Safety
-            /// As `super::run_x86`, and the CPU has the features.
+            /// As `super::run_x86`, with `w` in the format `F` names; the CPU has the features.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name<const F: u8>(
                 x: &Q8Rows,
@@ -201,9 +204,14 @@ mod x86 {
                         left if left >= 4 => 4,
                         left => left,
                     };
+                    // The tile below has exactly `rows` rows: one of the shapes matched, or `RM`.
+                    assert!(rows == $rm || matches!(rows, 1 | 2 | 3 | 4 | 6), "no tile of {rows} rows");
                     for p in p0..p1 {
                         for h in (0..2).step_by($halves) {
-                            // SAFETY: rows r..r+rows and panel p exist; the caller owns the columns.
+                            // SAFETY: rows `r..r + rows` exist (`rows <= m - r`) and the tile has
+                            // `rows` rows (asserted above); panel `p < p1 <= n / 16` exists and its
+                            // columns are the caller's; half `h < 2`; features, format and layout
+                            // as this function requires.
                             unsafe {
                                 match rows {
                                     1 => $tile::<1, F>(x, w, r, p, h, y, n),
@@ -226,18 +234,27 @@ mod x86 {
     run_rows!(run_avx2, tile_avx2, "avx2,fma,f16c", 4, 1);
 
     /// Four activation bytes broadcast to every 32-bit lane.
+    ///
+    /// # Safety
+    /// `p` points to four readable bytes (any alignment); the CPU has AVX2.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn broadcast4(p: *const i8) -> __m256i {
-        // SAFETY: the caller passes a pointer to four readable bytes.
+        // SAFETY: the caller passes a pointer to four readable bytes; the read is unaligned.
         _mm256_set1_epi32(unsafe { std::ptr::read_unaligned(p as *const i32) })
     }
 
     /// The weight scales and minimums of half `h` of a panel block, as `f32` lanes.
+    ///
+    /// # Safety
+    /// `block` points to a whole panel block of the format `F` names; `h < 2`; the CPU has AVX2
+    /// and F16C.
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn scales<const F: u8>(block: *const u8, h: usize) -> (__m256, __m256) {
-        // SAFETY: `block` points to a whole panel block.
+        // SAFETY: with `h < 2` the unaligned reads are 8 `f32` at bytes `32h..32h + 32` of the
+        // `Q8_HEAD` (64) bytes of scales, or 8 `f16` at bytes `16h..16h + 16` of the scales and of
+        // the minimums (bytes 32..64) of the `Q4_HEAD` (64) bytes; all inside the block.
         unsafe {
             if F == 8 {
                 (_mm256_loadu_ps((block as *const f32).add(h * 8)), _mm256_setzero_ps())
@@ -250,11 +267,18 @@ mod x86 {
     }
 
     /// The 4- or 5-bit values of half `h` of chunk `t`: the low nibbles' quad and the high's.
+    ///
+    /// # Safety
+    /// `block` points to a whole panel block of format `F` (4 or 5); `t < 4`; `h < 2`; the CPU
+    /// has AVX2.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn nibbles<const F: u8>(block: *const u8, t: usize, h: usize) -> (__m256i, __m256i) {
         let stride = if F == 5 { Q5_CHUNK } else { CHUNK };
-        // SAFETY: `block` points to a whole panel block of format `F`.
+        // SAFETY: chunk `t < 4` starts at `Q4_HEAD + t * stride` and holds `stride` bytes, the
+        // last chunk ending at the block's end (`block_bytes`). The unaligned reads stay in the
+        // chunk: 32 bytes at `32h` (of its 64 bytes of nibbles), and for Q5 the four bytes of each
+        // fifth-bit mask at `CHUNK + 4h` and `CHUNK + 8 + 4h` (of its 16 bytes of masks).
         unsafe {
             let chunk = block.add(Q4_HEAD + t * stride);
             let raw = _mm256_loadu_si256(chunk.add(h * 32) as *const __m256i);
@@ -272,7 +296,9 @@ mod x86 {
     }
 
     /// # Safety
-    /// Rows `r..r+RM` and panel `p` exist; `y` as in `super::run_x86`; the CPU has the features.
+    /// Rows `r..r+RM` of `x` and panel `p` of `w` exist, and the caller owns the panel's columns
+    /// of `y`; `w` is in the format `F` names; the rest as `super::run_x86`; the CPU has the
+    /// features.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     #[inline]
     unsafe fn tile_vnni<const RM: usize, const F: u8>(
@@ -291,8 +317,19 @@ mod x86 {
         // accumulators then.
         let second = if RM == 1 { 1 } else { 0 };
         let mut acc = [_mm512_setzero_ps(); RM];
-        // SAFETY: every pointer stays within row r+i of `x` or panel p of `w` (the prefetch uses
-        // `wrapping_add`, as it may point past the end).
+        // SAFETY: `x` holds `x.rows * k` values and `x.rows * blocks` scales and sums (`run_x86`'s
+        // contract), so with `r + RM <= x.rows`, `i < RM` and `b < blocks`, the four-byte reads at
+        // `xq + i * k + b * 32 + at` (`at <= 28`) stay in row `r + i`, and the `f32` reads at
+        // `xs`/`xsum + i * blocks + b` are aligned elements of `x.scales` and `x.sums`. `w.data`
+        // holds `n / 16 * blocks` blocks of `bytes` (`check_layout`), so with `p < n / 16` the
+        // panel and each of its blocks `b < blocks` are inside it. Within a block every unaligned
+        // load ends by its end: Q8 chunks of 64 bytes at `Q8_HEAD + 64t` (`t < 8`, up to 576),
+        // 4- and 5-bit chunks of 64 bytes at `Q4_HEAD + t * stride` (`t < 4`) with Q5's masks at
+        // `+64` and `+72` (up to 384), 64 bytes of `f32` scales or 32 bytes each of `f16` scales
+        // and minimums at 0 and 32. The prefetch addresses may lie past the end of `w.data`, so
+        // they are computed with `wrapping_add`, and a prefetch never faults. The stores write 16
+        // floats of row `r + i` at columns `p * 16..p * 16 + 16 <= n`, the caller's. Every
+        // intrinsic needs only the features enabled here.
         unsafe {
             let xq = x.qs.as_ptr().add(r * k);
             let xs = x.scales.as_ptr().add(r * blocks);
@@ -365,8 +402,9 @@ mod x86 {
     }
 
     /// # Safety
-    /// Rows `r..r+RM`, panel `p` and half `h` exist; `y` as in `super::run_x86`; the CPU has the
-    /// features.
+    /// Rows `r..r+RM` of `x`, panel `p` of `w` and half `h < 2` exist, and the caller owns that
+    /// half's columns of `y`; `w` is in the format `F` names; the rest as `super::run_x86`; the CPU
+    /// has the features.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn tile_avx2<const RM: usize, const F: u8>(
@@ -383,7 +421,13 @@ mod x86 {
         let bytes = block_bytes(format_of(F));
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); RM];
-        // SAFETY: as in `tile_vnni`.
+        // SAFETY: the activation reads and the panel and block pointers as in `tile_vnni`. Within
+        // a block the unaligned loads end by its end: Q8 chunks read 32 bytes at
+        // `Q8_HEAD + 64t + 32h` (`t < 8`, `h < 2`, up to 576); `nibbles` and `scales` get a whole
+        // block of format `F`, `t < 4` and `h < 2`, as they require. The prefetch uses
+        // `wrapping_add` as there; the stores write 8 floats of row `r + i` at columns
+        // `p * 16 + 8h..+8 <= n`, the caller's. Every intrinsic needs only the features enabled
+        // here.
         unsafe {
             let xq = x.qs.as_ptr().add(r * k);
             let xs = x.scales.as_ptr().add(r * blocks);
