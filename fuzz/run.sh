@@ -19,10 +19,16 @@ cargo +nightly fuzz build -O
 for target in "${targets[@]}"; do
   echo "=== fuzz $target for ${seconds}s"
   mkdir -p "corpus/$target"
-  # -max_len keeps inputs small enough to run fast; -rss_limit_mb catches memory blow-ups.
+  # -max_len keeps inputs small enough to run fast (a GGUF seed, a whole tiny model, needs more);
+  # -rss_limit_mb catches memory blow-ups, and so does the malloc limit it implies for one
+  # allocation (a hostile GGUF header must not size one).
+  case "$target" in
+    gguf) max_len=16384 ;;
+    *) max_len=4096 ;;
+  esac
   log="$(mktemp)"
   if ! cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
-      -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
       >"$log" 2>&1; then
     tail -n 60 "$log"
     rm -f "$log"

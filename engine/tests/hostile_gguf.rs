@@ -1,7 +1,8 @@
 //! GGUF files whose metadata lies about the tensors (huge layer counts, huge heads, a zero
 //! alignment): loading them must fail with a clear `InvalidModel` error before anything sized by
 //! the metadata is allocated. Each file is also written to `fuzz/corpus/gguf/` when
-//! `GLINT_WRITE_FUZZ_SEEDS` is set, so the fuzzer starts from them.
+//! `GLINT_WRITE_FUZZ_SEEDS` is set, with the two valid tiny models they are made from (llama and
+//! qwen2), so the fuzzer starts from them.
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,12 +33,18 @@ fn rewrite(source: &Path, dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(St
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(&path).unwrap();
     candle_core::quantized::gguf_file::write(&mut file, &metadata_refs, &tensor_refs).unwrap();
+    write_seed(&path);
+    path
+}
+
+/// Copies `path` to `fuzz/corpus/gguf/seed-<stem>` when `GLINT_WRITE_FUZZ_SEEDS` is set.
+fn write_seed(path: &Path) {
     if std::env::var_os("GLINT_WRITE_FUZZ_SEEDS").is_some() {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gguf");
         std::fs::create_dir_all(&corpus).unwrap();
-        std::fs::copy(&path, corpus.join(format!("seed-{}", name.trim_end_matches(".gguf")))).unwrap();
+        let stem = path.file_stem().unwrap().to_string_lossy();
+        std::fs::copy(path, corpus.join(format!("seed-{stem}"))).unwrap();
     }
-    path
 }
 
 fn set(metadata: &mut Vec<(String, Value)>, key: &str, value: Value) {
@@ -67,9 +74,14 @@ fn metadata_that_contradicts_the_tensors_is_an_invalid_model_error() {
         merges: Vec::new(),
         ..common::TinySpec::llama()
     };
-    let tiny = spec.write(&dir.0, "tiny.gguf");
+    let tiny = spec.write(&dir.0, "valid-llama.gguf");
     // The untouched file loads: the failures below come from the edits alone.
     Model::load(&tiny, LoadOptions::default()).unwrap();
+    write_seed(&tiny);
+    // A qwen2 model too (attention biases, NEOX rotary pairs), as a valid seed for the fuzzer.
+    let qwen2 = common::TinySpec { architecture: "qwen2", ..spec.clone() }.write(&dir.0, "valid-qwen2.gguf");
+    Model::load(&qwen2, LoadOptions::default()).unwrap();
+    write_seed(&qwen2);
 
     let cases: Vec<(&str, &str, Value, &str)> = vec![
         ("huge-block-count", "llama.block_count", Value::U64(1 << 40), "block_count"),

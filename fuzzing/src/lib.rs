@@ -1,8 +1,10 @@
 //! Entry points for the fuzz targets in `fuzz/` and their regression tests: each takes arbitrary
 //! bytes, drives one part of the server (framing, document edits, context building,
-//! post-processing) and panics only when an invariant breaks. A crate of its own, so that the
-//! server's library ships none of these assertions; `cargo test --workspace` runs the regression
-//! tests, and `fuzz/` calls the entry points.
+//! post-processing) or of the engine (loading a GGUF model file, in `gguf`) and panics only when
+//! an invariant breaks. A crate of its own, so that neither library ships these assertions;
+//! `cargo test --workspace` runs the regression tests, and `fuzz/` calls the entry points.
+
+pub mod gguf;
 
 use glint_server::context::{self, ContextInput, Decision, Mode, RecentEdit};
 use glint_server::document::{Change, Document};
