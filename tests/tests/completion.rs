@@ -52,6 +52,32 @@ async fn inline_completion_inserts_the_engines_text_at_the_cursor() {
 }
 
 #[tokio::test]
+async fn the_engine_gets_a_hashed_session_key_never_the_document_uri() {
+    let engine = FakeEngine::fixed("1;");
+    let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;
+    let (a, b) = ("file:///home/alice/secret-project/a.rs", "file:///home/alice/secret-project/b.rs");
+    for uri in [a, b] {
+        client.open(uri, "rust", "fn main() {\n    let x = \n}\n").await;
+    }
+    for uri in [a, b] {
+        client.call("textDocument/inlineCompletion", inline_params(uri, 1, 12, INVOKED)).await;
+    }
+    // Another prompt in the first document, so that no cached answer stands in for the request.
+    let change = json!({"textDocument": {"uri": a, "version": 2}, "contentChanges": [{"text": "fn main() {\n    let y = \n}\n"}]});
+    client.notify("textDocument/didChange", change).await;
+    client.call("textDocument/inlineCompletion", inline_params(a, 1, 12, INVOKED)).await;
+    let sessions: Vec<String> = engine.log().requests.iter().map(|r| r.session.clone().unwrap_or_default()).collect();
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    for session in &sessions {
+        // A remote engine keys its caches by this string: it must not reveal a path or a name.
+        assert!(session.len() == 32 && session.chars().all(|c| c.is_ascii_hexdigit()), "{session:?}");
+        assert!(!session.contains("alice") && !session.contains("secret"), "{session:?}");
+    }
+    assert_eq!(sessions[0], sessions[2], "the same document keeps its key, so its cache is reused");
+    assert_ne!(sessions[0], sessions[1], "two documents have two keys");
+}
+
+#[tokio::test]
 async fn completion_items_carry_exact_text_edits_in_every_encoding() {
     // The line holds an astral character before the cursor, so the three encodings differ.
     for (encoding, character) in [("utf-8", 19u32), ("utf-16", 17), ("utf-32", 16)] {
