@@ -183,6 +183,10 @@ pub(crate) fn write(slot: &CacheSlot, matrices: &[(String, Arc<PackedMatrix>)]) 
         return Err(std::io::Error::other("the cache header outgrew its space"));
     }
     remove_abandoned_temps(dir);
+    if another_writer(dir, &slot.model_prefix) {
+        // Several servers started at once: one writes, the others map its file next time.
+        return Ok(());
+    }
     let temp = dir.join(format!(".{}{}.tmp", slot.model_prefix, std::process::id()));
     let result = (|| {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&temp)?);
@@ -212,6 +216,15 @@ pub(crate) fn write(slot: &CacheSlot, matrices: &[(String, Arc<PackedMatrix>)]) 
         }
     }
     Ok(())
+}
+
+/// Whether another process is writing a cache of the same model file now.
+fn another_writer(dir: &Path, model_prefix: &str) -> bool {
+    let Ok(read) = std::fs::read_dir(dir) else { return false };
+    read.flatten().any(|entry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name.starts_with(&format!(".{model_prefix}")) && name.ends_with(".tmp")
+    })
 }
 
 /// Removes temporary files that no writer has touched for ten minutes (a process that exited
