@@ -67,14 +67,18 @@ async fn the_engine_gets_a_hashed_session_key_never_the_document_uri() {
     client.notify("textDocument/didChange", change).await;
     client.call("textDocument/inlineCompletion", inline_params(a, 1, 12, INVOKED)).await;
     let sessions: Vec<String> = engine.log().requests.iter().map(|r| r.session.clone().unwrap_or_default()).collect();
-    assert_eq!(sessions.len(), 3, "{sessions:?}");
     for session in &sessions {
         // A remote engine keys its caches by this string: it must not reveal a path or a name.
         assert!(session.len() == 32 && session.chars().all(|c| c.is_ascii_hexdigit()), "{session:?}");
         assert!(!session.contains("alice") && !session.contains("secret"), "{session:?}");
     }
-    assert_eq!(sessions[0], sessions[2], "the same document keeps its key, so its cache is reused");
-    assert_ne!(sessions[0], sessions[1], "two documents have two keys");
+    // Each request may bring a warm-up or a next suggestion of the same document along: the keys
+    // run in one stretch per request.
+    let mut runs = sessions.clone();
+    runs.dedup();
+    assert_eq!(runs.len(), 3, "{sessions:?}");
+    assert_eq!(runs[0], runs[2], "the same document keeps its key, so its cache is reused");
+    assert_ne!(runs[0], runs[1], "two documents have two keys");
 }
 
 #[tokio::test]
