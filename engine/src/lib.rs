@@ -17,6 +17,7 @@ mod request;
 pub mod sampler;
 pub mod tokenizer;
 mod weight_cache;
+pub mod work;
 pub mod ws;
 
 pub use error::EngineError;
@@ -71,11 +72,20 @@ pub fn session_key(name: &str) -> String {
 /// Architecture Invariant: dropping the returned `Generation` cancels the work; the engine stops
 /// within one decode step (or one prefill chunk).
 ///
-/// Architecture Invariant (who may cancel whom, and who may see what, on an engine with a queue
-/// and a KV cache of its own: the in-process one). Requests are keyed by client (none for
-/// `generate`, the server's `ClientId` for `generate_for`) and `session`:
-/// - the newest request of a key supersedes that key's older ones, waiting or running, at once
-///   (within a prefill chunk or a decode step); it never cancels another key's request;
+/// Architecture Invariant, the one rule of who may cancel whom, for every holder of running work
+/// (the language server's completions and code actions, each connection of `glint engine serve`,
+/// the in-process engine's queue; see [`work`]): work is keyed by who asked, a client (none for
+/// `generate` and in the language server, the server's `ClientId` for `generate_for`) and then a
+/// session (a document, or a document's code actions; `GenerateRequest::session` on the wire):
+/// - the newest work of a key supersedes that key's older work, waiting or running, at once
+///   (within a prefill chunk or a decode step on the model); it never cancels another key's;
+/// - everything else that cancels names what it ends: an edit its document's work, a `cancel`
+///   frame its request, a dropped connection or `Generation` its own work, shutdown all;
+/// - a generation that ended `FinishReason::Cancelled` before its answer was complete is never an
+///   answer: its text is not shown, cached or applied.
+///
+/// Architecture Invariant (turns and privacy, on an engine with a queue and a KV cache of its own:
+/// the in-process one):
 /// - keys take turns for the model a prefill chunk or a decode step at a time, a few keys' requests
 ///   in progress at once, so that none waits for another key's whole generation: clients first,
 ///   then the sessions of a client; a bounded number wait to start, and past it a request is

@@ -10,8 +10,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use glint_engine::catalog::{self, CatalogModel};
 use glint_engine::fetch::{self, FetchEvent, ModelStatus};
-use glint_engine::{Chunk, FinishReason};
 
+use crate::completion::{Reading, Unanswered};
 use crate::config::{EngineSpec, LogLevel};
 use crate::document::Document;
 use crate::engines::{self, StartSpec};
@@ -436,49 +436,39 @@ fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let prepared = crate::completion::request_for_cli(&doc, cursor, args.context_tokens, args.max_tokens, &*engine)
         .map_err(|why| anyhow::anyhow!("no completion here: {why}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let finish = runtime.block_on(async {
-        let (request, mut answer) = prepared.into_parts(&doc, cursor);
-        let mut generation = engine.generate(request);
+    let answer = runtime.block_on(async {
+        let (request, answer) = prepared.into_parts(&doc, cursor);
+        let mut reading = Reading::start(&*engine, request, answer);
         let mut out = std::io::stdout().lock();
         let mut shown = String::new();
-        let mut finish = None;
-        let mut complete = false;
-        while let Some(chunk) = generation.next_chunk().await {
-            match chunk {
-                Chunk::Text(_) if complete => {}
-                Chunk::Text(text) => {
-                    complete = answer.push(&text);
-                    // Stream the cleaned text as it grows; it only ever extends what was shown.
-                    let cleaned = answer.text().unwrap_or_default();
-                    if let Some(new) = cleaned.strip_prefix(shown.as_str()) {
-                        let stable = new.rfind('\n').map_or("", |at| &new[..=at]);
-                        out.write_all(stable.as_bytes())?;
-                        out.flush()?;
-                        shown.push_str(stable);
-                    }
-                    if complete {
-                        // Stop the model, but read on to its final chunk for the timings.
-                        generation.cancel();
-                    }
-                }
-                Chunk::Done(done) => {
-                    finish = Some(done);
-                    break;
-                }
+        while reading.step().await {
+            // Stream the cleaned text as it grows; it only ever extends what was shown.
+            let cleaned = reading.answer().text().unwrap_or_default();
+            if let Some(new) = cleaned.strip_prefix(shown.as_str()) {
+                let stable = new.rfind('\n').map_or("", |at| &new[..=at]);
+                out.write_all(stable.as_bytes())?;
+                out.flush()?;
+                shown.push_str(stable);
             }
         }
+        if reading.answer().finish().is_none() {
+            // The answer is complete: stop the model, but read on to its final chunk for the timings.
+            reading.stop_for_timings().await;
+        }
+        let answer = reading.into_answer();
         tracing::debug!(raw = ?answer.raw(), "model text");
-        let cleaned = answer.text().unwrap_or_default();
+        let cleaned = match answer.verdict() {
+            Ok(text) => text.unwrap_or_default(),
+            Err(Unanswered::Failed(why)) => bail!("the engine failed: {why}"),
+            Err(Unanswered::Cancelled) => bail!("the engine cancelled the generation"),
+        };
         if let Some(rest) = cleaned.strip_prefix(shown.as_str()) {
             out.write_all(rest.as_bytes())?;
         }
         writeln!(out)?;
-        Ok::<_, anyhow::Error>(finish)
+        Ok::<_, anyhow::Error>(answer)
     })?;
-    let Some(finish) = finish else { bail!("the engine stopped without finishing") };
-    if finish.reason == FinishReason::Error {
-        bail!("the engine failed: {}", finish.error.unwrap_or_default());
-    }
+    let Some(finish) = answer.finish().cloned() else { bail!("the engine stopped without finishing") };
     let t = &finish.timings;
     eprintln!(
         "[{}] load {:.0} ms | prompt {} tokens ({} cached) | prefill {:.0} ms | first token {:.0} ms | {} tokens at {:.1} tok/s | total {:.0} ms | stop: {:?}",

@@ -1,12 +1,15 @@
-//! The completion pipeline without LSP types: turn a document snapshot and a cursor into an
-//! engine request, and the engine's text into what the editor shows.
+//! Completions without LSP types: a document snapshot and a cursor become an engine request
+//! (`prepare`), and the engine's chunks become what the editor shows (`Answer`, read from a
+//! `Generation` by `Reading`, the one loop every caller shares). `crate::pipeline` runs a request
+//! through these; code action fills and `glint complete` use them directly.
 
-use glint_engine::{Engine, GenerateRequest};
+use glint_engine::{Chunk, Engine, Finish, FinishReason, GenerateRequest, Generation};
 
 use crate::config::{ContextStrategy, Settings};
-use crate::context::{self, ContextInput, Decision, RecentEdit};
+use crate::context::{self, ContextInput, Decision};
 use crate::document::Document;
 use crate::postprocess::PostInput;
+use crate::state::Visible;
 
 /// A request for `glint complete`: as if the user invoked completion at the cursor.
 pub fn request_for_cli(
@@ -17,7 +20,7 @@ pub fn request_for_cli(
     engine: &dyn Engine,
 ) -> Result<Prepared, &'static str> {
     let settings = Settings { context_tokens: budget as u32, max_tokens, ..Settings::default() };
-    prepare(doc, cursor, &settings, true, engine, &Surroundings::default())
+    prepare(doc, cursor, &settings, true, engine, &Visible::nothing())
 }
 
 #[cfg(test)]
@@ -61,6 +64,66 @@ mod tests {
         assert_eq!(cut(doc, "   \n  "), (None, false), "blank text is not shown");
     }
 
+    fn answer_at(text: &str) -> Answer {
+        let cursor = text.find("$0").expect("a cursor marker");
+        let doc = Document::new("file:///t/a.py", "python", 1, &text.replacen("$0", "", 1));
+        let cursor = doc.rope.byte_to_char(cursor);
+        let prepared = Prepared {
+            request: GenerateRequest::default(),
+            mode: Mode::SingleLine,
+            strategy: ContextStrategy::Syntax,
+            healed: Healing::None,
+        };
+        prepared.into_parts(&doc, cursor).1
+    }
+
+    fn done(reason: FinishReason) -> Chunk {
+        Chunk::Done(Finish { reason, error: Some("boom".into()), ..Finish::default() })
+    }
+
+    #[test]
+    fn cut_off_text_is_never_an_answer() {
+        // Cancelled or failed before the answer was complete: no answer, whatever the text.
+        for (reason, why) in
+            [(FinishReason::Cancelled, Unanswered::Cancelled), (FinishReason::Error, Unanswered::Failed("boom".into()))]
+        {
+            let mut answer = answer_at("x = $0\n");
+            assert!(answer.push(Chunk::Text("compute(".into())));
+            assert!(!answer.push(done(reason)));
+            assert_eq!(answer.verdict(), Err(why));
+        }
+        // A generation that vanished without its final chunk is no answer either.
+        let mut answer = answer_at("x = $0\n");
+        answer.push(Chunk::Text("compute(".into()));
+        answer.vanished();
+        assert!(matches!(answer.verdict(), Err(Unanswered::Failed(_))));
+    }
+
+    #[test]
+    fn a_complete_answer_stands_however_the_generation_ends_after_it() {
+        let mut answer = answer_at("x = $0\n");
+        assert!(answer.push(Chunk::Text("compute()".into())));
+        assert!(!answer.push(Chunk::Text("\nmore".into())), "a single line is complete at its end");
+        // Later text is ignored, and the reader's own cancel does not void the answer.
+        answer.push(Chunk::Text("ignored".into()));
+        answer.push(done(FinishReason::Cancelled));
+        assert_eq!(answer.verdict(), Ok(Some("compute()".to_string())));
+        assert_eq!(answer.raw(), "compute()\nmore");
+    }
+
+    #[test]
+    fn an_instruction_answer_is_complete_once_its_code_block_closes() {
+        let mut answer = Answer::fenced();
+        assert!(answer.push(Chunk::Text("Here:\n```rust\nfn f() {}\n".into())));
+        assert!(!answer.push(Chunk::Text("```\nAnd some chatter".into())));
+        assert!(!answer.wants_more());
+        assert_eq!(
+            answer.verdict().ok().flatten().as_deref(),
+            Some("Here:\n```rust\nfn f() {}\n```\nAnd some chatter")
+        );
+        assert_eq!(answer.chunks(), 2);
+    }
+
     #[test]
     fn on_a_blank_line_a_leading_break_and_the_indentation_are_skipped() {
         let healed = Healing::BlankLine("    ".into());
@@ -87,35 +150,85 @@ impl Prepared {
     /// The request for the engine, and the answer its chunks build.
     /// The answer keeps its own snapshot of `doc` (an O(1) clone), so it can outlive the request.
     pub fn into_parts(self, doc: &Document, cursor: usize) -> (GenerateRequest, Answer) {
-        let answer = Answer {
-            doc: doc.clone(),
-            cursor,
-            mode: self.mode,
-            strategy: self.strategy,
-            healed: self.healed,
-            raw: String::new(),
-        };
-        (self.request, answer)
+        let cut =
+            Cut::Completion { doc: doc.clone(), cursor, mode: self.mode, strategy: self.strategy, healed: self.healed };
+        (self.request, Answer::new(cut))
     }
 }
 
-/// A completion's answer as the model writes it: chunks are pushed in, and it says when the
-/// answer is complete and what to show. Pure: no LSP types, no engine; the LSP handlers, code
-/// action fills and `glint complete` all read a generation through it.
+/// Why a generation gave no answer. Cut-off text is never an answer: it is not shown, cached or
+/// applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The generation ended cancelled (dropped, or superseded in the engine) before its answer
+    /// was complete.
+    Cancelled,
+    /// The engine failed, or stopped without saying how it ended.
+    Failed(String),
+}
+
+/// A model's answer as it is written: `push` each chunk of the generation, ask `text` for what to
+/// show so far, and `verdict` once it ended. Pure: no LSP types, no engine, no clock; inline
+/// completions, completion items, code action fills and `glint complete` all read a generation
+/// through it (with [`Reading`]).
 pub struct Answer {
-    doc: Document,
-    cursor: usize,
-    mode: Mode,
-    strategy: ContextStrategy,
-    healed: Healing,
+    cut: Cut,
     raw: String,
+    /// Text chunks pushed.
+    chunks: u32,
+    /// The answer is complete for its cut: generation may stop, later text is ignored.
+    complete: bool,
+    /// How the generation ended, once it did (`None` while it runs, or when it vanished).
+    finish: Option<Finish>,
+    /// The generation ended (its final chunk came, or it vanished).
+    ended: bool,
+}
+
+/// How an answer's raw text becomes what is shown, and when it is complete.
+enum Cut {
+    /// A completion at `cursor` of `doc`, cut for its mode and context strategy.
+    Completion { doc: Document, cursor: usize, mode: Mode, strategy: ContextStrategy, healed: Healing },
+    /// An instruction's answer: the raw text, complete once a code block has opened and closed.
+    Fenced,
 }
 
 impl Answer {
-    /// Adds the model's next chunk; true when the answer is complete and generation may stop.
-    pub fn push(&mut self, text: &str) -> bool {
-        self.raw.push_str(text);
-        self.is_complete()
+    fn new(cut: Cut) -> Answer {
+        Answer { cut, raw: String::new(), chunks: 0, complete: false, finish: None, ended: false }
+    }
+
+    /// The answer to an instruction (code actions that rewrite): the raw text, complete once its
+    /// code block closed (the rest would be chatter).
+    pub fn fenced() -> Answer {
+        Answer::new(Cut::Fenced)
+    }
+
+    /// Adds the generation's next chunk; true while more is wanted (the answer is not complete
+    /// and the generation goes on).
+    pub fn push(&mut self, chunk: Chunk) -> bool {
+        match chunk {
+            Chunk::Text(_) if self.complete || self.ended => {}
+            Chunk::Text(text) => {
+                self.raw.push_str(&text);
+                self.chunks += 1;
+                self.complete = self.is_complete();
+            }
+            Chunk::Done(finish) => {
+                self.finish = Some(finish);
+                self.ended = true;
+            }
+        }
+        self.wants_more()
+    }
+
+    /// The generation stopped without its final chunk (its producer vanished).
+    pub fn vanished(&mut self) {
+        self.ended = true;
+    }
+
+    /// Whether the generation should go on: the answer is not complete and nothing ended it.
+    pub fn wants_more(&self) -> bool {
+        !self.complete && !self.ended
     }
 
     /// The model's text so far, as it came.
@@ -123,26 +236,131 @@ impl Answer {
         &self.raw
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
+    /// How many text chunks came.
+    pub fn chunks(&self) -> u32 {
+        self.chunks
+    }
+
+    /// How the generation ended, when it said so.
+    pub fn finish(&self) -> Option<&Finish> {
+        self.finish.as_ref()
     }
 
     /// Whether generation can stop: the answer is complete for its mode and strategy.
-    pub fn is_complete(&self) -> bool {
-        match self.strategy {
-            ContextStrategy::Naive => false,
-            ContextStrategy::PlainFim => plain_fim_cut(&self.doc, self.cursor, &self.raw).1,
-            ContextStrategy::Syntax => is_complete(&self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+    fn is_complete(&self) -> bool {
+        match &self.cut {
+            Cut::Fenced => fence_closed(&self.raw),
+            Cut::Completion { strategy: ContextStrategy::Naive, .. } => false,
+            Cut::Completion { doc, cursor, strategy: ContextStrategy::PlainFim, .. } => {
+                plain_fim_cut(doc, *cursor, &self.raw).1
+            }
+            Cut::Completion { doc, cursor, mode, strategy: ContextStrategy::Syntax, healed } => {
+                is_complete(doc, *cursor, heal(&self.raw, healed), *mode)
+            }
         }
     }
 
-    /// What to show for the text so far; `None` when there is nothing worth showing.
+    /// What to show for the text so far; `None` when there is nothing worth showing. An
+    /// instruction's answer is its raw text.
     pub fn text(&self) -> Option<String> {
-        match self.strategy {
-            ContextStrategy::Naive => Some(self.raw.clone()).filter(|t| !t.trim().is_empty()),
-            ContextStrategy::PlainFim => plain_fim_cut(&self.doc, self.cursor, &self.raw).0,
-            ContextStrategy::Syntax => postprocess(&self.doc, self.cursor, heal(&self.raw, &self.healed), self.mode),
+        match &self.cut {
+            Cut::Fenced => Some(self.raw.clone()),
+            Cut::Completion { strategy: ContextStrategy::Naive, .. } => {
+                Some(self.raw.clone()).filter(|t| !t.trim().is_empty())
+            }
+            Cut::Completion { doc, cursor, strategy: ContextStrategy::PlainFim, .. } => {
+                plain_fim_cut(doc, *cursor, &self.raw).0
+            }
+            Cut::Completion { doc, cursor, mode, strategy: ContextStrategy::Syntax, healed } => {
+                postprocess(doc, *cursor, heal(&self.raw, healed), *mode)
+            }
         }
+    }
+
+    /// The answer once the generation ended: what to show (`None`: nothing worth showing), or why
+    /// there is no answer. A complete answer stands however the generation ended afterwards (the
+    /// reader stops it); otherwise a cancelled or failed generation gives none.
+    pub fn verdict(&self) -> Result<Option<String>, Unanswered> {
+        if !self.complete {
+            match &self.finish {
+                Some(Finish { reason: FinishReason::Cancelled, .. }) => return Err(Unanswered::Cancelled),
+                Some(Finish { reason: FinishReason::Error, error, .. }) => {
+                    return Err(Unanswered::Failed(error.clone().unwrap_or_else(|| "unknown error".into())));
+                }
+                None if self.ended => {
+                    return Err(Unanswered::Failed("the engine stopped without finishing the generation".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(self.text())
+    }
+}
+
+/// Whether `raw` holds an opening and a closing code fence at line starts.
+fn fence_closed(raw: &str) -> bool {
+    raw.lines().filter(|l| l.trim_start().starts_with("```")).count() >= 2
+}
+
+/// A generation read into its [`Answer`]: the one loop that reads a `Generation` to its end.
+/// Callers that must stop on their own signal (a keystroke, a cancelled progress bar) race
+/// [`Reading::step`] against it; dropping the reading drops the generation, which cancels it.
+pub struct Reading {
+    generation: Generation,
+    answer: Answer,
+}
+
+impl Reading {
+    pub fn new(generation: Generation, answer: Answer) -> Reading {
+        Reading { generation, answer }
+    }
+
+    /// Sends `request` to `engine` and reads its generation into `answer`.
+    pub fn start(engine: &dyn Engine, request: GenerateRequest, answer: Answer) -> Reading {
+        Reading::new(engine.generate(request), answer)
+    }
+
+    /// Reads the next chunk into the answer; true while more is wanted. Cancel-safe: a chunk is
+    /// only taken when this completes.
+    pub async fn step(&mut self) -> bool {
+        if !self.answer.wants_more() {
+            return false;
+        }
+        match self.generation.next_chunk().await {
+            Some(chunk) => self.answer.push(chunk),
+            None => {
+                self.answer.vanished();
+                false
+            }
+        }
+    }
+
+    /// Reads until the answer is complete or the generation ended.
+    pub async fn to_end(&mut self) {
+        while self.step().await {}
+    }
+
+    /// For a caller that wants the engine's figures for a complete answer: cancels the rest of the
+    /// work and reads on to the final chunk, which carries the timings.
+    pub async fn stop_for_timings(&mut self) {
+        self.generation.cancel();
+        while let Some(chunk) = self.generation.next_chunk().await {
+            if let Chunk::Done(_) = chunk {
+                self.answer.push(chunk);
+                return;
+            }
+        }
+        self.answer.vanished();
+    }
+
+    pub fn answer(&self) -> &Answer {
+        &self.answer
+    }
+
+    /// Ends the reading: the generation is dropped (which cancels whatever work is left), the
+    /// answer stays.
+    pub fn into_answer(self) -> Answer {
+        self.answer
     }
 }
 
@@ -196,30 +414,24 @@ pub enum Healing {
     BlankLine(String),
 }
 
-/// Where the context comes from besides the document itself.
-#[derive(Default)]
-pub struct Surroundings<'a> {
-    /// Other open documents (for signatures of what the prefix refers to).
-    pub others: &'a [&'a Document],
-    pub recent_edits: &'a [RecentEdit],
-}
-
-/// Decides whether to complete at `cursor` and builds the engine request. `Err` says why not.
+/// Decides whether to complete at `cursor` and builds the engine request, with only the
+/// surroundings the engine may see (`visible`, from a request snapshot). `Err` says why not.
 pub fn prepare(
     doc: &Document,
     cursor: usize,
     settings: &Settings,
     invoked: bool,
     engine: &dyn Engine,
-    around: &Surroundings<'_>,
+    visible: &Visible,
 ) -> Result<Prepared, &'static str> {
+    let others: Vec<&Document> = visible.others().iter().collect();
     let input = ContextInput {
         doc,
         cursor,
         budget_tokens: settings.context_tokens as usize,
         invoked,
-        others: around.others,
-        recent_edits: around.recent_edits,
+        others: &others,
+        recent_edits: visible.recent_edits(),
     };
     let count = |text: &str| engine.count_tokens(text);
     let strategy = settings.context_strategy;

@@ -11,6 +11,7 @@ pub mod engines;
 pub mod handlers;
 pub mod logging;
 pub mod nextedit;
+pub mod pipeline;
 pub mod position;
 pub mod postprocess;
 pub mod schedule;
@@ -48,8 +49,7 @@ where
             seen.request_shutdown();
         }
         if method == "shutdown" || method == "exit" {
-            seen.inflight.cancel_all();
-            seen.actions.cancel_all();
+            seen.work.cancel_all();
         }
     };
     let closed = std::sync::Arc::clone(&state);
@@ -57,7 +57,7 @@ where
         transport::pump_input(input, to_tower, errors_tx, on_method).await;
         // The client is gone (stdin closed): nobody will read answers, and tower-lsp waits for
         // running requests before it ends, so stop their engine work now.
-        closed.inflight.cancel_all();
+        closed.work.cancel_all();
     });
     let server = async move {
         tower_lsp_server::Server::new(tower_input, tower_output, socket)

@@ -1,21 +1,153 @@
-//! Scheduling AI work per document: one in-flight request per document (a newer request or an
-//! edit cancels the older one at once), adaptive debounce, and the typing-through cache.
-//! No LSP types here.
+//! Scheduling AI work per document: the running work of completions and code actions under the
+//! one rule of who cancels whom (`glint_engine::work`), adaptive debounce, and the typing-through
+//! cache. No LSP types here.
+//!
+//! Work is keyed like the engine requests it sends: the document for a completion, the document's
+//! code actions for an action (sessions `uri` and `uri#action`). A newer request of a key
+//! supersedes the older one; an edit or a close of the document cancels all of its work (unless
+//! the edit types through the running completion), a cancelled progress bar its action, shutdown
+//! everything.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use glint_engine::CancelFlag;
+use glint_engine::work::{Registry, WorkKey};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-/// One document's running work: its id, its cancellation, and whether keys may type through it.
-type Running = (u64, CancellationToken, Option<std::sync::Arc<Follow>>);
-
-/// In-flight AI work, one token per document.
+/// The server's running AI work: one registry for completions and code actions.
 #[derive(Debug, Default)]
-pub struct Inflight {
-    tokens: Mutex<HashMap<String, Running>>,
-    next_id: std::sync::atomic::AtomicU64,
+pub struct Work {
+    running: Registry<Running>,
+}
+
+/// What the server keeps of one piece of running work.
+#[derive(Debug)]
+struct Running {
+    uri: String,
+    lane: Lane,
+    /// A completion keystrokes may type through (see [`Follow`]).
+    follow: Option<Arc<Follow>>,
+    /// The work-done progress token of an action, whose cancel cancels it.
+    progress: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Completion,
+    Action,
+}
+
+/// One registered piece of work: the id `finish` takes, and the flag set when it is cancelled.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: u64,
+    pub token: CancelFlag,
+}
+
+impl Work {
+    /// Registers a completion for `uri`, superseding the one that ran for it before; `follow`
+    /// lets keystrokes type through it (see [`Follow`]).
+    pub fn start_completion(&self, uri: &str, follow: Option<Arc<Follow>>) -> Ticket {
+        self.start(uri, Lane::Completion, follow)
+    }
+
+    /// Registers a code action on `uri`, superseding the document's action that ran before (the
+    /// engine supersedes its generation too: it has the same session).
+    pub fn start_action(&self, uri: &str) -> Ticket {
+        self.start(uri, Lane::Action, None)
+    }
+
+    fn start(&self, uri: &str, lane: Lane, follow: Option<Arc<Follow>>) -> Ticket {
+        let session = match lane {
+            Lane::Completion => uri.to_string(),
+            Lane::Action => format!("{uri}#action"),
+        };
+        let value = Running { uri: uri.to_string(), lane, follow, progress: None };
+        let ticket = self.running.start(WorkKey::new(None, session), value);
+        Ticket { id: ticket.id, token: ticket.cancel }
+    }
+
+    /// Ties a progress token to action `id`, so that cancelling the progress cancels the action.
+    pub fn set_progress(&self, id: u64, progress: &str) {
+        self.running.update(id, |running| running.progress = Some(progress.to_string()));
+    }
+
+    /// Cancels the action shown by progress token `progress`.
+    pub fn cancel_progress(&self, progress: &str) {
+        self.running.cancel_where(|_, running| running.progress.as_deref() == Some(progress));
+    }
+
+    /// Cancels the completion for `uri` (an edit arrived). Cheap and synchronous.
+    pub fn cancel_completion(&self, uri: &str) {
+        self.running.cancel_where(|_, running| running.lane == Lane::Completion && running.uri == uri);
+    }
+
+    /// Cancels the code actions on `uri` (its document changed).
+    pub fn cancel_actions(&self, uri: &str) {
+        self.running.cancel_where(|_, running| running.lane == Lane::Action && running.uri == uri);
+    }
+
+    /// Cancels all work on `uri` (its document closed).
+    pub fn cancel_document(&self, uri: &str) {
+        self.running.cancel_where(|_, running| running.uri == uri);
+    }
+
+    /// An edit inserts `text` at `line` after `line_prefix`: the completion for `uri` goes on when
+    /// that types the next characters of its streamed answer, else it is cancelled. True when it
+    /// goes on.
+    pub fn type_through(&self, uri: &str, line: usize, line_prefix: &str, text: &str) -> bool {
+        let follow = self.running.find(|_, r| r.lane == Lane::Completion && r.uri == uri, |r| r.follow.clone());
+        let Some(Some(follow)) = follow else {
+            self.cancel_completion(uri);
+            return false;
+        };
+        let consistent = !text.is_empty() && !text.contains(['\n', '\r']) && follow.answers(line, line_prefix) && {
+            let mut typed = follow.typed.lock().clone();
+            typed.push_str(text);
+            let partial = follow.partial.lock();
+            partial.len() > typed.len() && partial.starts_with(&typed)
+        };
+        if consistent {
+            follow.typed.lock().push_str(text);
+            return true;
+        }
+        self.cancel_completion(uri);
+        false
+    }
+
+    /// The typed-through completion a request at `line` with `line_prefix` can wait for.
+    pub fn follow_for(&self, uri: &str, line: usize, line_prefix: &str) -> Option<Arc<Follow>> {
+        let follow = self.running.find(|_, r| r.lane == Lane::Completion && r.uri == uri, |r| r.follow.clone())??;
+        let waits = !follow.typed.lock().is_empty() || follow.answered.load(std::sync::atomic::Ordering::Acquire);
+        (waits && follow.answers(line, line_prefix)).then_some(follow)
+    }
+
+    /// Cancels all work (shutdown, or the client went away).
+    pub fn cancel_all(&self) {
+        self.running.cancel_all();
+    }
+
+    /// Forgets work `id` when it finished, unless newer work has replaced it.
+    pub fn finish(&self, id: u64) {
+        self.running.finish(id);
+    }
+
+    /// Whether a completion runs: background work waits for none to.
+    pub fn completions_running(&self) -> bool {
+        self.running.any(|_, running| running.lane == Lane::Completion)
+    }
+
+    /// How many pieces of work run.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
 }
 
 /// A completion that keystrokes may type through without cancelling it: while each key inserts
@@ -79,94 +211,6 @@ impl Follow {
     /// Whether a request at `line` with `line_prefix` asks for what this completion answers.
     pub fn answers(&self, line: usize, line_prefix: &str) -> bool {
         line == self.line && line_prefix == format!("{}{}", self.line_prefix, self.typed.lock())
-    }
-}
-
-/// One registered piece of work: its token and the id `finish` takes.
-#[derive(Debug, Clone)]
-pub struct Work {
-    pub id: u64,
-    pub token: CancellationToken,
-}
-
-impl Inflight {
-    /// Registers new work for `uri`, cancelling whatever ran for it before; `follow` lets
-    /// keystrokes type through it (see [`Follow`]).
-    pub fn start(&self, uri: &str, follow: Option<std::sync::Arc<Follow>>) -> Work {
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let token = CancellationToken::new();
-        if let Some((_, old, _)) = self.tokens.lock().insert(uri.to_string(), (id, token.clone(), follow)) {
-            old.cancel();
-        }
-        Work { id, token }
-    }
-
-    /// Cancels the work for `uri` (an edit arrived). Cheap and synchronous.
-    pub fn cancel(&self, uri: &str) {
-        if let Some((_, token, _)) = self.tokens.lock().remove(uri) {
-            token.cancel();
-        }
-    }
-
-    /// An edit inserts `text` at `line` after `line_prefix`: the work for `uri` goes on when that
-    /// types the next characters of its streamed answer, else it is cancelled. True when it goes on.
-    pub fn type_through(&self, uri: &str, line: usize, line_prefix: &str, text: &str) -> bool {
-        let tokens = self.tokens.lock();
-        let Some((_, _, Some(follow))) = tokens.get(uri) else {
-            drop(tokens);
-            self.cancel(uri);
-            return false;
-        };
-        let consistent = !text.is_empty() && !text.contains(['\n', '\r']) && follow.answers(line, line_prefix) && {
-            let mut typed = follow.typed.lock().clone();
-            typed.push_str(text);
-            let partial = follow.partial.lock();
-            partial.len() > typed.len() && partial.starts_with(&typed)
-        };
-        if consistent {
-            follow.typed.lock().push_str(text);
-            return true;
-        }
-        drop(tokens);
-        self.cancel(uri);
-        false
-    }
-
-    /// The typed-through work a request at `line` with `line_prefix` can wait for.
-    pub fn follow_for(&self, uri: &str, line: usize, line_prefix: &str) -> Option<std::sync::Arc<Follow>> {
-        let tokens = self.tokens.lock();
-        let (_, _, follow) = tokens.get(uri)?;
-        follow
-            .as_ref()
-            .filter(|f| {
-                (!f.typed.lock().is_empty() || f.answered.load(std::sync::atomic::Ordering::Acquire))
-                    && f.answers(line, line_prefix)
-            })
-            .cloned()
-    }
-
-    /// Cancels all work (shutdown).
-    pub fn cancel_all(&self) {
-        for (_, (_, token, _)) in self.tokens.lock().drain() {
-            token.cancel();
-        }
-    }
-
-    /// Forgets work `id` for `uri` when it finished, unless newer work has replaced it.
-    pub fn finish(&self, uri: &str, id: u64) {
-        let mut tokens = self.tokens.lock();
-        if tokens.get(uri).is_some_and(|(current, _, _)| *current == id) {
-            tokens.remove(uri);
-        }
-    }
-
-    /// How many documents have work registered.
-    pub fn len(&self) -> usize {
-        self.tokens.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -279,9 +323,9 @@ mod tests {
 
     #[test]
     fn keystrokes_that_type_the_streamed_answer_keep_the_completion_and_others_cancel_it() {
-        let inflight = Inflight::default();
+        let inflight = Work::default();
         let follow = std::sync::Arc::new(Follow::new(3, "    if n".into()));
-        let work = inflight.start("a", Some(follow.clone()));
+        let work = inflight.start_completion("a", Some(follow.clone()));
         *follow.partial.lock() = " == 0:".into();
         assert!(inflight.type_through("a", 3, "    if n", " "));
         assert!(inflight.type_through("a", 3, "    if n ", "="));
@@ -295,12 +339,12 @@ mod tests {
         assert!(work.token.is_cancelled());
         assert!(inflight.is_empty());
         // Work without a follow is cancelled by any edit, as before.
-        let plain = inflight.start("b", None);
+        let plain = inflight.start_completion("b", None);
         assert!(!inflight.type_through("b", 0, "", "x"));
         assert!(plain.token.is_cancelled());
         // Typing past what was streamed so far cannot be checked: the work is cancelled.
         let follow = std::sync::Arc::new(Follow::new(0, "x".into()));
-        let work = inflight.start("c", Some(follow.clone()));
+        let work = inflight.start_completion("c", Some(follow.clone()));
         *follow.partial.lock() = "ab".into();
         assert!(!inflight.type_through("c", 0, "x", "abc"));
         assert!(work.token.is_cancelled());
@@ -341,25 +385,57 @@ mod tests {
 
     #[test]
     fn a_new_request_cancels_the_old_one_and_an_edit_cancels_both() {
-        let inflight = Inflight::default();
-        let first = inflight.start("a", None);
-        let second = inflight.start("a", None);
+        let inflight = Work::default();
+        let first = inflight.start_completion("a", None);
+        let second = inflight.start_completion("a", None);
         assert!(first.token.is_cancelled());
         assert!(!second.token.is_cancelled());
-        let other = inflight.start("b", None);
-        inflight.cancel("a");
+        let other = inflight.start_completion("b", None);
+        inflight.cancel_completion("a");
         assert!(second.token.is_cancelled());
         assert!(!other.token.is_cancelled());
     }
 
     #[test]
+    fn completions_and_actions_are_keyed_apart_and_an_edit_ends_both() {
+        let work = Work::default();
+        let completion = work.start_completion("file:///a.rs", None);
+        let action = work.start_action("file:///a.rs");
+        let other = work.start_action("file:///b.rs");
+        // Neither supersedes the other: they are different keys.
+        assert!(!completion.token.is_cancelled() && !action.token.is_cancelled());
+        assert!(work.completions_running());
+        // A newer action of the same document supersedes the older one, as the engine does.
+        let newer = work.start_action("file:///a.rs");
+        assert!(action.token.is_cancelled() && !newer.token.is_cancelled());
+        // An edit ends the document's actions; a close ends everything on it.
+        work.cancel_actions("file:///a.rs");
+        assert!(newer.token.is_cancelled() && !completion.token.is_cancelled());
+        work.cancel_document("file:///a.rs");
+        assert!(completion.token.is_cancelled() && !other.token.is_cancelled());
+        assert_eq!(work.len(), 1);
+    }
+
+    #[test]
+    fn cancelling_a_progress_bar_cancels_its_action() {
+        let work = Work::default();
+        let ticket = work.start_action("file:///a.rs");
+        work.set_progress(ticket.id, "glint/action/1");
+        work.cancel_progress("glint/action/2");
+        assert!(!ticket.token.is_cancelled());
+        work.cancel_progress("glint/action/1");
+        assert!(ticket.token.is_cancelled());
+        assert!(work.is_empty());
+    }
+
+    #[test]
     fn finished_work_is_forgotten_but_never_newer_work() {
-        let inflight = Inflight::default();
-        let first = inflight.start("a", None);
-        let second = inflight.start("a", None);
-        inflight.finish("a", first.id);
+        let inflight = Work::default();
+        let first = inflight.start_completion("a", None);
+        let second = inflight.start_completion("a", None);
+        inflight.finish(first.id);
         assert_eq!(inflight.len(), 1, "the older request must not unregister the newer one");
-        inflight.finish("a", second.id);
+        inflight.finish(second.id);
         assert!(inflight.is_empty());
         assert!(!second.token.is_cancelled());
     }

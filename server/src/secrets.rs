@@ -5,8 +5,8 @@
 //!
 //! Architecture Invariant: every request path that hands document text to an engine asks one
 //! question, [`State::sight`](crate::state::State::sight), for each document the text comes from;
-//! request paths get their document's surroundings already filtered by it from
-//! [`State::visible_context`](crate::state::State::visible_context). In-process engines (`local`,
+//! request paths get their document's surroundings already filtered by it in a request snapshot,
+//! [`State::request_snapshot`](crate::state::State::request_snapshot). In-process engines (`local`,
 //! `fake`) see everything; any other engine kind counts as remote.
 //!
 //! The rules, in order:

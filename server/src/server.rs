@@ -198,8 +198,7 @@ impl LanguageServer for Server {
         self.state.request_shutdown();
         // Nobody will read the answers of in-flight requests; stop their engine work now so the
         // process can exit promptly.
-        self.state.inflight.cancel_all();
-        self.state.actions.cancel_all();
+        self.state.work.cancel_all();
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::context::RecentEdit;
 use crate::document::Document;
 use crate::engines::{EngineSlot, StartSpec};
 use crate::position::Encoding;
-use crate::schedule::{Inflight, Rhythm, TypingCache};
+use crate::schedule::{Rhythm, TypingCache, Work};
 use crate::secrets::{Refusal, Sight};
 
 /// Options given on the command line; they win over client settings.
@@ -100,9 +100,8 @@ pub struct State {
     /// While the engine starts: its latest step (a model fetch's progress, then the load), for
     /// `glint/status`. Cleared whenever `engine` changes.
     pub loading_step: RwLock<Option<String>>,
-    pub inflight: Inflight,
-    /// Code actions being computed.
-    pub actions: crate::actions::ActionWork,
+    /// Running completions and code actions, under the one rule of who cancels whom.
+    pub work: Work,
     pub rhythm: Rhythm,
     pub typing_cache: TypingCache,
     /// The last completion's numbers, for `glint/status`.
@@ -115,19 +114,90 @@ pub struct State {
     pub next_edits: crate::nextedit::Histories,
 }
 
-/// What a request's engine may be given besides its document (see [`State::visible_context`]).
+/// What a request's engine may be given besides its document. Only [`State`] builds a non-empty
+/// one (see [`State::request_snapshot`]), from what the engine may see, so that text an engine
+/// must not see never reaches a prompt by accident.
 #[derive(Debug, Default)]
 pub struct Visible {
     /// Other open documents of the same language.
-    pub others: Vec<Document>,
+    others: Vec<Document>,
     /// Recently edited regions, oldest first.
-    pub recent_edits: Vec<RecentEdit>,
+    recent_edits: Vec<RecentEdit>,
 }
 
 impl Visible {
-    /// References to `others`, as [`crate::completion::Surroundings`] takes them.
-    pub fn other_refs(&self) -> Vec<&Document> {
-        self.others.iter().collect()
+    /// Nothing besides the document (`glint complete`, tests).
+    pub fn nothing() -> Visible {
+        Visible::default()
+    }
+
+    /// The other open documents the engine may see.
+    pub fn others(&self) -> &[Document] {
+        &self.others
+    }
+
+    /// The recent edits the engine may see, oldest first.
+    pub fn recent_edits(&self) -> &[RecentEdit] {
+        &self.recent_edits
+    }
+
+    /// The same surroundings without the recent edits (code action fills do without them).
+    pub fn without_edits(&self) -> Visible {
+        Visible { others: self.others.clone(), recent_edits: Vec::new() }
+    }
+}
+
+/// A document as a request found it, with the settings and encoding of that moment: an O(1) copy,
+/// no lock held. [`DocumentSnapshot::ready`] adds the engine and what it may see.
+#[derive(Clone)]
+pub struct DocumentSnapshot {
+    pub doc: Document,
+    pub settings: Settings,
+    pub encoding: Encoding,
+}
+
+/// Everything a request computes from, taken together: the document, the settings, the position
+/// encoding, a ready engine and the context that engine may be given (already filtered by
+/// [`State::sight`]). Request paths build prompts from this, never from the documents directly.
+#[derive(Clone)]
+pub struct RequestSnapshot {
+    pub doc: Document,
+    pub settings: Settings,
+    pub encoding: Encoding,
+    pub engine: std::sync::Arc<dyn glint_engine::Engine>,
+    pub visible: std::sync::Arc<Visible>,
+}
+
+/// Why a request cannot be computed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The document is not open (or not held).
+    NotOpen,
+    /// The model is still loading.
+    Loading,
+    /// The engine could not start; the message says why.
+    Failed(String),
+    /// No engine is configured (before `initialize`).
+    NoEngine,
+    /// The engine may not see this document (a remote engine and a secret-looking file, or one
+    /// outside the workspace).
+    Refused(Refusal),
+}
+
+impl DocumentSnapshot {
+    /// Adds the engine in `state`'s slot now and what it may see of the other documents and
+    /// recent edits. The document itself may differ from the stored one (a selected completion
+    /// inserted, an accepted suggestion): what is checked is its URI.
+    pub fn ready(self, state: &State) -> Result<RequestSnapshot, Unavailable> {
+        let engine = match state.engine.read().clone() {
+            EngineSlot::Ready(engine) => engine,
+            EngineSlot::Loading => return Err(Unavailable::Loading),
+            EngineSlot::Failed(why) => return Err(Unavailable::Failed(why)),
+            EngineSlot::None => return Err(Unavailable::NoEngine),
+        };
+        let visible = state.visible_context(&*engine, &self.doc).map_err(Unavailable::Refused)?;
+        let DocumentSnapshot { doc, settings, encoding } = self;
+        Ok(RequestSnapshot { doc, settings, encoding, engine, visible: std::sync::Arc::new(visible) })
     }
 }
 
@@ -288,16 +358,25 @@ impl State {
         }
     }
 
-    /// Whether text of the document `uri` may be given to `engine` as context (see [`State::sight`]).
-    pub fn engine_may_see(&self, engine: &dyn glint_engine::Engine, uri: &str) -> bool {
-        self.sight(engine).may_see(uri)
+    /// The document `uri` as a request finds it now, with the settings and encoding; `None` when
+    /// it is not open.
+    pub fn document_snapshot(&self, uri: &str) -> Option<DocumentSnapshot> {
+        let doc = self.snapshot(uri)?;
+        Some(DocumentSnapshot { doc, settings: self.settings.read().clone(), encoding: self.encoding() })
+    }
+
+    /// Everything a request on `uri` computes from (see [`RequestSnapshot`]), with the engine in
+    /// the slot now; a request that should wait for a loading model waits with
+    /// [`State::engine_when_loaded`] first.
+    pub fn request_snapshot(&self, uri: &str) -> Result<RequestSnapshot, Unavailable> {
+        self.document_snapshot(uri).ok_or(Unavailable::NotOpen)?.ready(self)
     }
 
     /// The context `engine` may be given for a request on `doc`: nothing at all when it may not see
     /// `doc` itself (logged once per document), else the other open documents and the recent
-    /// edits it may see. Request paths build their surroundings from this, so that text an engine
-    /// must not see never reaches a prompt by accident.
-    pub fn visible_context(&self, engine: &dyn glint_engine::Engine, doc: &Document) -> Result<Visible, Refusal> {
+    /// edits it may see. Request snapshots are built with this, so that text an engine must not
+    /// see never reaches a prompt by accident.
+    fn visible_context(&self, engine: &dyn glint_engine::Engine, doc: &Document) -> Result<Visible, Refusal> {
         let sight = self.sight(engine);
         if let Err(why) = sight.check(&doc.uri) {
             self.remote.log_refusal(&doc.uri, &why);

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use tower_lsp_server::ls_types::Position;
 
-use crate::completion::{self, Surroundings};
-use crate::document::Document;
-use crate::engines::EngineSlot;
-use crate::state::State;
+use crate::completion;
+use crate::state::{RequestSnapshot, State};
 
 /// How long the cursor must rest before its context is prefilled: a cursor moving through a file
 /// prefills nothing.
@@ -43,25 +41,24 @@ pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
             if state.warmup_ticket.load(Ordering::Acquire) != ticket || tokio::time::Instant::now() >= give_up {
                 return;
             }
-            if !state.inflight.is_empty() {
+            if state.work.completions_running() {
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
-            let EngineSlot::Ready(engine) = state.engine.read().clone() else { return };
+            let Ok(snapshot) = state.request_snapshot(&uri) else { return };
             // Remote engines get no speculative traffic: a shared engine's time belongs to requests.
-            if crate::secrets::is_remote(&engine.info().kind) {
+            if crate::secrets::is_remote(&snapshot.engine.info().kind) {
                 return;
             }
-            let Some(doc) = state.snapshot(&uri) else { return };
             let request = match &prepared {
-                Some((version, _)) if *version != doc.version => return,
+                Some((version, _)) if *version != snapshot.doc.version => return,
                 Some((_, request)) => request,
                 None => {
-                    let Some(request) = prompt_at(&state, &doc, at, &*engine) else { return };
-                    &prepared.insert((doc.version, request)).1
+                    let Some(request) = prompt_at(&snapshot, at) else { return };
+                    &prepared.insert((snapshot.doc.version, request)).1
                 }
             };
-            match engine.warm(request.clone()) {
+            match snapshot.engine.warm(request.clone()) {
                 Some(mut generation) => {
                     tracing::debug!(uri, line = at.line, "warming the context up");
                     while generation.next_chunk().await.is_some() {}
@@ -76,20 +73,12 @@ pub fn schedule(state: &Arc<State>, uri: &str, at: Position) {
 
 /// The prompt an automatic completion at `at` would send (the prompt does not depend on whether
 /// the request is automatic or invoked; only whether to answer and how much does).
-fn prompt_at(
-    state: &State,
-    doc: &Document,
-    at: Position,
-    engine: &dyn glint_engine::Engine,
-) -> Option<glint_engine::GenerateRequest> {
-    let settings = state.settings.read().clone();
+fn prompt_at(snapshot: &RequestSnapshot, at: Position) -> Option<glint_engine::GenerateRequest> {
+    let RequestSnapshot { doc, settings, encoding, engine, visible } = snapshot;
     if !settings.language_enabled(&doc.language_id) {
         return None;
     }
-    let cursor = crate::handlers::char_index(&doc.rope, at, state.encoding());
-    let visible = state.visible_context(engine, doc).ok()?;
-    let other_refs = visible.other_refs();
-    let around = Surroundings { others: &other_refs, recent_edits: &visible.recent_edits };
-    let prepared = completion::prepare(doc, cursor, &settings, true, engine, &around).ok()?;
+    let cursor = crate::handlers::char_index(&doc.rope, at, *encoding);
+    let prepared = completion::prepare(doc, cursor, settings, true, &**engine, visible).ok()?;
     Some(prepared.into_parts(doc, cursor).0)
 }

@@ -406,3 +406,36 @@ async fn a_version_that_goes_backwards_keeps_the_text_and_voids_earlier_actions(
     let response = client.request("codeAction/resolve", actions[0].clone()).await;
     assert_eq!(response["error"]["code"], -32801, "an action listed for another text is refused: {response}");
 }
+
+/// An engine that writes its reply and then ends the generation `Cancelled`, as the in-process
+/// engine does when a newer request of the same session supersedes a running one.
+struct SupersededEngine(&'static str);
+
+impl glint_engine::Engine for SupersededEngine {
+    fn generate(&self, _request: GenerateRequest) -> glint_engine::Generation {
+        let (generation, sender) = glint_engine::Generation::channel();
+        sender.send_text(self.0.to_string());
+        sender.finish(glint_engine::Finish {
+            reason: glint_engine::FinishReason::Cancelled,
+            ..glint_engine::Finish::default()
+        });
+        generation
+    }
+
+    fn info(&self) -> glint_engine::EngineInfo {
+        glint_engine::EngineInfo { kind: "fake".into(), model: "superseded".into(), context_length: 4096, fim: true }
+    }
+}
+
+#[tokio::test]
+async fn a_generation_the_engine_cancelled_is_never_applied() {
+    let engine: Arc<dyn glint_engine::Engine> = Arc::new(SupersededEngine("x * 2"));
+    let client = LspClient::in_process(ServerOptions { injected_engine: Some(engine), ..ServerOptions::default() });
+    client.initialize(capabilities(&["utf-16"]), json!({})).await;
+    let uri = "file:///w/lib.rs";
+    client.open(uri, "rust", RUST).await;
+    let actions = client.call("textDocument/codeAction", action_params(uri, range(6, 4, 6, 4), json!([]))).await;
+    let response = client.request("codeAction/resolve", actions[0].clone()).await;
+    // The text is cut off, however complete it looks: the action answers like a superseded one.
+    assert_eq!(response["error"]["code"], -32801, "{response}");
+}

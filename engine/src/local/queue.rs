@@ -1,4 +1,5 @@
-//! The model thread's queue: the one place that decides who runs next and who supersedes whom.
+//! The model thread's queue: the one place that decides who runs next, and where the one rule of
+//! who supersedes whom (`crate::work`) is applied to the model's jobs.
 //!
 //! Requests are keyed by client (`None` in process, a connection of `glint engine serve`
 //! otherwise) and session. A request supersedes only the older requests of its own key: one
@@ -18,21 +19,17 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::work::WorkKey;
 use crate::{ClientId, EngineError, Finish, FinishReason, GenerateRequest, Generation, GenerationSender, Timings};
 
-/// Whose request it is: the unit of supersession, of turns and of KV caches.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Key {
-    /// `None` for the process's own requests.
-    pub(crate) client: Option<ClientId>,
-    /// The request's `session` (empty when it has none: such requests share one key).
-    pub(crate) session: String,
-}
+/// Whose request it is: the unit of supersession (the rule is [`WorkKey::supersedes`], shared
+/// with every other holder of running work), of turns and of KV caches.
+pub(crate) type Key = WorkKey;
 
-impl Key {
-    pub(crate) fn new(client: Option<ClientId>, request: &GenerateRequest) -> Key {
-        Key { client, session: request.session.clone().unwrap_or_default() }
-    }
+/// The key of `client`'s `request`: its `session` (empty when it has none: such requests share
+/// one key).
+pub(crate) fn key_of(client: Option<ClientId>, request: &GenerateRequest) -> Key {
+    WorkKey::new(client, request.session.clone().unwrap_or_default())
 }
 
 /// One request on its way to the model thread.
@@ -112,8 +109,8 @@ impl Queue {
         if state.closed {
             return Err(EngineError::Stopped);
         }
-        let key = Key::new(client, &request);
-        for running in state.running.iter().filter(|running| running.background || running.key == key) {
+        let key = key_of(client, &request);
+        for running in state.running.iter().filter(|running| running.background || key.supersedes(&running.key)) {
             running.superseded.store(true, Ordering::Release);
         }
         if let Some(warm_up) = state.warm_up.take() {
@@ -127,7 +124,7 @@ impl Queue {
             }
             keep
         });
-        let same_key = state.waiting.iter().position(|job| job.key == key);
+        let same_key = state.waiting.iter().position(|job| key.supersedes(&job.key));
         if same_key.is_none() && state.waiting.len() >= self.capacity {
             return Err(EngineError::Busy { waiting: state.waiting.len() });
         }
@@ -152,7 +149,7 @@ impl Queue {
         if state.closed || !state.is_idle() {
             return None;
         }
-        let key = Key::new(None, &request);
+        let key = key_of(None, &request);
         let (job, generation) = state.job(request, key, true);
         state.warm_up = Some(job);
         drop(state);

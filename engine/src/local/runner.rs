@@ -464,7 +464,7 @@ pub(crate) fn serve_jobs<W: Worker>(worker: &mut W, queue: &Queue) {
             Turn::Start(job) => {
                 // The queue supersedes a key's job before starting its newer one: the older one
                 // ends first and gives its session back for the newer one to take.
-                while let Some(i) = in_progress.iter().position(|(old, _)| old.key == job.key) {
+                while let Some(i) = in_progress.iter().position(|(old, _)| job.key.supersedes(&old.key)) {
                     let (old, task) = in_progress.swap_remove(i);
                     end_job(worker, queue, old, task, Ok(FinishReason::Cancelled));
                 }

@@ -13,7 +13,6 @@
 //! Every frame the server sends has a time limit, so a client that never reads costs a task only
 //! that long.
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +27,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,7 +39,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::protocol::{
     ClientFrame, ErrorCode, FrameError, Incoming, Limits, PROTOCOL_VERSION, ServerFrame, next_frame, send_frame,
 };
-use crate::{Chunk, ClientId, Engine, EngineError, FinishReason, Generation, Timings};
+use crate::work::{Registry, WorkKey};
+use crate::{CancelFlag, Chunk, ClientId, Engine, EngineError, FinishReason, Generation, Timings};
 
 /// How the server runs. `Default` is what `glint engine serve` uses without flags.
 #[derive(Clone)]
@@ -466,7 +466,9 @@ pub async fn serve_connection<Si, St, E>(
     let client = ClientId::fresh();
     tracing::info!(%peer, ?client, "client connected");
 
-    let mut inflight: HashMap<u64, InFlight> = HashMap::new();
+    // The connection's running requests by their frame ids, under the one rule of who cancels
+    // whom (`work`): keyed by this client and each request's session.
+    let inflight: Registry<u64> = Registry::default();
     // Every request's frames, polled here so a chunk goes from the engine to the socket without
     // another task in between. Dropping a request's stream drops its Generation.
     let mut requests: SelectAll<BoxStream<'static, ServerFrame>> = SelectAll::new();
@@ -480,8 +482,8 @@ pub async fn serve_connection<Si, St, E>(
         tokio::select! {
             biased;
             _ = stop.changed() => {
-                for id in inflight.keys() {
-                    let frame = error_frame(Some(*id), ErrorCode::ShuttingDown, "the engine server is shutting down");
+                for id in inflight.values(|id| *id) {
+                    let frame = error_frame(Some(id), ErrorCode::ShuttingDown, "the engine server is shutting down");
                     if tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await.is_err() {
                         break;
                     }
@@ -492,7 +494,7 @@ pub async fn serve_connection<Si, St, E>(
             }
             Some(frame) = requests.next(), if !requests.is_empty() => {
                 if let ServerFrame::Done { id, .. } = &frame {
-                    inflight.remove(id);
+                    inflight.finish_where(|_, running| running == id);
                 }
                 match tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await {
                     Ok(Ok(())) => {}
@@ -532,16 +534,17 @@ pub async fn serve_connection<Si, St, E>(
                 let refusal = match frame {
                     ClientFrame::Hello { .. } => Some(error_frame(None, ErrorCode::BadFrame, "hello was already received")),
                     ClientFrame::Cancel { id } => {
-                        // Dropping the request's cancel sender stops its task and its Generation.
-                        inflight.remove(&id);
+                        // The request's cancel flag ends its frames and drops its Generation.
+                        inflight.cancel_where(|_, running| *running == id);
                         None
                     }
                     ClientFrame::Generate { id, request } => {
-                        if inflight.contains_key(&id) {
+                        if inflight.any(|_, running| *running == id) {
                             Some(error_frame(Some(id), ErrorCode::DuplicateId, format!("request {id} is already in flight")))
                         } else {
                             // The newest request of a session supersedes that session's older ones.
-                            inflight.retain(|_, older| older.session != request.session);
+                            let key = WorkKey::new(Some(client), request.session.clone().unwrap_or_default());
+                            inflight.supersede(&key);
                             if inflight.len() >= config.max_in_flight {
                                 let message = format!(
                                     "{} requests are already in flight on this connection (the limit)",
@@ -549,7 +552,6 @@ pub async fn serve_connection<Si, St, E>(
                                 );
                                 Some(error_frame(Some(id), ErrorCode::TooManyRequests, message))
                             } else {
-                                let session = request.session.clone();
                                 match engine.generate_for(client, request) {
                                     Err(error @ EngineError::Busy { .. }) => {
                                         tracing::info!(%peer, id, "refused: {error}");
@@ -558,9 +560,8 @@ pub async fn serve_connection<Si, St, E>(
                                     started => {
                                         let generation =
                                             started.unwrap_or_else(|error| Generation::failed(error.to_string()));
-                                        let (cancel_tx, cancel_rx) = oneshot::channel();
-                                        inflight.insert(id, InFlight { session, _cancel: cancel_tx });
-                                        requests.push(request_frames(id, peer.clone(), generation, cancel_rx));
+                                        let ticket = inflight.start(key, id);
+                                        requests.push(request_frames(id, peer.clone(), generation, ticket.cancel));
                                         None
                                     }
                                 }
@@ -641,23 +642,17 @@ where
     }
 }
 
-struct InFlight {
-    session: Option<String>,
-    /// Dropped to cancel the request.
-    _cancel: oneshot::Sender<()>,
-}
-
 /// One request's frames: its chunks, then one `done` (also when `cancel` fires first, which drops
 /// the Generation and so stops the engine). Logs the request's timings at the end.
 fn request_frames(
     id: u64,
     peer: String,
     generation: Generation,
-    cancel: oneshot::Receiver<()>,
+    cancel: CancelFlag,
 ) -> BoxStream<'static, ServerFrame> {
     struct Run {
         generation: Generation,
-        cancel: oneshot::Receiver<()>,
+        cancel: CancelFlag,
         started: Instant,
         first_chunk_ms: Option<f64>,
     }
@@ -667,7 +662,7 @@ fn request_frames(
         async move {
             let mut run = run?;
             let done = tokio::select! {
-                _ = &mut run.cancel => {
+                _ = run.cancel.cancelled() => {
                     ServerFrame::Done { id, reason: FinishReason::Cancelled, error: None, timings: Timings::default() }
                 }
                 chunk = run.generation.next_chunk() => match chunk {

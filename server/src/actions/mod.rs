@@ -15,7 +15,6 @@
 
 mod hygiene;
 mod targets;
-mod work;
 
 #[cfg(test)]
 mod tests;
@@ -27,7 +26,6 @@ use crate::document::Document;
 use crate::syntax::Lang;
 pub use hygiene::{extract_code, extract_prose};
 use targets::{Definition, DefinitionKind};
-pub use work::ActionWork;
 
 /// The actions Glint offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,19 +1,23 @@
 //! Context windows: from a document snapshot and a cursor, the prefix, suffix and snippets the
 //! engine sees, cut at syntactic boundaries within a token budget, and whether to complete at all.
 //!
-//! How a context is built (`assemble`):
+//! How a context is built (`build`), in one pass, each step a module visited once:
 //! 1. `decide`: skip inside comments and strings (unless invoked) and before code on the same
 //!    line; single line mid-line, multi-line on an empty line, after a block opener, or invoked.
-//! 2. `window`: the suffix takes whole lines below the cursor up to a quarter of the budget, the
-//!    prefix whole lines above, its start snapped to a 16-line grid (so the prompt's beginning,
-//!    and an engine's KV cache, survive typing) and then moved down to a statement start, never
-//!    inside a string or comment. Languages without a grammar get plain whole-line windows.
-//! 3. `snippets`: the headers of the scopes around the cursor that start above the window
-//!    (function, class, impl; by indentation without a grammar) open the prefix, with `// ...`
-//!    for what is skipped; imports, recent edits and signatures of definitions the window
-//!    mentions (this file and open files of the same language family, through the cached
-//!    `index`) become snippets, within a quarter of the budget. What is left goes back to the
-//!    prefix.
+//!    The only step that asks whether the user invoked the completion.
+//! 2. `window` (`Window::fit`): the suffix takes whole lines below the cursor up to a quarter of
+//!    the budget, the prefix whole lines above within what the extras' quarter leaves, its start
+//!    snapped to a 16-line grid (so the prompt's beginning, and an engine's KV cache, survive
+//!    typing) and then moved down to a statement start, never inside a string or comment.
+//!    Languages without a grammar get plain whole-line windows.
+//! 3. extras (`snippets::Extras::collect`): the headers of the scopes around the cursor that
+//!    start above the window (function, class, impl; by indentation without a grammar), and
+//!    imports, recent edits and signatures of definitions the window mentions (this file and
+//!    open files of the same language family, through the cached `index`), within a quarter of
+//!    the budget.
+//! 4. assemble: what the extras left goes back to the window (`Window::widen`; extras it now
+//!    shows are dropped), and the final window's headers open the prefix, with `// ...` for what
+//!    is skipped.
 //!
 //! Architecture Invariant: this module imports nothing of LSP. Plain values in, plain values out,
 //! so that it is tested with fixtures and benchmarked without a server.
@@ -93,12 +97,15 @@ pub enum Decision {
     Skip(&'static str),
 }
 
-/// Builds the context for a completion at `input.cursor`, or says why not to complete.
-/// `count_tokens` counts model tokens (or estimates them); it is called on lines or small groups
-/// of lines, never on the whole document.
+/// Builds the context for a completion at `input.cursor`, or says why not to complete, in one
+/// pass: decide, then the window, then the extras, then assemble. `count_tokens` counts model
+/// tokens (or estimates them); it is called on lines or small groups of lines, never on the whole
+/// document.
 pub fn build(input: &ContextInput, count_tokens: &dyn Fn(&str) -> usize) -> Decision {
     let doc = input.doc;
     let cursor = input.cursor.min(doc.rope.len_chars());
+    // 1. Decide: whether to complete here at all, and how much. The only step that asks whether
+    // the user invoked the completion.
     let mode = match decide::decide(doc, cursor, input.invoked) {
         Ok(mode) => mode,
         Err(why) => return Decision::Skip(why),
@@ -208,34 +215,26 @@ pub(crate) struct Parts {
     pub header_len: usize,
 }
 
+/// Steps 2 to 4 of [`build`]: the window, the extras, and the prompt's parts.
 pub(crate) fn assemble(input: &ContextInput, cursor: usize, count: &dyn Fn(&str) -> usize) -> Parts {
-    let doc = input.doc;
     let budget = input.budget_tokens;
     let suffix_budget = budget / 4;
     // Headers and snippets share a quarter of the budget; what they leave goes back to the prefix.
     let reserve = budget / 4;
 
-    let mut win = window::Window::around(doc, cursor);
-    win.grow_suffix(suffix_budget, count);
-    win.grow_prefix(budget.saturating_sub(win.suffix_tokens + reserve), count);
-
-    let (header, header_tokens) = snippets::headers(doc, &win, reserve, count);
-    let mut extra = snippets::Extra::collect(input, &win, &header, reserve.saturating_sub(header_tokens), count);
-    let used = win.prefix_tokens + win.suffix_tokens + header_tokens + extra.tokens;
-    let leftover = budget.saturating_sub(used);
+    // 2. Window: whole lines around the cursor, the suffix first, within what the extras leave.
+    let mut win = window::Window::fit(input.doc, cursor, suffix_budget, budget.saturating_sub(reserve), count);
+    // 3. Extras: the enclosing scopes' headers, imports, recent edits and signatures, in their
+    // share, for this window.
+    let around = snippets::Around { doc: input.doc, others: input.others, recent_edits: input.recent_edits };
+    let mut extras = snippets::Extras::collect(&around, &win, reserve, count);
+    // 4. Assemble: what the extras did not use goes back to the window (extras it now shows are
+    // dropped), then the headers of the final window open the prefix.
+    let leftover = budget.saturating_sub(win.prefix_tokens + win.suffix_tokens + extras.tokens);
     if leftover > 0 {
-        let before = win.prefix_tokens;
-        win.grow_prefix(win.prefix_tokens + leftover, count);
-        let unused = leftover.saturating_sub(win.prefix_tokens - before.min(win.prefix_tokens));
-        if unused > 0 && win.at_top() {
-            win.grow_suffix(win.suffix_tokens + unused, count);
-        }
-        extra.retain_outside(&win);
+        win.widen(leftover, count);
+        extras.retain_outside(&win);
     }
-    // Moving the window up only removes headers, so this fits in what was counted above.
-    let (header, _) = snippets::headers(doc, &win, reserve, count);
-    let mut prefix = header;
-    let header_len = prefix.len();
-    prefix.push_str(&win.prefix_text());
-    Parts { prefix, suffix: win.suffix_text(), snippets: extra.into_snippets(), header_len }
+    let (prefix, header_len, snippets) = extras.finish(&win, count);
+    Parts { prefix, suffix: win.suffix_text(), snippets, header_len }
 }

@@ -11,7 +11,7 @@ use tree_sitter::Node;
 use super::index;
 use super::lang::{self, Spec};
 use super::window::{Window, bytes, cow, first_code_byte, syntax};
-use super::{ContextInput, display_path};
+use super::{RecentEdit, display_path};
 use crate::document::Document;
 use crate::syntax::Lang;
 
@@ -162,8 +162,50 @@ fn push_elision(out: &mut String, rope: &Rope, (open, close): (&str, &str), line
     out.push_str(if crlf { "\r\n" } else { "\n" });
 }
 
+/// Where the extras come from besides the window: the document, the other open documents, the
+/// recent edits.
+pub(crate) struct Around<'a> {
+    pub doc: &'a Document,
+    pub others: &'a [&'a Document],
+    pub recent_edits: &'a [RecentEdit],
+}
+
+/// Everything from outside the window, measured for one window: the headers of the enclosing
+/// scopes that start above it and the snippets, with the tokens they cost together.
+pub(crate) struct Extras {
+    extra: Extra,
+    /// The share of the budget the headers and snippets were measured in.
+    reserve: usize,
+    pub tokens: usize,
+}
+
+impl Extras {
+    /// The headers for `win`, then imports, recent edits and signatures in what the headers leave
+    /// of `reserve` tokens.
+    pub fn collect(around: &Around, win: &Window, reserve: usize, count: &dyn Fn(&str) -> usize) -> Extras {
+        let (header, header_tokens) = headers(around.doc, win, reserve, count);
+        let extra = Extra::collect(around, win, &header, reserve.saturating_sub(header_tokens), count);
+        Extras { tokens: header_tokens + extra.tokens, extra, reserve }
+    }
+
+    /// Drops what the window now shows itself, after it grew.
+    pub fn retain_outside(&mut self, win: &Window) {
+        self.extra.retain_outside(win);
+    }
+
+    /// The prompt's prefix for the final window (its headers, then its text), where the headers
+    /// end in it, and the snippets.
+    pub fn finish(self, win: &Window, count: &dyn Fn(&str) -> usize) -> (String, usize, Vec<Snippet>) {
+        // Moving the window up only removes headers, so this fits in what was counted above.
+        let (mut prefix, _) = headers(win.doc, win, self.reserve, count);
+        let header_len = prefix.len();
+        prefix.push_str(&win.prefix_text());
+        (prefix, header_len, self.extra.into_snippets())
+    }
+}
+
 /// Snippets from outside the window, with the tokens they cost.
-pub(crate) struct Extra {
+struct Extra {
     path: String,
     imports: Vec<(usize, String)>,
     edits: Vec<Snippet>,
@@ -187,14 +229,8 @@ struct Signature {
 }
 
 impl Extra {
-    pub fn collect(
-        input: &ContextInput,
-        win: &Window,
-        header: &str,
-        cap: usize,
-        count: &dyn Fn(&str) -> usize,
-    ) -> Extra {
-        let doc = input.doc;
+    fn collect(around: &Around, win: &Window, header: &str, cap: usize, count: &dyn Fn(&str) -> usize) -> Extra {
+        let doc = around.doc;
         let path = display_path(&doc.uri);
         let mut extra = Extra { path, imports: Vec::new(), edits: Vec::new(), signatures: Vec::new(), tokens: 0 };
         if cap == 0 {
@@ -220,7 +256,7 @@ impl Extra {
         let window_lines = window_lines(win);
         // Recent edits are a strong hint of what comes next; they may take half.
         let edit_cap = extra.tokens + cap / 2;
-        for edit in input.recent_edits.iter().rev() {
+        for edit in around.recent_edits.iter().rev() {
             let text = edit_text(&edit.text);
             if text.is_empty() || mostly_in(&text, &window_lines) || extra.edits.iter().any(|s| s.text == text) {
                 continue;
@@ -236,21 +272,21 @@ impl Extra {
         extra.edits.reverse();
         if let Some(lang) = doc.lang {
             let remaining = cap.saturating_sub(extra.tokens);
-            extra.signatures = signatures(input, lang, win, header, remaining, count);
+            extra.signatures = signatures(around, lang, win, header, remaining, count);
             extra.tokens += extra.signatures.iter().map(|s| s.tokens).sum::<usize>();
         }
         extra
     }
 
     /// Drops what the window now shows itself, after it grew.
-    pub fn retain_outside(&mut self, win: &Window) {
+    fn retain_outside(&mut self, win: &Window) {
         self.imports.retain(|(line, _)| *line < win.start_line);
         self.signatures.retain(|s| s.doc != 0 || s.rows.1 < win.start_line || s.rows.0 >= win.end_line);
     }
 
     /// Imports, then recent edits, then signatures: the order in which they change least often
     /// while the user types in one place.
-    pub fn into_snippets(self) -> Vec<Snippet> {
+    fn into_snippets(self) -> Vec<Snippet> {
         let mut out = Vec::new();
         if !self.imports.is_empty() {
             let text = self.imports.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
@@ -372,7 +408,7 @@ fn family(lang: Lang) -> u8 {
 /// Signatures of definitions whose names the prefix mentions, nearest mention first, within
 /// `cap` tokens.
 fn signatures(
-    input: &ContextInput,
+    around: &Around,
     lang: Lang,
     win: &Window,
     header: &str,
@@ -388,13 +424,13 @@ fn signatures(
     if names.is_empty() {
         return Vec::new();
     }
-    let mut docs: Vec<&Document> = vec![input.doc];
+    let mut docs: Vec<&Document> = vec![around.doc];
     docs.extend(
-        input
+        around
             .others
             .iter()
             .copied()
-            .filter(|d| d.uri != input.doc.uri && d.lang.is_some_and(|l| family(l) == family(lang))),
+            .filter(|d| d.uri != around.doc.uri && d.lang.is_some_and(|l| family(l) == family(lang))),
     );
     let window_bytes = (win.rope.char_to_byte(win.prefix_start()), win.rope.char_to_byte(win.suffix_end()));
     let indexes: Vec<_> = docs

@@ -41,7 +41,7 @@ pub(crate) struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    pub fn around(doc: &'a Document, cursor: usize) -> Window<'a> {
+    fn around(doc: &'a Document, cursor: usize) -> Window<'a> {
         let rope = &doc.rope;
         let cursor_line = rope.char_to_line(cursor);
         Window {
@@ -61,8 +61,34 @@ impl<'a> Window<'a> {
         }
     }
 
+    /// The window around `cursor`: the suffix grown to `suffix_budget` tokens first, then the
+    /// prefix to what is left of `budget`.
+    pub fn fit(
+        doc: &'a Document,
+        cursor: usize,
+        suffix_budget: usize,
+        budget: usize,
+        count: &dyn Fn(&str) -> usize,
+    ) -> Window<'a> {
+        let mut win = Window::around(doc, cursor);
+        win.grow_suffix(suffix_budget, count);
+        win.grow_prefix(budget.saturating_sub(win.suffix_tokens), count);
+        win
+    }
+
+    /// Spends `leftover` more tokens: on the prefix, and when the prefix reaches the top of the
+    /// document, what it did not use on the suffix.
+    pub fn widen(&mut self, leftover: usize, count: &dyn Fn(&str) -> usize) {
+        let before = self.prefix_tokens;
+        self.grow_prefix(self.prefix_tokens + leftover, count);
+        let unused = leftover.saturating_sub(self.prefix_tokens - before.min(self.prefix_tokens));
+        if unused > 0 && self.at_top() {
+            self.grow_suffix(self.suffix_tokens + unused, count);
+        }
+    }
+
     /// Grows the prefix upwards until it holds at most `budget` tokens in all.
-    pub fn grow_prefix(&mut self, budget: usize, count: &dyn Fn(&str) -> usize) {
+    fn grow_prefix(&mut self, budget: usize, count: &dyn Fn(&str) -> usize) {
         if !self.prefix_started {
             self.prefix_started = true;
             let line_start = self.rope.line_to_char(self.cursor_line);
@@ -113,7 +139,7 @@ impl<'a> Window<'a> {
     }
 
     /// Grows the suffix downwards until it holds at most `budget` tokens in all.
-    pub fn grow_suffix(&mut self, budget: usize, count: &dyn Fn(&str) -> usize) {
+    fn grow_suffix(&mut self, budget: usize, count: &dyn Fn(&str) -> usize) {
         let len_lines = self.rope.len_lines();
         if !self.suffix_started {
             self.suffix_started = true;
@@ -165,7 +191,7 @@ impl<'a> Window<'a> {
     }
 
     /// Whether the prefix already starts at the top of the document.
-    pub fn at_top(&self) -> bool {
+    fn at_top(&self) -> bool {
         self.prefix_cut.is_none() && self.start_line == 0
     }
 

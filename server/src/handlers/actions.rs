@@ -11,24 +11,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use glint_engine::{Chunk, Engine, FinishReason, GenerateRequest, Sampling};
+use glint_engine::{CancelFlag, GenerateRequest, Sampling};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
 use tower_lsp_server::ls_types::*;
 
 use crate::actions::{self, ActionKind, Candidate, Edit, Plan};
-use crate::completion;
-use crate::config::Settings;
+use crate::completion::{self, Reading, Unanswered};
+use crate::config::{ContextStrategy, Settings};
 use crate::document::Document;
-use crate::engines::EngineSlot;
 use crate::handlers::completion::content_modified;
 use crate::handlers::{char_index, lsp_position};
 use crate::position;
-use crate::state::{State, Visible};
+use crate::state::{RequestSnapshot, State, Unavailable};
 
 /// The commands the server executes.
 pub const REWRITE_COMMAND: &str = "glint.rewrite";
@@ -233,7 +231,7 @@ fn with_kind(mut argument: Value, command: &str) -> Value {
 /// `window/workDoneProgress/cancel`: the user cancelled an action's progress bar.
 pub fn progress_cancel(state: &State, params: WorkDoneProgressCancelParams) {
     if let NumberOrString::String(token) = params.token {
-        state.actions.cancel_progress(&token);
+        state.work.cancel_progress(&token);
     }
 }
 
@@ -250,31 +248,11 @@ const MAX_ACTION_TOKENS: u32 = 384;
 async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: &str) -> Result<WorkspaceEdit> {
     let started = Instant::now();
     let uri = data.uri.as_str();
-    let Some(doc) = state.snapshot(uri) else {
-        return Err(request_failed(format!("{uri} is not open")));
-    };
-    if doc.version != data.version || data.revision.is_some_and(|revision| revision != doc.revision) {
-        return Err(content_modified());
-    }
     let kind = ActionKind::from_id(&data.kind)
         .ok_or_else(|| Error::invalid_params(format!("unknown Glint action `{}`", data.kind)))?;
-    // An action picked while the model loads waits for it (bounded; `$/cancelRequest` drops the wait).
-    let engine = match state.engine_when_loaded(super::completion::LOAD_WAIT).await {
-        EngineSlot::Ready(engine) => engine,
-        EngineSlot::Loading => {
-            return Err(request_failed("Glint: the model is still loading; try again in a moment".into()));
-        }
-        EngineSlot::Failed(why) => return Err(request_failed(format!("Glint: the engine failed to start: {why}"))),
-        EngineSlot::None => return Err(request_failed("Glint: no engine".into())),
-    };
-    // Architecture Invariant: a remote engine never sees secrets or files outside the workspace.
-    let Ok(visible) = state.visible_context(&*engine, &doc) else {
-        return Err(request_failed(format!(
-            "Glint: {} is never sent to a remote engine (secret-looking or outside the workspace)",
-            crate::context::display_path(uri)
-        )));
-    };
-    let encoding = state.encoding();
+    let snapshot = snapshot_for(state, data).await?;
+    let doc = &snapshot.doc;
+    let encoding = snapshot.encoding;
     let to_char = |p: Position| char_index(&doc.rope, p, encoding);
     let request = actions::Request {
         start: to_char(data.range.start),
@@ -286,12 +264,11 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         }),
         instruction: data.instruction.clone(),
     };
-    let plan = actions::plan(&doc, kind, &request).map_err(|why| request_failed(format!("Glint: {why}")))?;
-    let fallback = actions::fallback(&doc, kind, &request);
+    let plan = actions::plan(doc, kind, &request).map_err(|why| request_failed(format!("Glint: {why}")))?;
+    let fallback = actions::fallback(doc, kind, &request);
 
-    let settings = state.settings.read().clone();
-    let inputs = Inputs { engine: &*engine, doc: &doc, settings: &settings, visible: &visible };
-    let (id, token) = state.actions.start(uri);
+    let ticket = state.work.start_action(uri);
+    let (id, token) = (ticket.id, ticket.token);
     let _registered = Registered { state, id };
     let progress = ProgressBar::begin(state, client, id, title).await;
     let mut last_error = String::new();
@@ -304,13 +281,13 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
             Some(fallback) if attempt > 0 => (fallback, attempt - 1),
             _ => (&plan, attempt),
         };
-        let answer = run_engine(&inputs, plan, try_of_plan, &token, &progress).await?;
+        let answer = run_engine(&snapshot, plan, try_of_plan, &token, &progress).await?;
         if state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
             return Err(content_modified());
         }
         match answer.and_then(|answer| {
             tracing::debug!(action = kind.id(), attempt, answer = ?answer, "model text");
-            plan.finish(&doc, &answer)
+            plan.finish(doc, &answer)
         }) {
             Ok(found) => {
                 edit = Some(found);
@@ -334,46 +311,102 @@ async fn compute(state: &Arc<State>, client: &Client, data: &ActionData, title: 
         return Err(content_modified());
     }
     tracing::info!(action = kind.id(), total_ms = started.elapsed().as_millis() as u64, "code action resolved");
-    Ok(workspace_edit(&doc, &edit, encoding, state.client.read().document_changes))
+    Ok(workspace_edit(doc, &edit, encoding, state.client.read().document_changes))
 }
 
-/// What every attempt of one action works from, taken once before the first.
-#[derive(Clone, Copy)]
-struct Inputs<'a> {
-    engine: &'a dyn Engine,
-    doc: &'a Document,
-    settings: &'a Settings,
-    /// The surroundings the engine may see.
-    visible: &'a Visible,
+/// The request snapshot for an action listed on `data`'s version of its document, once the model
+/// has loaded (an action picked while it loads waits for it, bounded; `$/cancelRequest` drops the
+/// wait).
+async fn snapshot_for(state: &State, data: &ActionData) -> Result<RequestSnapshot> {
+    let uri = data.uri.as_str();
+    let listed =
+        |doc: &Document| doc.version == data.version && data.revision.is_none_or(|revision| revision == doc.revision);
+    match state.snapshot(uri) {
+        None => return Err(request_failed(format!("{uri} is not open"))),
+        Some(doc) if !listed(&doc) => return Err(content_modified()),
+        Some(_) => {}
+    }
+    state.engine_when_loaded(crate::pipeline::LOAD_WAIT).await;
+    match state.request_snapshot(uri) {
+        Ok(snapshot) if listed(&snapshot.doc) => Ok(snapshot),
+        Ok(_) => Err(content_modified()),
+        Err(Unavailable::NotOpen) => Err(request_failed(format!("{uri} is not open"))),
+        Err(Unavailable::Loading) => {
+            Err(request_failed("Glint: the model is still loading; try again in a moment".into()))
+        }
+        Err(Unavailable::Failed(why)) => Err(request_failed(format!("Glint: the engine failed to start: {why}"))),
+        Err(Unavailable::NoEngine) => Err(request_failed("Glint: no engine".into())),
+        // Architecture Invariant: a remote engine never sees secrets or files outside the workspace.
+        Err(Unavailable::Refused(_)) => Err(request_failed(format!(
+            "Glint: {} is never sent to a remote engine (secret-looking or outside the workspace)",
+            crate::context::display_path(uri)
+        ))),
+    }
 }
 
 /// The engine's answer for one attempt: `Ok(Err(why))` when it wrote nothing usable.
 async fn run_engine(
-    inputs: &Inputs<'_>,
+    snapshot: &RequestSnapshot,
     plan: &Plan,
     attempt: u64,
-    token: &CancellationToken,
+    token: &CancelFlag,
     progress: &ProgressBar,
 ) -> Result<std::result::Result<String, String>> {
-    let Inputs { engine, doc, settings, visible } = *inputs;
+    let (request, answer) = match attempt_request(snapshot, plan, attempt) {
+        Ok(parts) => parts,
+        Err(why) => return Ok(Err(why)),
+    };
+    let max_tokens = request.max_tokens;
+    let mut reading = Reading::start(&*snapshot.engine, request, answer);
+    loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return Err(content_modified()),
+            more = reading.step() => {
+                if !more {
+                    break;
+                }
+                let chunks = reading.answer().chunks();
+                if chunks.is_multiple_of(8) {
+                    progress.report(chunks, max_tokens).await;
+                }
+            }
+        }
+    }
+    match reading.into_answer().verdict() {
+        Ok(Some(text)) => Ok(Ok(text)),
+        Ok(None) => Ok(Err("the model wrote nothing usable".to_string())),
+        // Cut-off text is never an answer: a generation the engine cancelled (a newer request of
+        // the same session superseded it) answers like a superseded request.
+        Err(Unanswered::Cancelled) => Err(content_modified()),
+        Err(Unanswered::Failed(why)) => Err(request_failed(format!("Glint: the engine failed: {why}"))),
+    }
+}
+
+/// The engine request for one attempt of `plan` (the first greedy, later ones sampled) and the
+/// answer its chunks build; `Err` says why there is none.
+fn attempt_request(
+    snapshot: &RequestSnapshot,
+    plan: &Plan,
+    attempt: u64,
+) -> std::result::Result<(GenerateRequest, completion::Answer), String> {
+    let RequestSnapshot { engine, doc, settings, visible, .. } = snapshot;
     let sampling = if attempt == 0 {
         Sampling::default()
     } else {
         Sampling { temperature: 0.7, top_p: Some(0.95), seed: attempt, ..Sampling::default() }
     };
-    let (request, fill) = match plan {
+    match plan {
         Plan::Fill { doc: hole, cursor, .. } => {
             let settings = Settings { max_tokens: MAX_ACTION_TOKENS, ..settings.clone() };
-            let other_refs = visible.other_refs();
-            let around = completion::Surroundings { others: &other_refs, recent_edits: &[] };
-            let prepared = match completion::prepare(hole, *cursor, &settings, true, engine, &around) {
-                Ok(prepared) => prepared,
-                Err(why) => return Ok(Err(why.to_string())),
-            };
-            let mut request = prepared.request;
+            let prepared = completion::prepare(hole, *cursor, &settings, true, &**engine, &visible.without_edits())
+                .map_err(|why| why.to_string())?;
+            // A fill is cut as a syntax-aware completion, whatever the context strategy.
+            let prepared = completion::Prepared { strategy: ContextStrategy::Syntax, ..prepared };
+            let (mut request, answer) = prepared.into_parts(hole, *cursor);
             request.sampling = sampling;
             request.stop.clear();
-            (request, Some((hole, *cursor, prepared.mode, prepared.healed)))
+            Ok((request, answer))
         }
         Plan::Instruct { code, task, shape, .. } => {
             // Prose is short; code about as long as what it replaces, with room to grow.
@@ -391,58 +424,9 @@ async fn run_engine(
                 session: Some(glint_engine::session_key(&format!("{}#action", doc.uri))),
                 ..GenerateRequest::default()
             };
-            (request, None)
-        }
-    };
-    let max_tokens = request.max_tokens;
-    let mut generation = engine.generate(request);
-    let mut raw = String::new();
-    let mut chunks = 0u32;
-    loop {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => return Err(content_modified()),
-            chunk = generation.next_chunk() => match chunk {
-                Some(Chunk::Text(text)) => {
-                    raw.push_str(&text);
-                    chunks += 1;
-                    if chunks.is_multiple_of(8) {
-                        progress.report(chunks, max_tokens).await;
-                    }
-                    if let Some((hole, cursor, mode, healed)) = &fill
-                        && completion::is_complete(hole, *cursor, completion::heal(&raw, healed), *mode)
-                    {
-                        break;
-                    }
-                    // An answer's code block has closed: the rest would be chatter.
-                    if fill.is_none() && fence_closed(&raw) {
-                        break;
-                    }
-                }
-                Some(Chunk::Done(done)) => {
-                    if done.reason == FinishReason::Error {
-                        let why = done.error.unwrap_or_else(|| "unknown error".into());
-                        return Err(request_failed(format!("Glint: the engine failed: {why}")));
-                    }
-                    break;
-                }
-                None => break,
-            },
+            Ok((request, completion::Answer::fenced()))
         }
     }
-    drop(generation);
-    Ok(match fill {
-        Some((hole, cursor, mode, healed)) => {
-            completion::postprocess(hole, cursor, completion::heal(&raw, &healed), mode)
-                .ok_or_else(|| "the model wrote nothing usable".to_string())
-        }
-        None => Ok(raw),
-    })
-}
-
-/// Whether `raw` holds an opening and a closing code fence at line starts.
-fn fence_closed(raw: &str) -> bool {
-    raw.lines().filter(|l| l.trim_start().starts_with("```")).count() >= 2
 }
 
 /// The edit as the client takes it: with `documentChanges` the edit names the version it was
@@ -477,7 +461,7 @@ struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.state.actions.finish(self.id);
+        self.state.work.finish(self.id);
     }
 }
 
@@ -504,7 +488,7 @@ impl ProgressBar {
             _ => return none,
         }
         if let NumberOrString::String(name) = &token {
-            state.actions.set_progress(id, name);
+            state.work.set_progress(id, name);
         }
         let begin = WorkDoneProgress::Begin(WorkDoneProgressBegin {
             title: title.to_string(),

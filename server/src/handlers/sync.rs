@@ -26,9 +26,9 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
     // Stale AI work for this document stops now, before the edit is even applied, unless the edit
     // types the next characters of the completion being written (it then goes on to its end).
     if !typed_through(state, &uri, &params.content_changes, encoding) {
-        state.inflight.cancel(&uri);
+        state.work.cancel_completion(&uri);
     }
-    state.actions.cancel_document(&uri);
+    state.work.cancel_actions(&uri);
     state.rhythm.keystroke(&uri);
     let version = params.text_document.version;
     let changes: Vec<Change> = params
@@ -81,8 +81,7 @@ pub fn did_change(state: &State, params: DidChangeTextDocumentParams) {
 
 pub fn did_close(state: &State, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri.as_str().to_string();
-    state.inflight.cancel(&uri);
-    state.actions.cancel_document(&uri);
+    state.work.cancel_document(&uri);
     state.rhythm.forget(&uri);
     state.typing_cache.forget_document(&uri);
     state.next_edits.forget(&uri);
@@ -109,7 +108,7 @@ fn typed_through(
     let at = crate::position::to_char(&doc.rope, line_pos(range.start), encoding);
     let line = doc.rope.char_to_line(at);
     let line_prefix = doc.rope.slice(doc.rope.line_to_char(line)..at).to_string();
-    state.inflight.type_through(uri, line, &line_prefix, &change.text)
+    state.work.type_through(uri, line, &line_prefix, &change.text)
 }
 
 fn line_pos(position: Position) -> LinePos {
