@@ -34,8 +34,18 @@ impl GgufFile {
         let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
         let mut reader = Cursor::new(&map[..]);
         let invalid = |message: String| EngineError::InvalidModel { path: path.to_path_buf(), message };
-        // candle's parser divides by `general.alignment` without checking it for zero; a file is
-        // untrusted input, so a panic in the parser becomes an error like any other bad header.
+        // candle's parser divides by `general.alignment` without checking it for zero. Read the
+        // metadata first so that such a file never reaches it: a panic hook may abort the process
+        // (a fuzzer's does), so catching the panic below is only the second line.
+        match declared_alignment(&map) {
+            Ok(Some(0)) => {
+                return Err(invalid(format!(
+                    "not a readable GGUF file ({file_len} bytes): its header declares `general.alignment` 0"
+                )));
+            }
+            Ok(_) => {}
+            Err(problem) => return Err(invalid(format!("not a readable GGUF file ({file_len} bytes): {problem}"))),
+        }
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
         let content = match parsed {
             Ok(Ok(content)) => content,
@@ -212,5 +222,169 @@ impl GgufFile {
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| self.invalid(format!("cannot dequantize tensor `{name}`: {e}")))?;
         Ok(values)
+    }
+}
+
+/// The `general.alignment` a GGUF file declares (the last one, as candle keeps the last of a
+/// repeated key), when it is one of the integer types candle reads it as. Walks the header and the
+/// metadata only, with every length checked against the bytes there are.
+fn declared_alignment(bytes: &[u8]) -> Result<Option<u64>, String> {
+    let mut at = Walker { bytes, at: 0 };
+    if at.take(4)? != b"GGUF" {
+        return Err("it does not start with `GGUF`".into());
+    }
+    let version = at.u32()?;
+    let wide = match version {
+        1 => false,
+        2 | 3 => true,
+        other => return Err(format!("GGUF version {other} is not supported")),
+    };
+    let _tensors = at.length(wide)?;
+    let entries = at.length(wide)?;
+    let mut alignment = None;
+    for _ in 0..entries {
+        let key = at.string(wide)?;
+        let kind = at.u32()?;
+        let value = at.value(kind, wide, 0)?;
+        if key == b"general.alignment" {
+            alignment = value;
+        }
+    }
+    Ok(alignment)
+}
+
+/// A cursor over a GGUF header that fails, rather than panics, past the end.
+struct Walker<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Walker<'a> {
+    fn take(&mut self, n: u64) -> Result<&'a [u8], String> {
+        let end = usize::try_from(n).ok().and_then(|n| self.at.checked_add(n)).filter(|&end| end <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("its metadata runs past the end of the file at byte {}", self.at))?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let bytes = self.take(8)?;
+        let mut word = [0; 8];
+        word.copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(word))
+    }
+
+    /// A count or a string length: 32 bits in version 1, 64 after.
+    fn length(&mut self, wide: bool) -> Result<u64, String> {
+        if wide { self.u64() } else { self.u32().map(u64::from) }
+    }
+
+    fn string(&mut self, wide: bool) -> Result<&'a [u8], String> {
+        let len = self.length(wide)?;
+        self.take(len)
+    }
+
+    /// Skips one value of type `kind`; its value when it is an integer candle would read as an
+    /// alignment (8, 16 or 32 bits; negative ones it ignores).
+    fn value(&mut self, kind: u32, wide: bool, depth: u32) -> Result<Option<u64>, String> {
+        if kind > 12 {
+            return Err(format!("its metadata holds a value of unknown type {kind}"));
+        }
+        let size = fixed_size(kind);
+        if let Some(size) = size {
+            let bytes = self.take(size)?;
+            let value = match kind {
+                0 => Some(u64::from(bytes[0])),
+                1 => u64::try_from(i8::from_le_bytes([bytes[0]])).ok(),
+                2 => Some(u64::from(u16::from_le_bytes([bytes[0], bytes[1]]))),
+                3 => u64::try_from(i16::from_le_bytes([bytes[0], bytes[1]])).ok(),
+                4 => Some(u64::from(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))),
+                5 => u64::try_from(i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])).ok(),
+                _ => None,
+            };
+            return Ok(value);
+        }
+        if kind == 8 {
+            self.string(wide)?;
+            return Ok(None);
+        }
+        // An array: its element type, its length, its elements.
+        if depth >= 8 {
+            return Err("its metadata nests arrays more than 8 deep".into());
+        }
+        let element = self.u32()?;
+        let len = self.length(wide)?;
+        let element_size = fixed_size(element);
+        match element_size {
+            Some(size) => {
+                let total = len.checked_mul(size).ok_or("its metadata holds an impossibly long array")?;
+                self.take(total)?;
+            }
+            // Strings and arrays: each takes at least one byte, so a lying length ends at the
+            // end of the file rather than looping for long.
+            None => {
+                for _ in 0..len {
+                    self.value(element, wide, depth + 1)?;
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The size of a GGUF metadata value of type `kind` when it has a fixed one (not a string or an
+/// array).
+fn fixed_size(kind: u32) -> Option<u64> {
+    match kind {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_alignment;
+
+    const VALID: &[u8] = include_bytes!("../../fuzz/corpus/gguf/seed-valid-qwen2");
+    const ZERO_ALIGNMENT: &[u8] = include_bytes!("../../fuzz/corpus/gguf/seed-zero-alignment");
+
+    #[test]
+    fn the_declared_alignment_is_read_without_candle() {
+        assert_eq!(declared_alignment(VALID), Ok(None));
+        assert_eq!(declared_alignment(ZERO_ALIGNMENT), Ok(Some(0)));
+    }
+
+    #[test]
+    fn a_truncated_or_garbled_header_is_an_error_not_a_panic() {
+        // Every cut inside the metadata is an error; the tensor table and data are not read.
+        let mut errors = 0;
+        for len in 0..VALID.len() {
+            if declared_alignment(&VALID[..len]).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 100, "cuts inside the metadata are errors ({errors})");
+        assert!(declared_alignment(b"GGML\x03\0\0\0").unwrap_err().contains("GGUF"));
+        // A version-3 header claiming 2^64-1 entries, and a key longer than the file.
+        let mut lying = b"GGUF\x03\0\0\0".to_vec();
+        lying.extend_from_slice(&0u64.to_le_bytes());
+        lying.extend_from_slice(&u64::MAX.to_le_bytes());
+        lying.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(declared_alignment(&lying).unwrap_err().contains("past the end"));
+        // Every single-byte change either reads or errs.
+        for at in 0..VALID.len().min(2048) {
+            let mut garbled = VALID.to_vec();
+            garbled[at] ^= 0xA5;
+            let _ = declared_alignment(&garbled);
+        }
     }
 }
