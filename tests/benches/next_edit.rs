@@ -386,24 +386,19 @@ fn rename_cases(language: &str, chars: &[char], masked: &[char], lines: &[usize]
         let uses = words(masked, after_site, scope_end, &name_chars);
         let raw_uses = words(chars, after_site, scope_end, &name_chars);
         let ambiguous = uses.iter().any(|&u| {
-            let before = masked[..u].iter().rev().find(|c| **c != ' ');
+            let before = masked[..u].iter().rev().find(|c| !c.is_whitespace());
             let next = masked.get(u + name_chars.len()).copied();
             let next2 = masked.get(u + name_chars.len() + 1).copied();
-            // A field, a keyword argument or key, a macro, a path, a shorthand: a resolver's question.
+            let after = masked.get(u + name_chars.len()..).and_then(|r| r.iter().find(|c| !c.is_whitespace()));
+            // A field, a keyword argument or key, a macro, a path, a shorthand (`{ x }`, `{ a,
+            // x, b }` on one line or several): a resolver's question.
             before == Some(&'.')
                 || next == Some(':')
                 || next == Some('!')
                 || (next == Some('=') && next2 != Some('=') && language == "python")
-                || before == Some(&'{')
-                    && matches!(
-                        masked.get(u + name_chars.len()..).and_then(|r| r.iter().find(|c| **c != ' ')),
-                        Some(',') | Some('}')
-                    )
-                || before == Some(&',')
-                    && matches!(
-                        masked.get(u + name_chars.len()..).and_then(|r| r.iter().find(|c| **c != ' ')),
-                        Some('}')
-                    )
+                || matches!(before, Some('{' | ','))
+                    && matches!(after, Some(',' | '}'))
+                    && enclosing_open(masked, u) == Some('{')
         });
         // Bound again in the scope (a shadowing `let`, a closure or loop variable, a nested function).
         let scope_text: String = masked[after_site..scope_end.min(masked.len())].iter().collect();
@@ -429,6 +424,20 @@ fn rename_cases(language: &str, chars: &[char], masked: &[char], lines: &[usize]
         out.push((line, retype(site, after_site, &new_name), expected));
     }
     out
+}
+
+/// The bracket that encloses char `at` (the nearest one opened before it and not closed).
+fn enclosing_open(masked: &[char], at: usize) -> Option<char> {
+    let mut depth = 0usize;
+    for &c in masked[..at].iter().rev() {
+        match c {
+            ')' | ']' | '}' => depth += 1,
+            '(' | '[' | '{' if depth == 0 => return Some(c),
+            '(' | '[' | '{' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A parameter of a one-line `def`: its name, its char offset and the end of the function.

@@ -228,7 +228,16 @@ impl Rule {
                 free && (!in_span || (index > i && new_words.contains(&word) && replaced_words.first() != Some(&word)));
             if free { Slot::Any(t.class, word) } else { Slot::Exact(word) }
         };
-        let slots: Vec<Slot> = old.iter().enumerate().map(|(n, t)| slot(n, t)).collect();
+        let mut slots: Vec<Slot> = old.iter().enumerate().map(|(n, t)| slot(n, t)).collect();
+        // An edit inside a call's arguments is about that function: the siblings must call the
+        // same one (adding an argument to `.add(x)` says nothing about `.sub(x)`).
+        let edit_at = line_byte + old.get(i).map_or(old_line.len(), |t| t.start);
+        if let Some(callee) = callee_of_arguments_at(before.tree.root_node(), edit_at)
+            && let Some(n) = old.iter().position(|t| line_byte + t.start == callee)
+            && n < i
+        {
+            slots[n] = Slot::Exact(text(old_line, &old[n]));
+        }
         // The replaced span must hold something exact: the thing being transformed.
         if i == j && (i == old.len() || i == 0) {
             return None;
@@ -332,6 +341,20 @@ fn is_callee_or_member(node: tree_sitter::Node<'_>) -> bool {
                 || p.child_by_field_name("object") == Some(node)
                 || p.child_by_field_name("value") == Some(node))
     })
+}
+
+/// The start byte of the name of the function called when byte `at` lies in a call's argument
+/// list (`f` in `f(a, b)`, `add` in `x.add(a)`, `new` in `Vec::new()`).
+fn callee_of_arguments_at(root: tree_sitter::Node<'_>, at: usize) -> Option<usize> {
+    let node = root.descendant_for_byte_range(at, at)?;
+    let arguments = crate::syntax::ancestors(root, node).find(|n| matches!(n.kind(), "arguments" | "argument_list"))?;
+    let call = arguments.parent().filter(|p| matches!(p.kind(), "call" | "call_expression" | "macro_invocation"))?;
+    let function = call.child_by_field_name("function").or_else(|| call.child_by_field_name("macro"))?;
+    let name = ["attribute", "property", "field", "name"]
+        .iter()
+        .find_map(|field| function.child_by_field_name(field))
+        .unwrap_or(function);
+    Some(name.start_byte())
 }
 
 /// Whether the byte `at` of `side` lies in a comment or a string.

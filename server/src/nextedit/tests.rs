@@ -187,6 +187,28 @@ fn an_argument_added_to_one_call_is_added_to_same_shaped_calls_keeping_their_nam
 }
 
 #[test]
+fn an_argument_added_to_one_function_s_call_leaves_other_functions_calls_alone() {
+    // Rust method chains, Python and TypeScript calls: the callee is part of the shape.
+    let mut t = Typist::new(
+        "rust",
+        "fn f() {\n    let n = a\n        .add(x)\n        .sub(y)\n        .add(z)\n        .sum();\n}\n",
+    );
+    t.change(2, 14, 14, ", &mut ctx");
+    let (text, _) = t.applied();
+    assert_eq!(
+        text,
+        "fn f() {\n    let n = a\n        .add(x, &mut ctx)\n        .sub(y)\n        .add(z, &mut ctx)\n        .sum();\n}\n"
+    );
+    let mut t = Typist::new("python", "def f():\n    load(a)\n    save(b)\n    load(c)\n");
+    t.change(1, 10, 10, ", strict=True");
+    let (text, _) = t.applied();
+    assert_eq!(text, "def f():\n    load(a, strict=True)\n    save(b)\n    load(c, strict=True)\n");
+    let mut t = Typist::new("typescript", "function f() {\n  log.add(a);\n  log.drop(b);\n}\n");
+    t.change(1, 11, 11, ", now");
+    assert_eq!(t.predict(), None, "a method of another name is not a sibling");
+}
+
+#[test]
 fn unrelated_edits_predict_nothing() {
     // A new line of code.
     let mut t = Typist::new("python", "def f():\n    x = 1\n    y = 2\n");
