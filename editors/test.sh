@@ -6,7 +6,8 @@
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
 # GLINT_BIN=PATH uses that glint instead of building the debug one.
-# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real helix nvim011-tui nvim012 conformance)
+# Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real vscode-nextedit helix
+#   nvim011-tui nvim012 nvim-nextedit conformance)
 set -uo pipefail
 
 EDITORS="$(cd "$(dirname "$0")" && pwd)"
@@ -294,6 +295,41 @@ if wanted vscode-real; then
   fi
 fi
 
+# Next-edit predictions in the real VS Code (tests/vscode_nextedit.js): a rename typed key by key,
+# the predicted edit shown as decorations, Tab to go to it, Tab to apply it, Escape to dismiss.
+# Part of vscode-real; `vscode-nextedit` runs it alone.
+if wanted vscode-real || wanted vscode-nextedit; then
+  echo "=== VS Code 1.139 (code-server 4.139.1): next-edit predictions"
+  CS="$CACHE/code-server-4.139.1"
+  VSIX="$EDITORS/vscode/glint.vsix"
+  # A .vsix older than the extension's sources is packaged again (the vscode check does it too).
+  if [ -d "$EDITORS/vscode/node_modules" ] && { [ ! -f "$VSIX" ] ||
+    [ -n "$(find "$EDITORS/vscode/src" "$EDITORS/vscode/package.json" -newer "$VSIX" 2>/dev/null | head -n 1)" ]; }; then
+    (cd "$EDITORS/vscode" && npm run --silent package) >"$LOGS/package-nextedit.log" 2>&1 || rm -f "$VSIX"
+  fi
+  if [ ! -f "$VSIX" ]; then
+    skip vscode-nextedit "no packaged glint.vsix (the vscode check packages it)"
+  elif [ ! -f "$CS/.installed" ] && wanted vscode-real; then
+    # vscode-real has just tried to install it.
+    skip vscode-nextedit "code-server 4.139.1 is not installed (see vscode-real)"
+  elif [ ! -f "$CS/.installed" ] && ! install_code_server "$CS" >"$LOGS/code-server-install.log" 2>&1; then
+    rm -rf "$CS"
+    skip vscode-nextedit "could not install code-server 4.139.1, Node 24 and Chromium"
+  else
+    start=$SECONDS
+    SHOTS="$CARGO_TARGET_DIR/editors-screenshots"
+    mkdir -p "$SHOTS" "$WORK/vscode-nextedit"
+    if (cd "$EDITORS/vscode" && CODE_SERVER_DIR="$CS" GLINT_BIN="$GLINT" GLINT_VSIX="$VSIX" GLINT_WORK="$WORK/vscode-nextedit" \
+      GLINT_SHOTS="$SHOTS" timeout 300 node "$EDITORS/tests/vscode_nextedit.js") >"$LOGS/vscode-nextedit.log" 2>&1; then
+      grep -E '^  (ok|FAIL|SKIP) |^     ' "$LOGS/vscode-nextedit.log" | sed 's/^/  /'
+      pass vscode-nextedit "$((SECONDS - start)) s"
+    else
+      grep -E '^  (ok|FAIL|SKIP) |^     ' "$LOGS/vscode-nextedit.log" | sed 's/^/  /'
+      fail vscode-nextedit "next-edit predictions in the real VS Code" "$LOGS/vscode-nextedit.log"
+    fi
+  fi
+fi
+
 # (d) Helix 25.01 under tmux and Neovim 0.12 ghost text, from Debian debs in private roots.
 if wanted helix && [ -f "$EDITORS/tests/helix.sh" ]; then
   echo "=== Helix 25.01 (Debian trixie, private root, tmux)"
@@ -317,6 +353,28 @@ if wanted nvim012 || wanted nvim011-tui; then
     if wanted nvim012; then
       echo "=== Neovim 0.12 (Debian sid, private root), tmux"
       nvim012_check
+    fi
+  fi
+fi
+
+# glint.nvim's next-edit predictions (tests/nvim_nextedit.lua), headless with keys typed one by one
+# through nvim_input, on the Neovims the checks above installed: 0.12 (part of nvim012) and 0.11.4
+# (part of nvim011); `nvim-nextedit` runs both alone.
+if wanted nvim011 || wanted nvim012 || wanted nvim-nextedit; then
+  echo "=== Neovim next-edit predictions (glint.nvim), headless"
+  NVIM012="$CACHE/nvim-0.12/usr/bin/nvim"
+  if wanted nvim012 || wanted nvim-nextedit; then
+    if "$NVIM012" --version 2>/dev/null | head -1 | grep -q 'v0\.12\.'; then
+      run_nvim nvim012-nextedit "$NVIM012" nvim_nextedit.lua VIMRUNTIME="$CACHE/nvim-0.12/usr/share/nvim/runtime"
+    else
+      skip nvim012-nextedit "Neovim 0.12 is not installed (the nvim012 check installs it)"
+    fi
+  fi
+  if wanted nvim011 || wanted nvim-nextedit; then
+    if [ -x "$CACHE/nvim-0.11.4-venv/bin/nvim" ]; then
+      run_nvim nvim011-nextedit "$CACHE/nvim-0.11.4-venv/bin/nvim" nvim_nextedit.lua
+    else
+      skip nvim011-nextedit "Neovim 0.11.4 is not installed (the nvim011 check installs it)"
     fi
   fi
 fi

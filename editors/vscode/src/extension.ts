@@ -16,6 +16,7 @@ import {
 import { LANGUAGES, autoCompletionsEnabled, glintEnabled, languageEnabled, resolveBinary, serverSettings } from "./config";
 import { TraceChannel, stdioOptions } from "./logs";
 import { CATALOG, DEFAULT_MODEL, displayModelName, loadingStep } from "./models";
+import { NextEdits } from "./nextedit";
 import { rewriteMiddleware, rewriteSelection } from "./rewrite";
 import { type CompletionTimings, type EngineStatus, StatusBar } from "./status";
 import { InlineStreams, type Progress } from "./streaming";
@@ -46,6 +47,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     log: (message) => output.debug(message),
   });
   context.subscriptions.push(output, trace, status, streams, { dispose: () => snoozeTimer && clearTimeout(snoozeTimer) });
+  // Next-edit predictions (nextedit.ts): where Glint is on, not snoozed, not off for the language.
+  const running = () => (client?.state === State.Running ? client : undefined);
+  const nextEditAllowed = (doc: vscode.TextDocument) => LANGUAGES.includes(doc.languageId) && allowed(doc, false) && !snoozed();
+  context.subscriptions.push(new NextEdits({ client: running, allowed: nextEditAllowed, log: (m) => output.debug(m) }));
   refreshSwitches();
 
   const command = (id: string, run: (...args: unknown[]) => unknown) =>

@@ -852,6 +852,8 @@ function M.setup(opts)
   start_servers(server_config())
   map_keys()
   autocmds()
+  -- Next-edit predictions (Neovim 0.11+; options in `next_edit`, see lua/glint/nextedit.lua).
+  require('glint.nextedit').setup(M)
   api.nvim_create_user_command('GlintStatus', show_status, { desc = 'Glint: server status' })
   api.nvim_create_user_command('GlintModel', function(opts)
     local model = vim.trim(opts.args)
