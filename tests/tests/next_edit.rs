@@ -312,3 +312,27 @@ async fn the_server_advertises_next_edits() {
     let kinds = &result["capabilities"]["codeActionProvider"]["codeActionKinds"];
     assert!(kinds.as_array().is_some_and(|k| k.contains(&json!("refactor.rewrite.glint.nextEdit"))), "{kinds}");
 }
+
+#[tokio::test]
+async fn a_predicted_edit_under_the_cursor_is_the_inline_completion() {
+    let client = client(capabilities(&["utf-16"])).await;
+    let mut doc = Doc::open(&client, "file:///w/inline.rs", "rust", RUST).await;
+    doc.retype(1, "sum", "acc").await;
+    let inline = |line: u32, character: u32| {
+        json!({"textDocument": {"uri": "file:///w/inline.rs"}, "position": {"line": line, "character": character},
+               "context": {"triggerKind": 1}})
+    };
+    // The cursor on the next use (its start, inside it, its end): the rename is the item, with
+    // the range it replaces.
+    for character in [8, 9, 11] {
+        let result = client.call("textDocument/inlineCompletion", inline(3, character)).await;
+        let items = result.get("items").unwrap_or(&result).as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1, "{result}");
+        assert_eq!(items[0]["insertText"], "acc", "{result}");
+        assert_eq!(items[0]["range"], range(3, 8, 3, 11), "{result}");
+    }
+    // Elsewhere the engine answers as usual.
+    let result = client.call("textDocument/inlineCompletion", inline(5, 4)).await;
+    let items = result.get("items").unwrap_or(&result).as_array().cloned().unwrap_or_default();
+    assert!(items.iter().all(|i| i["insertText"] != "acc"), "{result}");
+}

@@ -37,6 +37,20 @@ pub async fn inline_completion(
         }),
         surface: Surface::Inline,
     };
+    // A predicted next edit under the cursor (a rename's next use, a sibling line's change) is the
+    // suggestion, ahead of the model.
+    if selected.is_none()
+        && let Some(edit) = crate::handlers::nextedit::at_cursor(state, &ask.uri, position.position)
+    {
+        let item = InlineCompletionItem {
+            insert_text: edit.new_text,
+            filter_text: None,
+            range: Some(edit.range),
+            command: None,
+            insert_text_format: None,
+        };
+        return Ok(Some(InlineCompletionResponse::Array(vec![item])));
+    }
     let Some(Suggestions { doc, cursor, encoding, texts }) = suggest(state, client, &ask).await? else {
         return Ok(None);
     };

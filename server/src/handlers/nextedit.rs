@@ -74,6 +74,18 @@ pub fn copilot_inline_edit(state: &State, params: NextEditParams) -> Value {
     json!({"edits": edits})
 }
 
+/// The predicted edit under the cursor, when the nearest one is on the cursor's line and its range
+/// holds the cursor: it is then also the inline completion's item (with its `range`), with no
+/// model call. The version is the server's current one.
+pub fn at_cursor(state: &State, uri: &str, position: Position) -> Option<TextEdit> {
+    let asked = VersionedDocument { uri: uri.to_string(), version: None };
+    let (doc, prediction) = prediction(state, &asked, position)?;
+    let nearest = text_edits(state, &doc, &prediction).into_iter().next()?;
+    let Range { start, end } = nearest.range;
+    let on_line = start.line == position.line && end.line == position.line;
+    (on_line && start.character <= position.character && position.character <= end.character).then_some(nearest)
+}
+
 /// The next-edit code actions at `range`: the nearest predicted edit alone, and all of them when
 /// there are several. Their edits are computed already (no resolve), versioned when the client
 /// takes `documentChanges`.
