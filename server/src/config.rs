@@ -3,7 +3,7 @@
 //!
 //! Keys (camelCase; also accepted nested under a `glint` object, as VS Code sends them):
 //! `engine`, `model`, `contextTokens`, `maxTokens`, `debounceMs`, `languages`, `logLevel`,
-//! `completionItems`, `streaming`, `earlyAnswerMs`, `approximateKvReuse`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
+//! `completionItems`, `streaming`, `earlyAnswerMs`, `approximateKvReuse`, `nextEditModel`, `threads`, `fallback`, `api`, `fim`, `apiKeyEnv`,
 //! `remoteContext`. The README's Configuration section documents them.
 
 use std::collections::BTreeMap;
@@ -47,6 +47,10 @@ pub struct Settings {
     /// Let the local engine reuse the KV cache of text that moved after an edit above it (a RoPE
     /// shift); off, every answer equals a fresh prefill's.
     pub approximate_kv_reuse: bool,
+    /// Ask the model for next-edit predictions the rules do not make (`glint/nextEdit`). Off by
+    /// default: on a small CPU the model's rewrite of the region around the cursor takes seconds
+    /// and shares the engine with completions.
+    pub next_edit_model: bool,
     /// Threads for the local engine; `None` means one per physical core.
     pub threads: Option<u32>,
     /// How the context window is built and the answer cut (see [`ContextStrategy`]).
@@ -265,6 +269,7 @@ impl Default for Settings {
             streaming: false,
             early_answer_ms: 50,
             approximate_kv_reuse: true,
+            next_edit_model: false,
             threads: None,
             context_strategy: ContextStrategy::Syntax,
             fallback: Fallback::None,
@@ -351,6 +356,7 @@ impl Settings {
             "approximateKvReuse" => {
                 self.approximate_kv_reuse = if reset { defaults.approximate_kv_reuse } else { boolean(value)? }
             }
+            "nextEditModel" => self.next_edit_model = if reset { defaults.next_edit_model } else { boolean(value)? },
             "threads" => self.threads = if reset { None } else { Some(integer(value, 1, 256)? as u32) },
             "contextStrategy" => {
                 self.context_strategy = if reset {

@@ -56,7 +56,7 @@ impl Server {
         &self,
         params: handlers::nextedit::NextEditParams,
     ) -> Result<handlers::nextedit::NextEditResult> {
-        guard("glint/nextEdit", async { Ok(handlers::nextedit::next_edit(&self.state, params)) }).await
+        guard("glint/nextEdit", handlers::nextedit::next_edit(&self.state, params)).await
     }
 
     async fn copilot_inline_edit(&self, params: handlers::nextedit::NextEditParams) -> Result<Value> {

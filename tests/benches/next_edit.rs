@@ -87,6 +87,102 @@ fn main() {
     println!("latency: the prediction after the last key (edit history, trees, rules), one thread.");
     println!();
     large_files();
+    if let Ok(model) = std::env::var("GLINT_NEXT_EDIT_MODEL") {
+        model_predictions(&model, &edit_cases);
+    }
+}
+
+/// Model predictions (`nextedit::model`) on the cases the rules leave without a proposal, and on
+/// negative cases (where any proposal is wrong): `GLINT_NEXT_EDIT_MODEL=NAME|PATH`, at most
+/// `GLINT_NEXT_EDIT_MODEL_CASES` (default 12) cases of each kind.
+fn model_predictions(model: &str, edit_cases: &[EditCase]) {
+    use glint_engine::{Engine, LocalConfig, LocalEngine, fetch};
+    let per_kind: usize = std::env::var("GLINT_NEXT_EDIT_MODEL_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12);
+    let path = match fetch::resolve_model(Some(std::path::Path::new(model))) {
+        Ok(path) => path,
+        Err(error) => {
+            println!("SKIP model predictions: {error}");
+            return;
+        }
+    };
+    let engine = match LocalEngine::load(&path, LocalConfig::default()) {
+        Ok(engine) => engine,
+        Err(error) => {
+            println!("SKIP model predictions: {error}");
+            return;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    println!();
+    println!("model predictions ({}), on the cases the rules propose nothing for", engine.info().model);
+    let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut shown = 0;
+    for case in edit_cases {
+        let tally = tallies.entry(case.kind).or_default();
+        if tally.cases >= per_kind {
+            continue;
+        }
+        let (language_id, extension) = cases::language_id(&case.language);
+        let mut doc = Document::new(&format!("file:///eval/case.{extension}"), language_id, 1, &case.text);
+        let mut history = History::default();
+        let mut cursor = 0;
+        for (start, end, text) in &case.keys {
+            type_change(&mut doc, &mut history, *start, *end, text);
+            cursor = start + text.chars().count();
+        }
+        if nextedit::predict(&doc, &history, cursor).is_some() {
+            continue;
+        }
+        let started = Instant::now();
+        let ask = history.current.as_ref().and_then(|group| nextedit::model::ask(&doc, group, cursor));
+        let asked = ask.as_ref().and_then(|a| Some((a, a.request(&engine, &doc)?)));
+        let proposed: Vec<(usize, usize, String)> = match asked {
+            None => Vec::new(),
+            Some((ask, request)) => {
+                let (answer, _) = runtime.block_on(engine.generate(request).collect_text());
+                match ask.edits(&doc, &answer, cursor) {
+                    Ok(edits) => edits.into_iter().map(|e| (e.start, e.end, e.text)).collect(),
+                    Err(why) => {
+                        let why = why.split(':').next().unwrap_or_default().chars().take(40).collect();
+                        *reasons.entry(why).or_default() += 1;
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        let latency = started.elapsed();
+        let text: Vec<char> = doc.rope.chars().collect();
+        let proposed: BTreeSet<_> = proposed.into_iter().map(|e| minimal(&text, e)).collect();
+        let expected = case.expected.iter().map(|e| minimal(&text, e.clone())).collect();
+        let outcome = Outcome { proposed, expected, latency };
+        if !outcome.proposed.is_empty() && !outcome.precise() && shown < 8 {
+            shown += 1;
+            println!(
+                "  wrong: {} {} line {}: proposed {:?}, expected {:?}",
+                case.kind,
+                case.path,
+                case.line + 1,
+                outcome.proposed.iter().take(2).collect::<Vec<_>>(),
+                outcome.expected.iter().take(2).collect::<Vec<_>>()
+            );
+        }
+        tally.add(&outcome);
+    }
+    println!(
+        "{:<22} {:>6} {:>10} {:>9} {:>10} {:>9} {:>11} {:>11}",
+        "kind", "cases", "proposed", "exact", "precision", "no-wrong", "p50", "p90"
+    );
+    let mut overall = Tally::default();
+    for (kind, tally) in &tallies {
+        if tally.cases > 0 {
+            tally.print(kind);
+            overall.merge(tally);
+        }
+    }
+    overall.print("all");
+    println!("answers refused by the checks: {reasons:?}");
+    println!("latency: the whole model prediction (prompt, generation, checks), the engine's default threads.");
 }
 
 /// One edit case: keys typed into `text`, and the edits expected to follow.

@@ -336,3 +336,54 @@ async fn a_predicted_edit_under_the_cursor_is_the_inline_completion() {
     let items = result.get("items").unwrap_or(&result).as_array().cloned().unwrap_or_default();
     assert!(items.iter().all(|i| i["insertText"] != "acc"), "{result}");
 }
+
+async fn model_client(answer: &str, on: bool) -> LspClient {
+    let engine = FakeEngine::fixed(answer);
+    let client =
+        LspClient::in_process(ServerOptions { injected_engine: Some(Arc::new(engine)), ..ServerOptions::default() });
+    client.initialize(capabilities(&["utf-16"]), json!({"nextEditModel": on})).await;
+    client
+}
+
+const CALLS: &str = "def load(path):\n    return open(path)\n\n\na = load(\"a\")\nb = [load(\"b\")]\n";
+
+#[tokio::test]
+async fn the_model_predicts_what_the_rules_cannot_and_its_answer_is_checked() {
+    // A parameter added to a definition: no rule covers the calls; the model's rewrite does.
+    let fixed = CALLS.replace("load(path)", "load(path, strict)").replace("\")", "\", strict=False)");
+    let answer = format!("```python\n{fixed}```\n");
+    let client = model_client(&answer, true).await;
+    let mut doc = Doc::open(&client, "file:///w/calls.py", "python", CALLS).await;
+    doc.retype(0, "path", "path, strict").await;
+    let result = doc.next_edit(0, 20).await;
+    assert_eq!(result["source"], "model", "{result}");
+    assert_eq!(
+        edits(&result),
+        vec![
+            json!({"range": range(4, 12, 4, 12), "newText": ", strict=False"}),
+            json!({"range": range(5, 13, 5, 13), "newText": ", strict=False"}),
+        ],
+        "only the calls, nearest first; the user's own line is left alone"
+    );
+    doc.apply(&edits(&result)).await;
+    assert_eq!(doc.text().await, fixed);
+
+    // Off (the default): nothing from the model.
+    let client = model_client(&answer, false).await;
+    let mut doc = Doc::open(&client, "file:///w/calls.py", "python", CALLS).await;
+    doc.retype(0, "path", "path, strict").await;
+    assert!(edits(&doc.next_edit(0, 20).await).is_empty());
+
+    // Answers that touch the user's edit, change unrelated code, or do not parse are refused.
+    for wrong in [
+        CALLS.replace("(path):", "(path, strict, extra):").replace("\")", "\", strict=False)"),
+        CALLS.replace("(path):", "(path, strict):").replace("open(path)", "open(path, 'rb')"),
+        CALLS.replace("(path):", "(path, strict):").replace("load(\"a\")", "load(\"a\", strict=(False"),
+    ] {
+        let client = model_client(&format!("```python\n{wrong}```\n"), true).await;
+        let mut doc = Doc::open(&client, "file:///w/calls.py", "python", CALLS).await;
+        doc.retype(0, "path", "path, strict").await;
+        let result = doc.next_edit(0, 20).await;
+        assert!(edits(&result).is_empty(), "refused: {wrong:?} gave {result}");
+    }
+}

@@ -53,6 +53,22 @@ pub fn rewrite(language: &str, instruction: &str) -> Task {
     }
 }
 
+/// The code above as the user will edit it next, after changing one line from `before` to
+/// `after` (next-edit prediction): the same change where the rest of the code now needs it.
+pub fn next_edit(language: &str, before: &str, after: &str) -> Task {
+    Task::Instruct {
+        system: system(language),
+        instruction: format!(
+            "I just changed this line of the code above:\n```\n{before}\n```\ninto:\n```\n{after}\n```\n\
+             Make the follow-up edits my change requires in the code above, the way I would make them next: \
+             the same change on the other lines that need it (for example the other calls of a function \
+             whose parameters changed, or the other uses of a renamed name). Change nothing else, and \
+             keep my changed line as it is. If nothing else needs to change, answer with the code unchanged. \
+             Answer with the whole code in one fenced code block."
+        ),
+    }
+}
+
 /// A unit test for `name`, in the language's usual test style.
 pub fn test(language: &str, name: &str) -> Task {
     let style = match language {

@@ -13,7 +13,7 @@
 //!
 //! Architecture Invariant: imports nothing of LSP; plain values in, plain values out.
 
-mod hygiene;
+pub(crate) mod hygiene;
 mod targets;
 
 #[cfg(test)]

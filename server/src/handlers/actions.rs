@@ -454,9 +454,9 @@ fn workspace_edit(doc: &Document, edit: &Edit, encoding: position::Encoding, ver
 }
 
 /// Unregisters a running action however it ends.
-struct Registered<'a> {
-    state: &'a State,
-    id: u64,
+pub(crate) struct Registered<'a> {
+    pub(crate) state: &'a State,
+    pub(crate) id: u64,
 }
 
 impl Drop for Registered<'_> {

@@ -3,11 +3,14 @@
 //! Every answer is computed on the current text, and only for the version the client names.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 
+use crate::completion::{self, Reading};
 use crate::document::Document;
 use crate::handlers::{char_index, lsp_position};
 use crate::nextedit::{self, Prediction};
@@ -44,16 +47,71 @@ pub struct NextEditResult {
     pub version: Option<i32>,
 }
 
-/// `glint/nextEdit`.
-pub fn next_edit(state: &State, params: NextEditParams) -> NextEditResult {
-    let Some((doc, prediction)) = prediction(state, &params.text_document, params.position) else {
-        return NextEditResult::default();
+/// `glint/nextEdit`: the rules' prediction, else (with `nextEditModel` on) the model's.
+pub async fn next_edit(state: &Arc<State>, params: NextEditParams) -> Result<NextEditResult> {
+    if let Some((doc, prediction)) = prediction(state, &params.text_document, params.position) {
+        return Ok(NextEditResult {
+            edits: text_edits(state, &doc, &prediction),
+            source: Some(prediction.source.as_str()),
+            version: Some(doc.version),
+        });
+    }
+    if !state.settings.read().next_edit_model {
+        return Ok(NextEditResult::default());
+    }
+    Ok(model_prediction(state, &params).await.unwrap_or_default())
+}
+
+/// The model's prediction for the user's last edit, computed on the current text; `None` when
+/// there is none, the text changed meanwhile (the keystroke cancels it), or the engine may not
+/// see the document.
+async fn model_prediction(state: &Arc<State>, params: &NextEditParams) -> Option<NextEditResult> {
+    let uri = params.text_document.uri.as_str();
+    let snapshot = state.request_snapshot(uri).ok()?;
+    let doc = &snapshot.doc;
+    if params.text_document.version.is_some_and(|v| v != doc.version)
+        || !snapshot.settings.language_enabled(&doc.language_id)
+    {
+        return None;
+    }
+    let cursor = char_index(&doc.rope, params.position, snapshot.encoding);
+    let ask = {
+        let history = state.next_edits.get(uri)?;
+        nextedit::model::ask(doc, history.current.as_ref()?, cursor)?
     };
-    NextEditResult {
-        edits: text_edits(state, &doc, &prediction),
+    let request = ask.request(&*snapshot.engine, doc)?;
+    let started = std::time::Instant::now();
+    // Registered as the document's action work: its next keystroke cancels it.
+    let ticket = state.work.start_action(uri);
+    let _registered = crate::handlers::actions::Registered { state, id: ticket.id };
+    let mut reading = Reading::start(&*snapshot.engine, request, completion::Answer::fenced());
+    loop {
+        tokio::select! {
+            biased;
+            _ = ticket.token.cancelled() => return None,
+            more = reading.step() => if !more { break },
+        }
+    }
+    let answer = reading.into_answer().verdict().ok()??;
+    if state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
+        return None;
+    }
+    let edits = match ask.edits(doc, &answer, cursor) {
+        Ok(edits) => edits,
+        Err(why) => {
+            tracing::debug!(uri, ms = started.elapsed().as_millis() as u64, "no model next edit: {why}");
+            return None;
+        }
+    };
+    let prediction = Prediction { source: nextedit::Source::Model, edits };
+    tracing::debug!(uri, edits = prediction.edits.len(), ms = started.elapsed().as_millis() as u64, "model next edit");
+    // Served like the rules' predictions: accepting one edit keeps the rest.
+    state.next_edits.remember(uri, doc.revision, &prediction);
+    Some(NextEditResult {
+        edits: text_edits(state, doc, &prediction),
         source: Some(prediction.source.as_str()),
         version: Some(doc.version),
-    }
+    })
 }
 
 /// `textDocument/copilotInlineEdit`: `{edits: [{range, text, textDocument: {uri, version}}]}`.

@@ -5,6 +5,7 @@
 //! rule is unsure it proposes nothing.
 
 pub mod history;
+pub mod model;
 pub mod pattern;
 pub mod rename;
 
@@ -28,6 +29,7 @@ pub struct TextEdit {
 pub enum Source {
     Rename,
     Pattern,
+    Model,
 }
 
 impl Source {
@@ -35,6 +37,7 @@ impl Source {
         match self {
             Source::Rename => "rename",
             Source::Pattern => "pattern",
+            Source::Model => "model",
         }
     }
 }
