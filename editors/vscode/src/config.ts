@@ -28,6 +28,7 @@ const SERVER_KEYS = [
   "languages",
   "logLevel",
   "completionItems",
+  "nextEditModel",
   "streaming",
   "threads",
 ] as const;
