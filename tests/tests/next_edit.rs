@@ -374,6 +374,14 @@ async fn the_model_predicts_what_the_rules_cannot_and_its_answer_is_checked() {
     doc.retype(0, "path", "path, strict").await;
     assert!(edits(&doc.next_edit(0, 20).await).is_empty());
 
+    // An edit inside a comment asks the model nothing.
+    let commented = "# load(path) reads it\n".to_string() + CALLS;
+    let more_comment = commented.replacen("reads it\n", "opens it\n# open files\n", 1);
+    let client = model_client(&format!("```python\n{more_comment}```\n"), true).await;
+    let mut doc = Doc::open(&client, "file:///w/comment.py", "python", &commented).await;
+    doc.retype(0, "reads", "opens").await;
+    assert!(edits(&doc.next_edit(0, 17).await).is_empty());
+
     // Answers that touch the user's edit, change unrelated code, or do not parse are refused.
     for wrong in [
         CALLS.replace("(path):", "(path, strict, extra):").replace("\")", "\", strict=False)"),

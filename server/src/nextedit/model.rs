@@ -46,6 +46,13 @@ pub fn ask(doc: &Document, group: &Group, cursor: usize) -> Option<Ask> {
     if old_text.contains('\n') || new_text.contains('\n') || rope.char_to_line(edited.new_end) != line {
         return None;
     }
+    // An edit of a comment or a string asks for no follow-up in code.
+    if let (Some(tree), Some(lang)) = (doc.tree.as_ref(), doc.lang) {
+        let side = super::Side { rope, tree, lang };
+        if super::pattern::in_comment_or_string(&side, rope.char_to_byte(edited.start)) {
+            return None;
+        }
+    }
     let words = {
         let new_words = words_of(&new_text);
         let old_words = words_of(&old_text);

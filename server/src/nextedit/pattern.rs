@@ -358,7 +358,7 @@ fn callee_of_arguments_at(root: tree_sitter::Node<'_>, at: usize) -> Option<usiz
 }
 
 /// Whether the byte `at` of `side` lies in a comment or a string.
-fn in_comment_or_string(side: &Side<'_>, at: usize) -> bool {
+pub(crate) fn in_comment_or_string(side: &Side<'_>, at: usize) -> bool {
     let spec = lang::spec(side.lang);
     let Some(node) = side.tree.root_node().descendant_for_byte_range(at, at) else { return false };
     crate::syntax::ancestors(side.tree.root_node(), node).any(|n| spec.is_atomic(n.kind()))
