@@ -123,14 +123,7 @@ fn model_predictions(model: &str, edit_cases: &[EditCase]) {
         if tally.cases >= per_kind {
             continue;
         }
-        let (language_id, extension) = cases::language_id(&case.language);
-        let mut doc = Document::new(&format!("file:///eval/case.{extension}"), language_id, 1, &case.text);
-        let mut history = History::default();
-        let mut cursor = 0;
-        for (start, end, text) in &case.keys {
-            type_change(&mut doc, &mut history, *start, *end, text);
-            cursor = start + text.chars().count();
-        }
+        let (doc, history, cursor) = typed(case);
         if nextedit::predict(&doc, &history, cursor).is_some() {
             continue;
         }
@@ -278,14 +271,7 @@ impl Tally {
 
 /// Types the case's keys and asks for the prediction at the end of the last one.
 fn run(case: &EditCase) -> Outcome {
-    let (language_id, extension) = cases::language_id(&case.language);
-    let mut doc = Document::new(&format!("file:///eval/case.{extension}"), language_id, 1, &case.text);
-    let mut history = History::default();
-    let mut cursor = 0;
-    for (start, end, text) in &case.keys {
-        type_change(&mut doc, &mut history, *start, *end, text);
-        cursor = start + text.chars().count();
-    }
+    let (doc, history, cursor) = typed(case);
     let started = Instant::now();
     let prediction = nextedit::predict(&doc, &history, cursor);
     let latency = started.elapsed();
@@ -295,6 +281,19 @@ fn run(case: &EditCase) -> Outcome {
         .unwrap_or_default();
     let expected = case.expected.iter().map(|e| minimal(&text, e.clone())).collect();
     Outcome { proposed, expected, latency }
+}
+
+/// The case's document after its keys, its edit history, and the cursor after the last key.
+fn typed(case: &EditCase) -> (Document, History, usize) {
+    let (language_id, extension) = cases::language_id(&case.language);
+    let mut doc = Document::new(&format!("file:///eval/case.{extension}"), language_id, 1, &case.text);
+    let mut history = History::default();
+    let mut cursor = 0;
+    for (start, end, text) in &case.keys {
+        type_change(&mut doc, &mut history, *start, *end, text);
+        cursor = start + text.chars().count();
+    }
+    (doc, history, cursor)
 }
 
 /// Applies one change given in chars, as `didChange` would, and records it.
