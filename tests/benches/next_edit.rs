@@ -64,16 +64,7 @@ fn main() {
             ));
         }
     }
-    println!(
-        "{:<22} {:>6} {:>10} {:>9} {:>10} {:>9} {:>11} {:>11}",
-        "kind", "cases", "proposed", "exact", "precision", "no-wrong", "p50", "p90"
-    );
-    let mut overall = Tally::default();
-    for (kind, tally) in &tallies {
-        tally.print(kind);
-        overall.merge(tally);
-    }
-    overall.print("all");
+    print_table(&tallies);
     if !failures.is_empty() {
         println!("imprecise cases (up to 12):");
         for failure in failures {
@@ -162,20 +153,25 @@ fn model_predictions(model: &str, edit_cases: &[EditCase]) {
         }
         tally.add(&outcome);
     }
+    print_table(&tallies);
+    println!("answers refused by the checks: {reasons:?}");
+    println!("latency: the whole model prediction (prompt, generation, checks), the engine's default threads.");
+}
+
+/// The tallies per kind of case (kinds with no case left out), then all of them together.
+fn print_table(tallies: &BTreeMap<&'static str, Tally>) {
     println!(
         "{:<22} {:>6} {:>10} {:>9} {:>10} {:>9} {:>11} {:>11}",
         "kind", "cases", "proposed", "exact", "precision", "no-wrong", "p50", "p90"
     );
     let mut overall = Tally::default();
-    for (kind, tally) in &tallies {
+    for (kind, tally) in tallies {
         if tally.cases > 0 {
             tally.print(kind);
             overall.merge(tally);
         }
     }
     overall.print("all");
-    println!("answers refused by the checks: {reasons:?}");
-    println!("latency: the whole model prediction (prompt, generation, checks), the engine's default threads.");
 }
 
 /// One edit case: keys typed into `text`, and the edits expected to follow.
