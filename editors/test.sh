@@ -5,7 +5,8 @@
 # An editor that cannot be installed (no network, a moving Debian suite) is a SKIP.
 #
 # Installs are idempotent and cached under $GLINT_EDITORS_CACHE (default ~/.cache/glint-editors).
-# GLINT_BIN=PATH uses that glint instead of building the debug one.
+# GLINT_BIN=PATH uses that glint instead of building the debug one. GLINT_EDITORS_KEEP=1 keeps the
+# work folder (each check's files, wire logs and editor logs) and prints where it is.
 # Usage: bash editors/test.sh [check ...]   (checks: nvim07 nvim011 vscode vscode-protocol vscode-real vscode-nextedit helix
 #   nvim011-tui nvim012 nvim-nextedit conformance)
 set -uo pipefail
@@ -20,7 +21,11 @@ mkdir -p "$CACHE" "$LOGS"
 # Editors under tmux run on a private tmux server, so a user's own tmux is never touched.
 TMUX_SOCKET="glint-editors-$$"
 tmx() { tmux -L "$TMUX_SOCKET" "$@"; }
-trap 'tmux -L "$TMUX_SOCKET" kill-server >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+if [ "${GLINT_EDITORS_KEEP:-0}" = 1 ]; then
+  trap 'tmux -L "$TMUX_SOCKET" kill-server >/dev/null 2>&1; echo "editors: kept $WORK"' EXIT
+else
+  trap 'tmux -L "$TMUX_SOCKET" kill-server >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+fi
 
 PASSED=0
 FAILED=0

@@ -5,8 +5,8 @@ the response follows it) is final only with the progress marked `final`, whose t
 answer.
 Usage: final_answer.py IN OUT LINE CHARACTER
 With --completion (Helix): the AI item of the last textDocument/completion response at the
-position, as JSON {"label", "file", "line"}: its label, the text of FILE (as it was when asked)
-with the item's edit applied, and the edited line.
+position, as JSON {"label", "filter", "file", "line"}: its label and filter text, the text of FILE
+(as it was when asked) with the item's edit applied, and the edited line.
 Usage: final_answer.py --completion IN OUT LINE CHARACTER FILE
 """
 
@@ -59,7 +59,8 @@ def completion(inp, outp, line, character, before):
     head = "\n".join(lines[: start["line"]] + [lines[start["line"]][: start["character"]]])
     tail = "\n".join([lines[end["line"]][end["character"] :]] + lines[end["line"] + 1 :])
     text = head + edit["newText"] + tail
-    print(json.dumps({"label": item["label"], "file": text, "line": text.split("\n")[start["line"]]}))
+    line = text.split("\n")[start["line"]]
+    print(json.dumps({"label": item["label"], "filter": item.get("filterText"), "file": text, "line": line}))
 
 
 def main():

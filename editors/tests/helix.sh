@@ -132,11 +132,17 @@ helix_check
 # has no completion request in flight (read from its log), then checks that Helix asks by itself.
 # The time from the last key to the first AI item on screen and to the item of the server's final
 # answer (read from the wire by a recording shim) is printed.
-# Usage: helix_typing NAME GLINT_BINARY ENGINE_ARGS SETTINGS EXPECTED_LABEL
+#
+# With READ_MENU set, the user reads the menu before the last key: the harness types `a` with no
+# request in flight too, waits until the AI item for `tota` is on screen, then types `l`. Helix 25.01 keeps a menu open and filters it while
+# an item still matches what is typed, asking again only once it is empty; so the item for `tota`
+# must stop matching `total` unless it goes on with `l` (the server filters items by the word they
+# complete), or the menu shows a stale item and Helix never asks for the final text.
+# Usage: helix_typing NAME GLINT_BINARY ENGINE_ARGS SETTINGS EXPECTED_LABEL [READ_MENU]
 #   ENGINE_ARGS: extra `glint lsp` arguments (TOML list items); SETTINGS: extra settings (TOML);
 #   EXPECTED_LABEL: what the AI item must read, or "" for any (the real model's).
 helix_typing() {
-  local name="$1" bin="$2" engine_args="$3" settings="$4" expected_label="$5"
+  local name="$1" bin="$2" engine_args="$3" settings="$4" expected_label="$5" read_menu="${6:-}"
   local root="$CACHE/helix-25.01" hx
   hx="$root/usr/lib/hx/hx"
   if ! HELIX_RUNTIME="$root/usr/lib/hx/runtime" "$hx" --version 2>/dev/null | grep -q '^helix 25\.01'; then
@@ -154,6 +160,7 @@ helix_typing() {
   cp "$EDITORS/helix/config.toml" "$dir/config/helix/config.toml"
   printf 'def average(numbers):\n    total = sum(numbers)\n    \n' >"$dir/mean.py"
   printf 'def average(numbers):\n    total = sum(numbers)\n    return total\n' >"$dir/typed.py"
+  printf 'def average(numbers):\n    total = sum(numbers)\n    return tota\n' >"$dir/typed-tota.py"
   tmx kill-session -t "$session" 2>/dev/null
   tmx new-session -d -s "$session" -x 120 -y 30 \
     "cd '$dir' && env HOME='$dir/home' XDG_CONFIG_HOME='$dir/config' HELIX_RUNTIME='$root/usr/lib/hx/runtime' '$hx' -v --log '$dir/helix.log' mean.py:3"
@@ -172,13 +179,21 @@ helix_typing() {
     # The last key: not while a completion request is in flight (see above). The 100 ms since the
     # previous key are more than Helix's debounce (completion-timeout, 50 ms), so the request that
     # key may start has been sent by now.
-    while [ $typed -eq 12 ] && [ "$(hx_in_flight "$dir/in.log" "$dir/out.log")" != 0 ] && [ $waited -lt 200 ]; do
+    while { [ $typed -eq 12 ] || { [ $typed -eq 11 ] && [ -n "$read_menu" ]; }; } &&
+      [ "$(hx_in_flight "$dir/in.log" "$dir/out.log")" != 0 ] && [ $waited -lt 200 ]; do
       sleep 0.05
       waited=$((waited + 1))
     done
+    if [ $typed -eq 12 ] && [ -n "$read_menu" ]; then
+      for i in $(seq 1 60); do
+        tmx capture-pane -p -t "$session" | sed -n '4,$p' | grep -q ' snippet' && break
+        sleep 0.05
+      done
+      tmx capture-pane -p -t "$session" >"$dir/screen-before-last.txt"
+    fi
     tmx send-keys -t "$session" -l "$key"
   done
-  local typed_ms first_ms="" final_ms="" answer="" label="" screen now
+  local typed_ms first_ms="" final_ms="" answer="" label="" screen now through kept_through=""
   typed_ms=$(date +%s%3N)
   # The screen every 50 ms: the first AI item (Glint's items are snippets; Python has no other
   # server here), then the item of the final answer.
@@ -190,6 +205,16 @@ helix_typing() {
     fi
     if [ -n "$first_ms" ] && [ -z "$answer" ]; then
       answer="$(python3 "$EDITORS/tests/final_answer.py" --completion "$dir/in.log" "$dir/out.log" 2 16 "$dir/typed.py")"
+      # Not asked again after a second: Helix kept the item answered for `tota`. That is right
+      # only when it goes on with `l` (its filter text is `total`); then it is the final answer.
+      if [ -z "$answer" ] && [ $((now - typed_ms)) -gt 1000 ] &&
+        ! grep -q '"position":{"character":16,"line":2}' "$dir/helix.log"; then
+        through="$(python3 "$EDITORS/tests/final_answer.py" --completion "$dir/in.log" "$dir/out.log" 2 15 "$dir/typed-tota.py")"
+        if [ -n "$through" ] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["filter"])' "$through")" = total ]; then
+          answer="$through"
+          kept_through=1
+        fi
+      fi
       [ -n "$answer" ] && label="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["label"])' "$answer")"
     fi
     if [ -n "$label" ] && grep -qF -- "$label" <<<"$screen"; then
@@ -198,6 +223,8 @@ helix_typing() {
     fi
     sleep 0.05
   done
+  # A kept item was on screen from the first look; the wait above was only to be sure.
+  [ -n "$kept_through" ] && [ -n "$final_ms" ] && final_ms="$first_ms"
   printf '%s\n' "$screen" >"$dir/screen-menu.txt"
   local expected_line=""
   if [ -n "$answer" ]; then
@@ -236,9 +263,19 @@ helix_typing() {
   echo "    timing last key to first AI item ${first_ms:--} ms, to the final answer's item ${final_ms:--} ms (waited $((waited * 50)) ms for Helix's request in flight before the last key)"
   if [ "$asked" -ge 2 ] && [ "$asked_last" -ge 1 ]; then
     echo "    ok   Helix asked by itself while typing ($asked completion requests), also after the last key"
+  elif [ "$asked" -ge 2 ] && [ -n "$kept_through" ]; then
+    echo "    ok   Helix asked by itself while typing ($asked completion requests); after the last key it kept the item for \`tota\`, which goes on with \`l\`"
   else
     echo "    FAIL Helix asked $asked times, $asked_last after the last key"
     ok=0
+  fi
+  if [ -n "$read_menu" ]; then
+    if sed -n '4,$p' "$dir/screen-before-last.txt" | grep -q ' tota.* snippet'; then
+      echo "    ok   before the last key, the menu showed the AI item for \`tota\`"
+    else
+      echo "    FAIL before the last key, no AI item for \`tota\` on screen: $(sed -n '3,6p' "$dir/screen-before-last.txt" | tr -s ' ' | tr '\n' '|')"
+      ok=0
+    fi
   fi
   if [ -n "$label" ] && grep -qF -- "$label" "$dir/screen-menu.txt" && { [ -z "$expected_label" ] || [ "$label" = "$expected_label" ]; }; then
     echo "    ok   the menu's AI item reads as what it inserts: $label"
@@ -260,6 +297,10 @@ helix_typing() {
 }
 # The scripted engine streams its answer 3 characters at a time.
 helix_typing helix-typing "$GLINT" ', "--engine", "fake+delay=20: / len(numbers)"' "" "total / len(numbers)"
+# The user reads the menu for `tota`, then types `l`: the stale item goes, Helix asks again.
+helix_typing helix-typing-read "$GLINT" ', "--engine", "fake+delay=20: / len(numbers)"' "" "total / len(numbers)" 1
+# The same, with a suggestion for `tota` that goes on with `l`: typing `l` keeps it, Tab inserts it.
+helix_typing helix-typing-through "$GLINT" ', "--engine", "fake+delay=20:l / len(numbers)"' "" "total / len(numbers)" 1
 # The real model (SmolLM2 135M, a release build if any), when installed; a short answer.
 HELIX_MODEL="${GLINT_MODEL:-$HOME/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$HELIX_MODEL" ]; then

@@ -138,6 +138,36 @@ async fn a_completion_items_label_reads_as_the_text_it_inserts() {
 }
 
 #[tokio::test]
+async fn a_completion_item_is_filtered_by_the_word_it_completes_so_a_stale_one_goes_away() {
+    // Menus keep an item while what is typed matches its filter text. Typing through the
+    // suggestion (`tota` + `l`) must keep it; any other key must leave it unmatched, so the menu
+    // closes and the client asks again (Helix only asks again once its menu is empty).
+    for (answer, line, character, filter) in [
+        ("l / len(numbers)", "    return tota", 15, "total"),
+        (", total / len(numbers)", "    return tota", 15, "tota"),
+        (" / len(numbers)", "    return total", 16, "total"),
+        ("total / len(numbers)", "    return ", 11, "total"),
+        ("(numbers)", "    return ", 11, ""),
+    ] {
+        let client = client_with(FakeEngine::fixed(answer), &["utf-16"], json!({"debounceMs": 0})).await;
+        let uri = "file:///mean.py";
+        client.open(uri, "python", &format!("def mean(numbers):\n{line}\n")).await;
+        let result = client
+            .call(
+                "textDocument/completion",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": character},
+                       "context": {"triggerKind": 1}}),
+            )
+            .await;
+        let item = &result["items"][0];
+        assert_eq!(item["filterText"], filter, "{answer:?}: {result}");
+        // What it inserts is still the whole suggestion.
+        let word = line.trim_start().rsplit(' ').next().unwrap();
+        assert_eq!(item["textEdit"]["newText"], format!("{word}{answer}"), "{answer:?}: {result}");
+    }
+}
+
+#[tokio::test]
 async fn a_keystroke_cancels_the_in_flight_request_down_to_the_engine() {
     let engine = FakeEngine::fixed("x".repeat(2000)).with_delay(Duration::from_millis(10));
     let client = client_with(engine.clone(), &["utf-16"], json!({"debounceMs": 0})).await;

@@ -135,11 +135,22 @@ fn ai_item(suggestion: &Suggestion, markdown: bool) -> CompletionItem {
         }),
         preselect: Some(true),
         sort_text: Some("\u{0}glint".into()),
-        filter_text: Some(new_text.clone()),
+        filter_text: Some(filter_text(&word, text)),
         insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
         text_edit: Some(CompletionTextEdit::Edit(TextEdit { range, new_text })),
         ..CompletionItem::default()
     }
+}
+
+/// What a client filters the item by as the user types on: the word being typed, completed with
+/// the identifier characters the suggestion goes on with (`tota` + `l / len(n)` → `total`). Typing
+/// through the suggestion keeps the item; any other key leaves it unmatched, so the menu closes and
+/// the client asks again. Helix 25.01 keeps its menu open and only filters it (fuzzily) while an
+/// item still matches, so a filter over the whole text kept a stale item — answered for `tota` —
+/// on screen after `total` was typed, and never asked for the final text.
+fn filter_text(word: &str, text: &str) -> String {
+    let completes: String = text.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    format!("{word}{completes}")
 }
 
 /// The label reads as what gets inserted: text that goes on after the word keeps its spacing
