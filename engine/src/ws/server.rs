@@ -426,54 +426,14 @@ pub async fn serve_connection<Si, St, E>(
     E: Into<FrameError>,
 {
     let peer = connection.peer.clone();
+    // Held until this function returns.
+    let Some(_slot) = admit(&mut sink, &mut stream, engine.as_ref(), &config, &connection).await else {
+        return;
+    };
     // Refusals and closing frames go to clients that may not be reading: each gets this long.
     let refusal_timeout = config.handshake_timeout;
-    let too_many = |config: &ServeConfig| {
-        let message =
-            format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
-        tracing::warn!(%peer, "refused: {message}");
-        error_frame(None, ErrorCode::TooManyConnections, message)
-    };
-    if connection.over_limit {
-        let frame = too_many(&config);
-        refuse(&mut sink, &frame, close(CloseCode::Again, "too many connections"), refusal_timeout).await;
-        return;
-    }
-    if let Err((code, message, close_code)) = handshake(&mut sink, &mut stream, &config, &connection).await {
-        tracing::info!(%peer, "handshake refused: {message}");
-        let frame = error_frame(None, code, message);
-        refuse(&mut sink, &frame, close(close_code, "handshake refused"), refusal_timeout).await;
-        return;
-    }
-    // The slot among connections that said `hello`, held until this function returns.
-    let _slot = match &connection.admission {
-        None => None,
-        Some(admission) => match admission.admit() {
-            Some(slot) => Some(slot),
-            None => {
-                let frame = too_many(&config);
-                refuse(&mut sink, &frame, close(CloseCode::Again, "too many connections"), refusal_timeout).await;
-                return;
-            }
-        },
-    };
-    let hello = ServerFrame::Hello { version: PROTOCOL_VERSION, model: engine.info(), limits: config.limits() };
-    if !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &hello)).await, Ok(Ok(()))) {
-        return;
-    }
-    // The server's own name for this client: the engine keys its queue turns and KV caches by it
-    // (plus the client's session keys), so no client reaches another's.
-    let client = ClientId::fresh();
-    tracing::info!(%peer, ?client, "client connected");
-
-    // The connection's running requests by their frame ids, under the one rule of who cancels
-    // whom (`work`): keyed by this client and each request's session.
-    let inflight: Registry<u64> = Registry::default();
-    // Every request's frames, polled here so a chunk goes from the engine to the socket without
-    // another task in between. Dropping a request's stream drops its Generation.
-    let mut requests: SelectAll<BoxStream<'static, ServerFrame>> = SelectAll::new();
+    let mut table = RequestTable::new(peer.clone(), engine, config.clone());
     let mut last_heard = tokio::time::Instant::now();
-    let send_timeout = config.idle_timeout;
     // One timer for the whole connection, moved on only when it fires early: a frame does not
     // touch the timer wheel.
     let idle = tokio::time::sleep_until(last_heard + config.idle_timeout);
@@ -482,7 +442,7 @@ pub async fn serve_connection<Si, St, E>(
         tokio::select! {
             biased;
             _ = stop.changed() => {
-                for id in inflight.values(|id| *id) {
+                for id in table.inflight.values(|id| *id) {
                     let frame = error_frame(Some(id), ErrorCode::ShuttingDown, "the engine server is shutting down");
                     if tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await.is_err() {
                         break;
@@ -492,11 +452,11 @@ pub async fn serve_connection<Si, St, E>(
                 let _ = tokio::time::timeout(refusal_timeout, sink.send(goodbye)).await;
                 break "server shutdown";
             }
-            Some(frame) = requests.next(), if !requests.is_empty() => {
+            Some(frame) = table.frames.next(), if !table.frames.is_empty() => {
                 if let ServerFrame::Done { id, .. } = &frame {
-                    inflight.finish_where(|_, running| running == id);
+                    table.inflight.finish_where(|_, running| running == id);
                 }
-                match tokio::time::timeout(send_timeout, send_frame(&mut sink, &frame)).await {
+                match tokio::time::timeout(config.idle_timeout, send_frame(&mut sink, &frame)).await {
                     Ok(Ok(())) => {}
                     _ => break "the client stopped reading",
                 }
@@ -512,62 +472,20 @@ pub async fn serve_connection<Si, St, E>(
             }
             incoming = next_frame(&mut stream, ClientFrame::parse) => {
                 last_heard = tokio::time::Instant::now();
-                let frame = match incoming {
+                let refusal = match incoming {
                     None => break "the client went away",
                     Some(Ok(Incoming::Alive)) => continue,
-                    Some(Ok(Incoming::Frame(frame))) => frame,
+                    Some(Ok(Incoming::Frame(frame))) => table.take(frame),
                     Some(Err(FrameError::TooLarge(message))) => {
                         let frame = error_frame(None, ErrorCode::TooLarge, message);
                         refuse(&mut sink, &frame, close(CloseCode::Size, "message too large"), refusal_timeout).await;
                         break "message too large";
                     }
                     Some(Err(error @ (FrameError::Invalid(_) | FrameError::Binary))) => {
-                        let frame = error_frame(None, ErrorCode::BadFrame, error.to_string());
-                        if !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await, Ok(Ok(()))) {
-                            break "the client stopped reading";
-                        }
-                        continue;
+                        Some(error_frame(None, ErrorCode::BadFrame, error.to_string()))
                     }
                     Some(Err(FrameError::Closed(_))) => break "the client closed the connection",
                     Some(Err(FrameError::Transport(_))) => break "transport error",
-                };
-                let refusal = match frame {
-                    ClientFrame::Hello { .. } => Some(error_frame(None, ErrorCode::BadFrame, "hello was already received")),
-                    ClientFrame::Cancel { id } => {
-                        // The request's cancel flag ends its frames and drops its Generation.
-                        inflight.cancel_where(|_, running| *running == id);
-                        None
-                    }
-                    ClientFrame::Generate { id, request } => {
-                        if inflight.any(|_, running| *running == id) {
-                            Some(error_frame(Some(id), ErrorCode::DuplicateId, format!("request {id} is already in flight")))
-                        } else {
-                            // The newest request of a session supersedes that session's older ones.
-                            let key = WorkKey::new(Some(client), request.session.clone().unwrap_or_default());
-                            inflight.supersede(&key);
-                            if inflight.len() >= config.max_in_flight {
-                                let message = format!(
-                                    "{} requests are already in flight on this connection (the limit)",
-                                    inflight.len()
-                                );
-                                Some(error_frame(Some(id), ErrorCode::TooManyRequests, message))
-                            } else {
-                                match engine.generate_for(client, request) {
-                                    Err(error @ EngineError::Busy { .. }) => {
-                                        tracing::info!(%peer, id, "refused: {error}");
-                                        Some(error_frame(Some(id), ErrorCode::Busy, error.to_string()))
-                                    }
-                                    started => {
-                                        let generation =
-                                            started.unwrap_or_else(|error| Generation::failed(error.to_string()));
-                                        let ticket = inflight.start(key, id);
-                                        requests.push(request_frames(id, peer.clone(), generation, ticket.cancel));
-                                        None
-                                    }
-                                }
-                            }
-                        }
-                    }
                 };
                 if let Some(frame) = refusal
                     && !matches!(tokio::time::timeout(refusal_timeout, send_frame(&mut sink, &frame)).await, Ok(Ok(())))
@@ -578,8 +496,121 @@ pub async fn serve_connection<Si, St, E>(
         }
     };
     // Dropping the streams drops their Generations, which stops the engine's work.
-    drop(requests);
-    tracing::info!(%peer, cancelled = inflight.len(), "client disconnected: {reason}");
+    let cancelled = table.inflight.len();
+    drop(table);
+    tracing::info!(%peer, cancelled, "client disconnected: {reason}");
+}
+
+/// Lets a connection in: the connection limit, the `hello` exchange, the slot among connections
+/// that said `hello`, and the server's `hello`. `None` once the client was refused (or stopped
+/// reading); otherwise the slot, held for as long as the connection lives.
+async fn admit<Si, St, E>(
+    sink: &mut Si,
+    stream: &mut St,
+    engine: &dyn Engine,
+    config: &ServeConfig,
+    connection: &Connection,
+) -> Option<Option<Slot>>
+where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: Into<FrameError>,
+{
+    let peer = &connection.peer;
+    let refusal_timeout = config.handshake_timeout;
+    let too_many = || {
+        let message =
+            format!("the engine server is at its limit of {} connections; retry later", config.max_connections);
+        tracing::warn!(%peer, "refused: {message}");
+        error_frame(None, ErrorCode::TooManyConnections, message)
+    };
+    if connection.over_limit {
+        refuse(sink, &too_many(), close(CloseCode::Again, "too many connections"), refusal_timeout).await;
+        return None;
+    }
+    if let Err((code, message, close_code)) = handshake(sink, stream, config, connection).await {
+        tracing::info!(%peer, "handshake refused: {message}");
+        let frame = error_frame(None, code, message);
+        refuse(sink, &frame, close(close_code, "handshake refused"), refusal_timeout).await;
+        return None;
+    }
+    let slot = match &connection.admission {
+        None => None,
+        Some(admission) => match admission.admit() {
+            Some(slot) => Some(slot),
+            None => {
+                refuse(sink, &too_many(), close(CloseCode::Again, "too many connections"), refusal_timeout).await;
+                return None;
+            }
+        },
+    };
+    let hello = ServerFrame::Hello { version: PROTOCOL_VERSION, model: engine.info(), limits: config.limits() };
+    if !matches!(tokio::time::timeout(refusal_timeout, send_frame(sink, &hello)).await, Ok(Ok(()))) {
+        return None;
+    }
+    Some(slot)
+}
+
+/// A connection's running requests: who they are (by frame id, under the one rule of who cancels
+/// whom in `work`, keyed by this client and each request's session) and their frames, polled by
+/// [`serve_connection`] so a chunk goes from the engine to the socket without another task in
+/// between. Dropping a request's stream drops its Generation.
+struct RequestTable {
+    /// The server's own name for this client: the engine keys its queue turns and KV caches by it
+    /// (plus the client's session keys), so no client reaches another's.
+    client: ClientId,
+    peer: String,
+    engine: Arc<dyn Engine>,
+    config: Arc<ServeConfig>,
+    inflight: Registry<u64>,
+    frames: SelectAll<BoxStream<'static, ServerFrame>>,
+}
+
+impl RequestTable {
+    fn new(peer: String, engine: Arc<dyn Engine>, config: Arc<ServeConfig>) -> RequestTable {
+        let client = ClientId::fresh();
+        tracing::info!(%peer, ?client, "client connected");
+        RequestTable { client, peer, engine, config, inflight: Registry::default(), frames: SelectAll::new() }
+    }
+
+    /// Acts on a client's frame after `hello`; the error frame to send when it is refused.
+    fn take(&mut self, frame: ClientFrame) -> Option<ServerFrame> {
+        match frame {
+            ClientFrame::Hello { .. } => Some(error_frame(None, ErrorCode::BadFrame, "hello was already received")),
+            ClientFrame::Cancel { id } => {
+                // The request's cancel flag ends its frames and drops its Generation.
+                self.inflight.cancel_where(|_, running| *running == id);
+                None
+            }
+            ClientFrame::Generate { id, request } => self.start(id, request),
+        }
+    }
+
+    fn start(&mut self, id: u64, request: crate::GenerateRequest) -> Option<ServerFrame> {
+        if self.inflight.any(|_, running| *running == id) {
+            return Some(error_frame(Some(id), ErrorCode::DuplicateId, format!("request {id} is already in flight")));
+        }
+        // The newest request of a session supersedes that session's older ones.
+        let key = WorkKey::new(Some(self.client), request.session.clone().unwrap_or_default());
+        self.inflight.supersede(&key);
+        if self.inflight.len() >= self.config.max_in_flight {
+            let message =
+                format!("{} requests are already in flight on this connection (the limit)", self.inflight.len());
+            return Some(error_frame(Some(id), ErrorCode::TooManyRequests, message));
+        }
+        match self.engine.generate_for(self.client, request) {
+            Err(error @ EngineError::Busy { .. }) => {
+                tracing::info!(peer = %self.peer, id, "refused: {error}");
+                Some(error_frame(Some(id), ErrorCode::Busy, error.to_string()))
+            }
+            started => {
+                let generation = started.unwrap_or_else(|error| Generation::failed(error.to_string()));
+                let ticket = self.inflight.start(key, id);
+                self.frames.push(request_frames(id, self.peer.clone(), generation, ticket.cancel));
+                None
+            }
+        }
+    }
 }
 
 /// Sends a refusal and then a close frame, each within `limit`: a client that does not read
