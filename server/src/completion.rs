@@ -3,7 +3,7 @@
 //! `Generation` by `Reading`, the one loop every caller shares). `crate::pipeline` runs a request
 //! through these; code action fills and `glint complete` use them directly.
 
-use glint_engine::{Chunk, Engine, Finish, FinishReason, GenerateRequest, Generation};
+use glint_engine::{CancelFlag, Chunk, Engine, Finish, FinishReason, GenerateRequest, Generation};
 
 use crate::config::{ContextStrategy, Settings};
 use crate::context::{self, ContextInput, Decision};
@@ -338,6 +338,27 @@ impl Reading {
     /// Reads until the answer is complete or the generation ended.
     pub async fn to_end(&mut self) {
         while self.step().await {}
+    }
+
+    /// Reads until the answer is complete or the generation ended (true), or until `token` is
+    /// cancelled (false, the answer cut off); `each` runs after every chunk read.
+    pub async fn until_cancelled<F: Future<Output = ()>>(
+        &mut self,
+        token: &CancelFlag,
+        mut each: impl FnMut(&Answer) -> F,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => return false,
+                more = self.step() => {
+                    if !more {
+                        return true;
+                    }
+                    each(&self.answer).await;
+                }
+            }
+        }
     }
 
     /// For a caller that wants the engine's figures for a complete answer: cancels the rest of the

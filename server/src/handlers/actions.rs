@@ -358,20 +358,16 @@ async fn run_engine(
     };
     let max_tokens = request.max_tokens;
     let mut reading = Reading::start(&*snapshot.engine, request, answer);
-    loop {
-        tokio::select! {
-            biased;
-            _ = token.cancelled() => return Err(content_modified()),
-            more = reading.step() => {
-                if !more {
-                    break;
-                }
-                let chunks = reading.answer().chunks();
-                if chunks.is_multiple_of(8) {
-                    progress.report(chunks, max_tokens).await;
-                }
+    let report = |answer: &completion::Answer| {
+        let chunks = answer.chunks();
+        async move {
+            if chunks.is_multiple_of(8) {
+                progress.report(chunks, max_tokens).await;
             }
         }
+    };
+    if !reading.until_cancelled(token, report).await {
+        return Err(content_modified());
     }
     match reading.into_answer().verdict() {
         Ok(Some(text)) => Ok(Ok(text)),

@@ -85,12 +85,8 @@ async fn model_prediction(state: &Arc<State>, params: &NextEditParams) -> Option
     let ticket = state.work.start_action(uri);
     let _registered = crate::handlers::actions::Registered { state, id: ticket.id };
     let mut reading = Reading::start(&*snapshot.engine, request, completion::Answer::fenced());
-    loop {
-        tokio::select! {
-            biased;
-            _ = ticket.token.cancelled() => return None,
-            more = reading.step() => if !more { break },
-        }
+    if !reading.until_cancelled(&ticket.token, |_| async {}).await {
+        return None;
     }
     let answer = reading.into_answer().verdict().ok()??;
     if state.snapshot(uri).is_none_or(|now| now.revision != doc.revision) {
