@@ -38,6 +38,11 @@ fn main() {
     let tokens = tokenizer.encode(&corpus).unwrap();
     assert!(tokens.len() > 2048 + 160, "corpus too short: {} tokens", tokens.len());
 
+    if let Some(cache) = std::env::var_os("GLINT_BENCH_SERVER_RSS") {
+        one_server(&path, std::path::PathBuf::from(cache), &tokenizer, &tokens, &reps);
+        return;
+    }
+
     let mut ours = Results::default();
     // The packed weights cache as the server uses it, in a folder of the bench's own (emptied, so
     // the first load repacks); `GLINT_WEIGHT_CACHE=0` measures without it.
@@ -162,6 +167,16 @@ fn main() {
     }
     ours.add("cancel_prefill_ms", cancel_prefill);
     let peak_rss_mb = peak_rss_mb();
+    // Peak memory of one server, as llama.cpp's figure is of one process doing the same work: a
+    // process of its own that loads from the packed weights written above (as every start after
+    // the first does), and one that repacks (a first start).
+    if let Some(dir) = &weight_cache {
+        ours.add("server_rss_mb", one_server_rss(&path, dir));
+        let fresh = std::env::temp_dir().join(format!("glint-bench-packed-first-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&fresh);
+        ours.add("first_server_rss_mb", one_server_rss(&path, &fresh));
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
 
     // llama.cpp on the same file, then on any other files of the same model named in
     // `GLINT_BENCH_LLAMA_MODELS` (comma-separated; e.g. the model requantized to Q4_0, llama.cpp's
@@ -242,17 +257,69 @@ fn print_table(ours: &Results, theirs: Option<&Results>, peak_rss_mb: f64) {
         }
     }
     let their_rss = theirs.and_then(|t| t.get("peak_rss_mb")).map(|v| v[0]);
-    match their_rss {
-        Some(other) => println!(
-            "{:<34} {peak_rss_mb:>10.0} {:>10} {other:>12.0} {:>12} {:>7.2}x",
-            "peak RSS MB (VmHWM)",
-            "",
-            "",
-            peak_rss_mb / other
-        ),
-        None => println!("{:<34} {peak_rss_mb:>10.0}", "peak RSS MB (VmHWM)"),
+    let rss_rows = [
+        ("peak RSS MB, one server", ours.get("server_rss_mb").and_then(|v| v.first().copied())),
+        ("peak RSS MB, one server 1st start", ours.get("first_server_rss_mb").and_then(|v| v.first().copied())),
+        ("peak RSS MB, this whole bench", Some(peak_rss_mb)),
+    ];
+    for (label, ours) in rss_rows {
+        let Some(mb) = ours else { continue };
+        match their_rss {
+            Some(other) => println!("{label:<34} {mb:>10.0} {:>10} {other:>12.0} {:>12} {:>7.2}x", "", "", mb / other),
+            None => println!("{label:<34} {mb:>10.0}"),
+        }
     }
     println!("(ratio: glint relative to llama.cpp, above 1.00x means glint is better; RSS ratio is glint/llama.cpp)");
+}
+
+/// Runs this bench again as one server (see [`one_server`]) and reads its peak memory.
+fn one_server_rss(model: &Path, weight_cache: &Path) -> Vec<f64> {
+    let output = std::env::current_exe().ok().and_then(|exe| {
+        std::process::Command::new(exe)
+            .env("GLINT_BENCH_SERVER_RSS", weight_cache)
+            .env("GLINT_BENCH_MODEL", model)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .ok()
+    });
+    let stdout = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    match stdout.lines().find_map(|l| l.strip_prefix("server_peak_rss_mb ")).and_then(|v| v.trim().parse().ok()) {
+        Some(mb) => vec![mb],
+        None => {
+            println!("one-server run printed no peak memory: {stdout}");
+            Vec::new()
+        }
+    }
+}
+
+/// One server's life as llama.cpp's script lives it, in this process: load (with the packed
+/// weights cache in `weight_cache`), a 2,048-token prompt and 128 tokens written, a cold
+/// 1,024-token prompt, then the warm prompts one character longer each, all in one document's
+/// session. Prints its peak memory.
+fn one_server(
+    model: &Path,
+    weight_cache: std::path::PathBuf,
+    tokenizer: &glint_engine::tokenizer::Tokenizer,
+    tokens: &[u32],
+    reps: &dyn Fn(usize) -> usize,
+) {
+    let config = LocalConfig { weight_cache: Some(weight_cache), ..LocalConfig::default() };
+    let engine = LocalEngine::load(model, config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = Some("document".to_string());
+    let run = |prefix: String, max_tokens: u32| {
+        let request = GenerateRequest { prefix, max_tokens, session: session.clone(), ..GenerateRequest::default() };
+        runtime.block_on(engine.generate(request).collect_text());
+    };
+    run(tokenizer.decode(&tokens[..2048]), 128);
+    let prompt_1024 = tokenizer.decode(&tokens[..1024]);
+    run(prompt_1024.clone(), 1);
+    let typed = "    let value = compute(x, y);\n    value";
+    for end in 1..=typed.len().min(reps(30)) {
+        run(format!("{prompt_1024}{}", &typed[..end]), 1);
+    }
+    drop(engine);
+    println!("server_peak_rss_mb {:.1}", peak_rss_mb());
 }
 
 fn peak_rss_mb() -> f64 {

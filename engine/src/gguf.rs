@@ -202,6 +202,30 @@ impl GgufFile {
             .ok_or_else(|| self.invalid(format!("tensor `{name}` lies beyond the end of the file")))
     }
 
+    /// Tells the kernel this process is done with the bytes of every tensor whose name starts with
+    /// `prefix` (its pages leave the process's resident memory; the page cache keeps them). A load
+    /// that packs weights calls it as it goes, so the file's pages and the packed copy are not
+    /// both resident at the end of a first load. Reading those bytes again still works: they fault
+    /// back in from the file.
+    pub(crate) fn release(&self, prefix: &str) {
+        let page = page_size();
+        for name in self.content.tensor_infos.keys() {
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let Ok(bytes) = self.tensor_bytes(name) else { continue };
+            let start = bytes.as_ptr() as usize - self.map.as_ptr() as usize;
+            let (first, end) = (start.next_multiple_of(page), (start + bytes.len()) / page * page);
+            if end > first {
+                // SAFETY: the mapping is a read-only private mapping of the file that nothing in
+                // this process ever writes, so dropping its pages loses nothing: a later read of
+                // the range faults in the file's unchanged bytes. The range lies inside the map.
+                let _ =
+                    unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+            }
+        }
+    }
+
     /// Reads one tensor as a candle tensor, in its own format.
     pub(crate) fn tensor(&self, name: &str) -> Result<QTensor, EngineError> {
         if !self.has_tensor(name) {
@@ -350,12 +374,35 @@ fn fixed_size(kind: u32) -> Option<u64> {
     }
 }
 
+/// The memory page size (4 KiB where the system does not say).
+fn page_size() -> usize {
+    // SAFETY: `sysconf` only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::declared_alignment;
 
     const VALID: &[u8] = include_bytes!("../../fuzz/corpus/gguf/seed-valid-qwen2");
     const ZERO_ALIGNMENT: &[u8] = include_bytes!("../../fuzz/corpus/gguf/seed-zero-alignment");
+
+    #[test]
+    fn released_tensors_still_read_the_same_bytes() {
+        let path = std::env::temp_dir().join(format!("glint-release-{}.gguf", std::process::id()));
+        std::fs::write(&path, VALID).unwrap();
+        let gguf = super::GgufFile::open(&path).unwrap();
+        let names: Vec<String> = gguf.content.tensor_infos.keys().cloned().collect();
+        assert!(!names.is_empty());
+        let before: Vec<Vec<u8>> = names.iter().map(|n| gguf.tensor_bytes(n).unwrap().to_vec()).collect();
+        gguf.release("blk.0.");
+        gguf.release("");
+        let after: Vec<Vec<u8>> = names.iter().map(|n| gguf.tensor_bytes(n).unwrap().to_vec()).collect();
+        assert_eq!(before, after);
+        drop(gguf);
+        let _ = std::fs::remove_file(path);
+    }
 
     #[test]
     fn the_declared_alignment_is_read_without_candle() {

@@ -320,6 +320,7 @@ impl Model {
                 Embeddings::Candle(Arc::new(table))
             }
         };
+        gguf.release("token_embd.");
         let q_dim = config.n_head * config.head_dim;
         let kv_dim = config.n_kv_head * config.head_dim;
         let (n_embd, n_ff) = (config.n_embd, config.n_ff);
@@ -337,10 +338,12 @@ impl Model {
             let w_down =
                 Projections::load(gguf, packer, &[(name("ffn_down"), n_embd)], n_ff, convert, &mut slow)?.single()?;
             layers.push(Layer { attn_norm, qkv, wo, ffn_norm, gate_up, w_down });
+            gguf.release(&format!("blk.{i}."));
         }
         let output_norm = load_vector(gguf, "output_norm.weight", n_embd)?;
         let output = if gguf.has_tensor("output.weight") {
             let weight = load_weight(gguf, packer, "output.weight", config.vocab_size, n_embd, convert, &mut slow)?;
+            gguf.release("output.");
             Linear { weight, bias: None, out_dim: config.vocab_size }
         } else {
             // Tied embeddings: the output projection shares the embedding table.
