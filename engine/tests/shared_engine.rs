@@ -226,3 +226,40 @@ async fn a_full_queue_is_a_busy_error_that_the_client_reports_clearly() {
     drop(long);
     assert_eq!(reason(waiting).await, FinishReason::Length);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_typing_at_once_each_get_their_answers_and_only_cancel_their_own() {
+    let dir = TempDir::new("shared-ws-typing");
+    let server = Server::start(Arc::new(tiny_engine(&dir, slow()))).await;
+    let (alice, bob) = (server.client().await, server.client().await);
+    // Each types a key every 10 ms, each key a request of the client's document that supersedes
+    // its previous one, as the LSP's are; the last key is left to finish.
+    let typing = |client: WsEngine, session: &'static str| async move {
+        let mut generations = Vec::new();
+        let mut text = String::from("the cat");
+        for key in 0..12 {
+            text.push(if key % 2 == 0 { ' ' } else { 'a' });
+            generations.push(client.generate(request(session, &text, 6)));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut reasons = Vec::new();
+        for generation in generations {
+            reasons.push(reason(generation).await);
+        }
+        reasons
+    };
+    let (a, b) = tokio::join!(typing(alice, "file:///a.rs"), typing(bob, "file:///b.rs"));
+    for (who, reasons) in [("alice", a), ("bob", b)] {
+        let (last, earlier) = reasons.split_last().unwrap();
+        assert!(
+            matches!(last, FinishReason::Length | FinishReason::Stop),
+            "{who}'s last key gets its answer: {reasons:?}"
+        );
+        // An earlier key may have finished before the next came, or been superseded by it; the
+        // other client's keys are never why.
+        assert!(
+            earlier.iter().all(|r| matches!(r, FinishReason::Cancelled | FinishReason::Length | FinishReason::Stop)),
+            "{who}: {reasons:?}"
+        );
+    }
+}

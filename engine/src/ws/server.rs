@@ -375,8 +375,9 @@ fn forbidden(message: String) -> tokio_tungstenite::tungstenite::handshake::serv
     response
 }
 
-/// What the transport learnt about a connection before its first frame.
-#[derive(Debug, Clone)]
+/// What the transport learnt about a connection before its first frame. Its `Debug` leaves the
+/// client's token out.
+#[derive(Clone)]
 pub struct Connection {
     /// For logs.
     pub peer: String,
@@ -388,6 +389,17 @@ pub struct Connection {
     pub deadline: tokio::time::Instant,
     /// Set by [`serve`]: the connection slot is taken only once `hello` is accepted.
     admission: Option<Admission>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("over_limit", &self.over_limit)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -751,6 +763,13 @@ mod tests {
         assert!(matches!(check_listen_policy(lan, Some("")), Err(ServeError::EmptyToken)));
         let message = check_listen_policy(any, None).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("--token") && message.contains("GLINT_ENGINE_TOKEN"), "{message}");
+    }
+
+    #[test]
+    fn a_connection_s_debug_leaves_its_token_out() {
+        let connection = Connection::new("127.0.0.1:5555", Some("s3cret-t0ken".into()), Duration::from_secs(1));
+        let shown = format!("{connection:?}");
+        assert!(!shown.contains("s3cret-t0ken") && shown.contains("127.0.0.1:5555"), "{shown}");
     }
 
     #[test]
