@@ -2,7 +2,8 @@
 //! loopback port over one engine, and two `ws://` clients talk to it, each on its own connection
 //! and document. The typist types at 10 keys/s, each keystroke a new completion request that
 //! supersedes its previous one, as the LSP's are; the measured client types a character, asks for
-//! a completion, reads the whole answer and pauses 250 ms. Each runs alone, then both together.
+//! a completion, reads the whole answer and pauses 250 ms. Each runs alone, then both together;
+//! then the measured client types at 10 keys/s too, alone and together with the typist.
 //! Prints each client's time to first answer (first chunk, or the end of an empty answer)
 //! p50/p90, the cancellations a client suffered that it did not cause itself (the other client's
 //! doing; 0 on a fair engine), busy refusals, and each client's p50 together against its p50
@@ -79,6 +80,9 @@ async fn run(engine: Arc<dyn Engine>, phase: Duration) -> anyhow::Result<()> {
     let typist_alone = typist.type_for(phase).await;
     let measured_alone = measured.ask_for(phase).await;
     let (typist_together, measured_together) = tokio::join!(typist.type_for(phase), measured.ask_for(phase));
+    // Then both type at 10 keys/s at once.
+    let second_typist_alone = measured.type_for(phase).await;
+    let (first_both, second_both) = tokio::join!(typist.type_for(phase), measured.type_for(phase));
     server.abort();
 
     println!(
@@ -89,9 +93,12 @@ async fn run(engine: Arc<dyn Engine>, phase: Duration) -> anyhow::Result<()> {
         "| client | phase | requests | answered | first answer p50 | p90 | cancelled by the other | busy | errors | p50 / alone |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (name, alone, together) in
-        [("measured", &measured_alone, &measured_together), ("typist", &typist_alone, &typist_together)]
-    {
+    for (name, alone, together) in [
+        ("measured", &measured_alone, &measured_together),
+        ("typist", &typist_alone, &typist_together),
+        ("typist, both typing", &typist_alone, &first_both),
+        ("second typist, both typing", &second_typist_alone, &second_both),
+    ] {
         alone.print(name, "alone", None);
         together.print(name, "together", alone.p50());
     }
