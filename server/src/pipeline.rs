@@ -499,6 +499,22 @@ impl Writing {
             follow.answered.store(true, std::sync::atomic::Ordering::Release);
         }
         tracing::debug!(uri = self.uri, answered_ms, "answered early; the model goes on");
+        if current {
+            // What `glint/status` reports until the rest is written, which the next keystroke
+            // (an accept among them) may cancel: the time the user waited for the suggestion.
+            record(
+                &self.state,
+                json!({
+                    "uri": self.uri,
+                    "cacheHit": false,
+                    "contextMs": self.context_ms,
+                    "firstChunkMs": self.first_chunk_ms,
+                    "answeredMs": answered_ms,
+                    "totalMs": answered_ms,
+                    "shown": true,
+                }),
+            );
+        }
         tokio::spawn(self.go_on(token, answered_ms));
         if current { Ok(Some(outcome)) } else { Err(Stale) }
     }

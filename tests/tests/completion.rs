@@ -475,6 +475,27 @@ async fn a_key_typed_into_an_early_answer_is_answered_at_once_and_gets_the_rest_
 }
 
 #[tokio::test]
+async fn an_early_answer_is_the_status_s_last_completion_even_when_its_rest_is_cancelled() {
+    // Editors show the last completion's time from `glint/status`. A model that writes on after
+    // the early answer is often cut off by the next keystroke (an accept is one): the time the
+    // user waited for the suggestion must still be there, not a cache hit's millisecond.
+    let uri = "file:///early-status.rs";
+    let (engine, client, _early) = early_answered(uri).await;
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"range": range(1, 12, 1, 12), "text": "zz"}]}),
+        )
+        .await;
+    assert_engine_cancelled(&engine).await;
+    let status = client.call("glint/status", Value::Null).await;
+    let last = &status["lastCompletion"];
+    assert_eq!(last["cacheHit"], false, "{status}");
+    assert!(last["answeredMs"].as_f64().is_some_and(|ms| ms >= 30.0), "{status}");
+    assert_eq!(last["totalMs"], last["answeredMs"], "{status}");
+}
+
+#[tokio::test]
 async fn a_client_without_streaming_never_gets_an_early_answer() {
     let engine = FakeEngine::fixed("compute(a, b);").with_delay(Duration::from_millis(40));
     let client = client_with(engine, &["utf-16"], json!({"debounceMs": 0, "earlyAnswerMs": 30})).await;
