@@ -112,6 +112,23 @@ async fn completion_items_carry_exact_text_edits_in_every_encoding() {
     }
 }
 
+/// The AI item a scripted engine answering `answer` gives at `character` of `line`, the second
+/// line of a Python function, when asked as Helix's C-x asks (invoked: it may get a suggestion
+/// that starts on the next line).
+async fn mean_item(answer: &str, line: &str, character: u32) -> Value {
+    let client = client_with(FakeEngine::fixed(answer), &["utf-16"], json!({"debounceMs": 0})).await;
+    let uri = "file:///mean.py";
+    client.open(uri, "python", &format!("def mean(numbers):\n{line}\n")).await;
+    let result = client
+        .call(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": character},
+                   "context": {"triggerKind": 1}}),
+        )
+        .await;
+    result["items"][0].clone()
+}
+
 #[tokio::test]
 async fn a_completion_items_label_reads_as_the_text_it_inserts() {
     // Helix and completion menus show the label: "total / len(numbers)", not "total/ len(numbers)".
@@ -121,19 +138,8 @@ async fn a_completion_items_label_reads_as_the_text_it_inserts() {
         ("total / len(numbers)", "    return ", 11, "total / len(numbers)"),
         ("\n    return total", "    total = 1", 13, "1 ↵ return total"),
     ] {
-        let client = client_with(FakeEngine::fixed(answer), &["utf-16"], json!({"debounceMs": 0})).await;
-        let uri = "file:///mean.py";
-        client.open(uri, "python", &format!("def mean(numbers):\n{line}\n")).await;
-        let result = client
-            .call(
-                "textDocument/completion",
-                // Invoked, as Helix's C-x asks: it may get a suggestion that starts on the next line.
-                json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": character},
-                       "context": {"triggerKind": 1}}),
-            )
-            .await;
-        let item = &result["items"][0];
-        assert_eq!(item["label"], label, "{answer:?}: {result}");
+        let item = mean_item(answer, line, character).await;
+        assert_eq!(item["label"], label, "{answer:?}: {item}");
     }
 }
 
@@ -149,21 +155,11 @@ async fn a_completion_item_is_filtered_by_the_word_it_completes_so_a_stale_one_g
         ("total / len(numbers)", "    return ", 11, "total"),
         ("(numbers)", "    return ", 11, ""),
     ] {
-        let client = client_with(FakeEngine::fixed(answer), &["utf-16"], json!({"debounceMs": 0})).await;
-        let uri = "file:///mean.py";
-        client.open(uri, "python", &format!("def mean(numbers):\n{line}\n")).await;
-        let result = client
-            .call(
-                "textDocument/completion",
-                json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": character},
-                       "context": {"triggerKind": 1}}),
-            )
-            .await;
-        let item = &result["items"][0];
-        assert_eq!(item["filterText"], filter, "{answer:?}: {result}");
+        let item = mean_item(answer, line, character).await;
+        assert_eq!(item["filterText"], filter, "{answer:?}: {item}");
         // What it inserts is still the whole suggestion.
         let word = line.trim_start().rsplit(' ').next().unwrap();
-        assert_eq!(item["textEdit"]["newText"], format!("{word}{answer}"), "{answer:?}: {result}");
+        assert_eq!(item["textEdit"]["newText"], format!("{word}{answer}"), "{answer:?}: {item}");
     }
 }
 
