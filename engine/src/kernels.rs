@@ -1132,6 +1132,48 @@ mod tests {
         }
     }
 
+    /// Every feature a kernel's functions enable with `#[target_feature]` (directly, or through the
+    /// feature lists the kernel macros are given) is one `Kernel::supported` detects: a function
+    /// run on a CPU without one of its features is undefined behaviour, and no test on a CPU that
+    /// has them all would notice. Lists that name an AVX-512 feature belong to the VNNI kernel;
+    /// the others run under both.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_enabled_cpu_feature_is_detected_before_its_kernel_runs() {
+        const SOURCES: [&str; 2] = [include_str!("kernels.rs"), include_str!("kernels/panel.rs")];
+        let this = SOURCES[0];
+        let detected = |from: &str, to: &str| -> Vec<&str> {
+            let body = &this[this.find(from).unwrap()..];
+            let body = &body[..body.find(to).unwrap()];
+            body.split("is_x86_feature_detected!(\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect()
+        };
+        let vnni = detected("Kernel::Avx512Vnni => {", "Kernel::Avx2 =>");
+        let avx2 = detected("Kernel::Avx2 => {", "Kernel::Portable => true");
+        assert!(avx2.contains(&"f16c") && vnni.contains(&"avx512vnni"), "{avx2:?} {vnni:?}");
+        let known = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx", "sse4.1", "ssse3"];
+        let mut lists = 0;
+        for source in SOURCES {
+            // The code, not its tests (which name features of their own).
+            let source = source.split("#[cfg(test)]\nmod tests").next().unwrap();
+            for (i, literal) in source.split('"').enumerate() {
+                let features: Vec<&str> = literal.split(',').collect();
+                if i % 2 == 0 || !features.iter().all(|f| known.contains(f)) {
+                    continue;
+                }
+                // A feature list, not a detection.
+                if source.split('"').nth(i - 1).is_some_and(|before| before.ends_with("is_x86_feature_detected!(")) {
+                    continue;
+                }
+                lists += 1;
+                let kernel = if features.iter().any(|f| f.starts_with("avx512")) { &vnni } else { &avx2 };
+                for feature in features {
+                    assert!(kernel.contains(&feature), "`{literal}` enables {feature}, which is not detected");
+                }
+            }
+        }
+        assert!(lists >= 8, "the feature lists were found: {lists}");
+    }
+
     #[test]
     fn a_kernel_the_cpu_lacks_panics_instead_of_running() {
         let xq = Q8Rows::quantize(&values(64, 1), 1);
