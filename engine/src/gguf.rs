@@ -207,6 +207,7 @@ impl GgufFile {
     /// that packs weights calls it as it goes, so the file's pages and the packed copy are not
     /// both resident at the end of a first load. Reading those bytes again still works: they fault
     /// back in from the file.
+    #[cfg(unix)]
     pub(crate) fn release(&self, prefix: &str) {
         let page = page_size();
         for name in self.content.tensor_infos.keys() {
@@ -225,6 +226,10 @@ impl GgufFile {
             }
         }
     }
+
+    /// Elsewhere the pages stay until the load ends.
+    #[cfg(not(unix))]
+    pub(crate) fn release(&self, _prefix: &str) {}
 
     /// Reads one tensor as a candle tensor, in its own format.
     pub(crate) fn tensor(&self, name: &str) -> Result<QTensor, EngineError> {
@@ -375,6 +380,7 @@ fn fixed_size(kind: u32) -> Option<u64> {
 }
 
 /// The memory page size (4 KiB where the system does not say).
+#[cfg(unix)]
 fn page_size() -> usize {
     // SAFETY: `sysconf` only reads a configuration value.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
