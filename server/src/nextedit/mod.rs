@@ -117,6 +117,20 @@ impl Edited {
     }
 }
 
+/// How many bytes `old` and `new` share at their start, and then at their end (never counting a
+/// byte twice): what a replacement of `old` by `new` can leave out.
+pub(crate) fn shared_ends(old: &str, new: &str) -> (usize, usize) {
+    let prefix: usize = old.chars().zip(new.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a.len_utf8()).sum();
+    let suffix: usize = old[prefix..]
+        .chars()
+        .rev()
+        .zip(new[prefix..].chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum();
+    (prefix, suffix)
+}
+
 /// Whether `c` may be part of an identifier in the languages Glint parses.
 pub(crate) fn is_ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '$'

@@ -175,14 +175,12 @@ fn words_of(text: &str) -> Vec<String> {
 /// `old` (starting at char `from`) replaced by `new`, without the characters both share at their
 /// ends.
 fn minimal(from: usize, old: &str, new: &str) -> TextEdit {
-    let old: Vec<char> = old.chars().collect();
-    let new: Vec<char> = new.chars().collect();
-    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
-    let suffix = old[prefix..].iter().rev().zip(new[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
+    let (prefix, suffix) = super::shared_ends(old, new);
+    let chars = |text: &str| text.chars().count();
     TextEdit {
-        start: from + prefix,
-        end: from + old.len() - suffix,
-        text: new[prefix..new.len() - suffix].iter().collect(),
+        start: from + chars(&old[..prefix]),
+        end: from + chars(&old[..old.len() - suffix]),
+        text: new[prefix..new.len() - suffix].to_string(),
     }
 }
 
@@ -248,5 +246,7 @@ mod tests {
             minimal(10, "load(a)\n", "load(a, strict=True)\n"),
             TextEdit { start: 16, end: 16, text: ", strict=True".into() }
         );
+        // Offsets count characters, not bytes.
+        assert_eq!(minimal(2, "é(ü)\n", "é(ü, ß)\n"), TextEdit { start: 5, end: 5, text: ", ß".into() });
     }
 }

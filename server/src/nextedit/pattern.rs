@@ -313,15 +313,7 @@ impl Rule {
 
 /// The replacement of `line[from..to]` by `text` without the characters both share at their ends.
 fn minimal(line: &str, from: usize, to: usize, text: String) -> (usize, usize, String) {
-    let old = &line[from..to];
-    let prefix: usize = old.chars().zip(text.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a.len_utf8()).sum();
-    let suffix: usize = old[prefix..]
-        .chars()
-        .rev()
-        .zip(text[prefix..].chars().rev())
-        .take_while(|(a, b)| a == b)
-        .map(|(a, _)| a.len_utf8())
-        .sum();
+    let (prefix, suffix) = super::shared_ends(&line[from..to], &text);
     let text = text[prefix..text.len() - suffix].to_string();
     (from + prefix, to - suffix, text)
 }
