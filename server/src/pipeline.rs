@@ -502,18 +502,7 @@ impl Writing {
         if current {
             // What `glint/status` reports until the rest is written, which the next keystroke
             // (an accept among them) may cancel: the time the user waited for the suggestion.
-            record(
-                &self.state,
-                json!({
-                    "uri": self.uri,
-                    "cacheHit": false,
-                    "contextMs": self.context_ms,
-                    "firstChunkMs": self.first_chunk_ms,
-                    "answeredMs": answered_ms,
-                    "totalMs": answered_ms,
-                    "shown": true,
-                }),
-            );
+            record(&self.state, self.summary(answered_ms, Some(answered_ms), true, None));
         }
         tokio::spawn(self.go_on(token, answered_ms));
         if current { Ok(Some(outcome)) } else { Err(Stale) }
@@ -605,20 +594,34 @@ impl Writing {
             shown,
             "completion"
         );
+        record(&self.state, self.summary(total_ms, answered_ms, shown, Some(&timings)));
+    }
+
+    /// This completion as `glint/status` reports it: `total_ms` since it started, when an early
+    /// answer went out, and the engine's token counts once its generation has ended.
+    fn summary(
+        &self,
+        total_ms: f64,
+        answered_ms: Option<f64>,
+        shown: bool,
+        timings: Option<&glint_engine::Timings>,
+    ) -> serde_json::Value {
         let mut summary = json!({
             "uri": self.uri,
             "cacheHit": false,
             "contextMs": self.context_ms,
-            "promptTokens": timings.prompt_tokens,
-            "cachedTokens": timings.cached_tokens,
             "firstChunkMs": self.first_chunk_ms,
             "totalMs": total_ms,
             "shown": shown,
         });
+        if let Some(timings) = timings {
+            summary["promptTokens"] = json!(timings.prompt_tokens);
+            summary["cachedTokens"] = json!(timings.cached_tokens);
+        }
         if let Some(answered_ms) = answered_ms {
             summary["answeredMs"] = json!(answered_ms);
         }
-        record(&self.state, summary);
+        summary
     }
 }
 
