@@ -24,6 +24,9 @@ const CORPUS: &[&str] = &[
     include_str!("../src/fetch.rs"),
 ];
 
+/// What the warm runs type after a prompt, a character more each.
+const TYPED: &str = "    let value = compute(x, y);\n    value";
+
 fn main() {
     let path = glint_engine::fetch::default_model_path();
     let path = std::env::var_os("GLINT_BENCH_MODEL").map(std::path::PathBuf::from).unwrap_or(path);
@@ -123,13 +126,12 @@ fn main() {
     }
     ours.add("cold_ttft_ms", cold);
 
-    let typed = "    let value = compute(x, y);\n    value";
     let mut warm = Vec::new();
     let mut warm_tails: Vec<Vec<u32>> = Vec::new();
     let warmup = GenerateRequest { prefix: prompt_1024.clone(), max_tokens: 0, ..GenerateRequest::default() };
     runtime.block_on(engine.generate(warmup).collect_text());
-    for end in 1..=typed.len().min(reps(30)) {
-        let prefix = format!("{prompt_1024}{}", &typed[..end]);
+    for end in 1..=TYPED.len().min(reps(30)) {
+        let prefix = format!("{prompt_1024}{}", &TYPED[..end]);
         let ids = tokenizer.encode(&prefix).unwrap();
         warm_tails.push(ids[1024.min(ids.len())..].to_vec());
         let request = GenerateRequest { prefix, max_tokens: 1, ..GenerateRequest::default() };
@@ -314,9 +316,8 @@ fn one_server(
     run(tokenizer.decode(&tokens[..2048]), 128);
     let prompt_1024 = tokenizer.decode(&tokens[..1024]);
     run(prompt_1024.clone(), 1);
-    let typed = "    let value = compute(x, y);\n    value";
-    for end in 1..=typed.len().min(reps(30)) {
-        run(format!("{prompt_1024}{}", &typed[..end]), 1);
+    for end in 1..=TYPED.len().min(reps(30)) {
+        run(format!("{prompt_1024}{}", &TYPED[..end]), 1);
     }
     drop(engine);
     println!("server_peak_rss_mb {:.1}", peak_rss_mb());
