@@ -54,14 +54,7 @@ fn main() {
         let tally = tallies.entry(case.kind).or_default();
         tally.add(&outcome);
         if !outcome.precise() && failures.len() < 12 {
-            failures.push(format!(
-                "  {} {} line {}: proposed {:?}, expected {:?}",
-                case.kind,
-                case.path,
-                case.line + 1,
-                outcome.proposed.iter().take(3).collect::<Vec<_>>(),
-                outcome.expected.iter().take(3).collect::<Vec<_>>()
-            ));
+            failures.push(format!("  {}", outcome.describe(case, 3)));
         }
     }
     print_table(&tallies);
@@ -142,14 +135,7 @@ fn model_predictions(model: &str, edit_cases: &[EditCase]) {
         let outcome = Outcome { proposed, expected, latency };
         if !outcome.proposed.is_empty() && !outcome.precise() && shown < 8 {
             shown += 1;
-            println!(
-                "  wrong: {} {} line {}: proposed {:?}, expected {:?}",
-                case.kind,
-                case.path,
-                case.line + 1,
-                outcome.proposed.iter().take(2).collect::<Vec<_>>(),
-                outcome.expected.iter().take(2).collect::<Vec<_>>()
-            );
+            println!("  wrong: {}", outcome.describe(case, 2));
         }
         tally.add(&outcome);
     }
@@ -199,6 +185,18 @@ struct Outcome {
 impl Outcome {
     fn precise(&self) -> bool {
         self.proposed.is_subset(&self.expected)
+    }
+
+    /// The case and its first `shown` proposed and expected edits, for a wrong or imprecise one.
+    fn describe(&self, case: &EditCase, shown: usize) -> String {
+        format!(
+            "{} {} line {}: proposed {:?}, expected {:?}",
+            case.kind,
+            case.path,
+            case.line + 1,
+            self.proposed.iter().take(shown).collect::<Vec<_>>(),
+            self.expected.iter().take(shown).collect::<Vec<_>>()
+        )
     }
 }
 
