@@ -47,14 +47,21 @@ pub struct NextEditResult {
     pub version: Option<i32>,
 }
 
+impl NextEditResult {
+    /// `prediction`'s answer, on `doc`'s version.
+    fn of(state: &State, doc: &Document, prediction: &Prediction) -> NextEditResult {
+        NextEditResult {
+            edits: text_edits(state, doc, prediction),
+            source: Some(prediction.source.as_str()),
+            version: Some(doc.version),
+        }
+    }
+}
+
 /// `glint/nextEdit`: the rules' prediction, else (with `nextEditModel` on) the model's.
 pub async fn next_edit(state: &Arc<State>, params: NextEditParams) -> Result<NextEditResult> {
     if let Some((doc, prediction)) = prediction(state, &params.text_document, params.position) {
-        return Ok(NextEditResult {
-            edits: text_edits(state, &doc, &prediction),
-            source: Some(prediction.source.as_str()),
-            version: Some(doc.version),
-        });
+        return Ok(NextEditResult::of(state, &doc, &prediction));
     }
     if !state.settings.read().next_edit_model {
         return Ok(NextEditResult::default());
@@ -103,11 +110,7 @@ async fn model_prediction(state: &Arc<State>, params: &NextEditParams) -> Option
     tracing::debug!(uri, edits = prediction.edits.len(), ms = started.elapsed().as_millis() as u64, "model next edit");
     // Served like the rules' predictions: accepting one edit keeps the rest.
     state.next_edits.remember(uri, doc.revision, &prediction);
-    Some(NextEditResult {
-        edits: text_edits(state, doc, &prediction),
-        source: Some(prediction.source.as_str()),
-        version: Some(doc.version),
-    })
+    Some(NextEditResult::of(state, doc, &prediction))
 }
 
 /// `textDocument/copilotInlineEdit`: `{edits: [{range, text, textDocument: {uri, version}}]}`.
