@@ -134,10 +134,11 @@ helix_check
 # answer (read from the wire by a recording shim) is printed.
 #
 # With READ_MENU set, the user reads the menu before the last key: the harness types `a` with no
-# request in flight too, waits until the AI item for `tota` is on screen, then types `l`. Helix 25.01 keeps a menu open and filters it while
-# an item still matches what is typed, asking again only once it is empty; so the item for `tota`
-# must stop matching `total` unless it goes on with `l` (the server filters items by the word they
-# complete), or the menu shows a stale item and Helix never asks for the final text.
+# request in flight too, waits until the AI item for `tota` is on screen, then types `l`. Helix
+# 25.01 keeps a menu open and filters it while an item still matches what is typed, asking again
+# only once it is empty; so the item for `tota` must stop matching `total` unless it goes on with
+# `l` (the server filters items by the word they complete), or the menu shows a stale item and
+# Helix never asks for the final text.
 # Usage: helix_typing NAME GLINT_BINARY ENGINE_ARGS SETTINGS EXPECTED_LABEL [READ_MENU]
 #   ENGINE_ARGS: extra `glint lsp` arguments (TOML list items); SETTINGS: extra settings (TOML);
 #   EXPECTED_LABEL: what the AI item must read, or "" for any (the real model's).
@@ -194,6 +195,8 @@ helix_typing() {
     tmx send-keys -t "$session" -l "$key"
   done
   local typed_ms first_ms="" final_ms="" answer="" label="" screen now through kept_through=""
+  # A completion request at the end of `return total`, as Helix logs it.
+  local after_last='"position":{"character":16,"line":2}'
   typed_ms=$(date +%s%3N)
   # The screen every 50 ms: the first AI item (Glint's items are snippets; Python has no other
   # server here), then the item of the final answer.
@@ -208,7 +211,7 @@ helix_typing() {
       # Not asked again after a second: Helix kept the item answered for `tota`. That is right
       # only when it goes on with `l` (its filter text is `total`); then it is the final answer.
       if [ -z "$answer" ] && [ $((now - typed_ms)) -gt 1000 ] &&
-        ! grep -q '"position":{"character":16,"line":2}' "$dir/helix.log"; then
+        ! grep -q "$after_last" "$dir/helix.log"; then
         through="$(python3 "$EDITORS/tests/final_answer.py" --completion "$dir/in.log" "$dir/out.log" 2 15 "$dir/typed-tota.py")"
         if [ -n "$through" ] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["filter"])' "$through")" = total ]; then
           answer="$through"
@@ -259,7 +262,7 @@ helix_typing() {
   } >>"$LOGS/$name.log"
   local ok=1 asked asked_last
   asked="$(grep -c '"method":"textDocument/completion"' "$dir/helix.log")"
-  asked_last="$(grep '"method":"textDocument/completion"' "$dir/helix.log" | grep -c '"position":{"character":16,"line":2}')"
+  asked_last="$(grep '"method":"textDocument/completion"' "$dir/helix.log" | grep -c "$after_last")"
   echo "    timing last key to first AI item ${first_ms:--} ms, to the final answer's item ${final_ms:--} ms (waited $((waited * 50)) ms for Helix's request in flight before the last key)"
   if [ "$asked" -ge 2 ] && [ "$asked_last" -ge 1 ]; then
     echo "    ok   Helix asked by itself while typing ($asked completion requests), also after the last key"
